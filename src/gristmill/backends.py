@@ -1,0 +1,46 @@
+"""One registry that resolves every backend by kind and name.
+
+Backends are imported lazily, so `gristmill --help` never pays for duckdb or a
+database driver, and a missing optional driver is reported with the pip command.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gristmill.errors import ConfigError, did_you_mean
+
+_REGISTRY: dict[str, dict[str, str]] = {
+    "warehouse": {
+        "duckdb": "gristmill.warehouse.duckdb:DuckDBWarehouse",
+        "postgres": "gristmill.warehouse.postgres:PostgresWarehouse",
+    },
+    "catalog": {
+        "sqlite": "gristmill.catalog.sqlite:SQLiteCatalog",
+    },
+    "source": {
+        "postgres": "gristmill.ingest.sources.postgres:PostgresSource",
+        "mysql": "gristmill.ingest.sources.mysql:MySQLSource",
+        "sqlite": "gristmill.ingest.sources.sqlite:SQLiteSource",
+        "files": "gristmill.ingest.sources.files:FilesSource",
+    },
+}
+_ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}
+
+
+def names(kind: str) -> list[str]:
+    return sorted(_REGISTRY[kind])
+
+
+def resolve(kind: str, name: str) -> Any:
+    """The backend class registered as `name` for `kind` ('warehouse', 'catalog', 'source')."""
+    backends = _REGISTRY[kind]
+    name = _ALIASES.get(name, name)
+    if name not in backends:
+        raise ConfigError(
+            f"Unknown {kind} type '{name}'.{did_you_mean(name, backends)} "
+            f"Known: {', '.join(sorted(backends))}."
+        )
+    module_name, _, attr = backends[name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -1,0 +1,150 @@
+"""SQLite catalog: the embedded default, one WAL-mode file under `.gristmill/`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gristmill.catalog.base import Catalog, TableSyncRecord
+from gristmill.config import CatalogConfig
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS table_syncs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    source TEXT NOT NULL,
+    source_table TEXT NOT NULL,
+    target TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    error TEXT,
+    details TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schema_history (
+    source TEXT NOT NULL,
+    source_table TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    columns TEXT NOT NULL,
+    change TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (source, source_table, version)
+);
+CREATE TABLE IF NOT EXISTS sync_state (
+    source TEXT NOT NULL,
+    source_table TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, source_table)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SQLiteCatalog(Catalog):
+    def __init__(self, config: CatalogConfig, root: Path) -> None:
+        path = Path(config.path)
+        self.path = path if path.is_absolute() else root / path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            return int(cursor.lastrowid or 0)
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def start_run(self, command: str) -> int:
+        return self._write(
+            "INSERT INTO runs (command, started_at, status) VALUES (?, ?, 'running')",
+            (command, _now()),
+        )
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        self._write(
+            "UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (_now(), status, run_id)
+        )
+
+    def record_sync(self, run_id: int, record: TableSyncRecord) -> None:
+        self._write(
+            "INSERT INTO table_syncs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                record.source,
+                record.table,
+                record.target,
+                record.mode,
+                record.status,
+                record.rows,
+                record.seconds,
+                record.error,
+                json.dumps(record.details, default=str),
+                _now(),
+            ),
+        )
+
+    def record_schema(
+        self, source: str, table: str, schema: list[dict[str, str]], change: str
+    ) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (version,) = self._db.execute(
+                    "SELECT coalesce(max(version), 0) + 1 FROM schema_history"
+                    " WHERE source = ? AND source_table = ?",
+                    (source, table),
+                ).fetchone()
+                self._db.execute(
+                    "INSERT INTO schema_history VALUES (?, ?, ?, ?, ?, ?)",
+                    (source, table, version, json.dumps(schema), change, _now()),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def mirror_state(self, source: str, table: str, state: dict[str, Any]) -> None:
+        self._write(
+            "INSERT INTO sync_state VALUES (?, ?, ?, ?) ON CONFLICT (source, source_table)"
+            " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            (source, table, json.dumps(state, default=str), _now()),
+        )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+    def syncs(self, run_id: int) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM table_syncs WHERE run_id = ? ORDER BY rowid", (run_id,))
+
+    def schema_history(self, source: str, table: str) -> list[dict[str, Any]]:
+        return self._read(
+            "SELECT * FROM schema_history WHERE source = ? AND source_table = ? ORDER BY version",
+            (source, table),
+        )
+
+    def close(self) -> None:
+        self._db.close()

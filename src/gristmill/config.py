@@ -1,0 +1,141 @@
+"""Load and validate `gristmill.toml`.
+
+String values may reference environment variables as `${NAME}`: they are resolved at
+load time and remembered as secrets, so that `ProjectConfig.redact` can scrub them
+from any message before it is printed, logged or stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from gristmill.errors import ConfigError
+
+CONFIG_FILE = "gristmill.toml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
+
+
+def redact_url_passwords(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` replaced by ***."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}***@", text)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WarehouseConfig(_Strict):
+    type: str = "duckdb"
+    path: str = ".gristmill/warehouse.duckdb"
+    url: str | None = None
+    raw_schema: str = "raw"
+
+
+class CatalogConfig(_Strict):
+    type: str = "sqlite"
+    path: str = ".gristmill/catalog.sqlite"
+
+
+SyncMode = Literal["full", "append", "merge"]
+
+
+class TableConfig(_Strict):
+    """How one source table is synced."""
+
+    mode: SyncMode = "full"
+    target: str | None = None
+    primary_key: list[str] | None = None
+    cursor: str | None = None
+    columns: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict)
+    soft_delete_column: str | None = None
+    detect_deletes: bool = False
+    path: str | None = None
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    max_bad_rows: int = 0
+    parallel: int = Field(default=2, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> TableConfig:
+        if self.mode == "append" and not self.cursor and not self.path:
+            raise ValueError("mode 'append' needs a 'cursor' column")
+        if self.mode == "merge" and not self.cursor and not self.path:
+            raise ValueError("mode 'merge' needs a 'cursor' column (such as updated_at)")
+        return self
+
+
+class SourceConfig(_Strict):
+    type: str
+    url: str | None = None
+    path: str | None = None
+    schema_name: str | None = Field(default=None, alias="schema")
+    tables: dict[str, TableConfig] | None = None
+
+
+class ProjectConfig(_Strict):
+    name: str = "gristmill-project"
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+
+    _secrets: set[str] = PrivateAttr(default_factory=set)
+
+    def redact(self, text: str) -> str:
+        """`text` with every value that came from an environment variable replaced by ***."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "***")
+        return redact_url_passwords(text)
+
+
+def _interpolate(value: Any, where: str, secrets: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}", secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]", secrets) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        resolved = os.environ.get(name)
+        if resolved is None:
+            raise ConfigError(
+                f"{CONFIG_FILE}: '{where}' references ${{{name}}}, which is not set. "
+                f"Export it first: export {name}=..."
+            )
+        secrets.add(resolved)
+        return resolved
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Parse, interpolate and validate a gristmill.toml file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"No {CONFIG_FILE} at {path}. Create a project with: gristmill init DIR"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    secrets: set[str] = set()
+    data = _interpolate(raw, "", secrets)
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    config._secrets = secrets
+    return config

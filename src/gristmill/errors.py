@@ -1,0 +1,70 @@
+"""Every error gristmill raises on purpose derives from `GristmillError`.
+
+The tree::
+
+    GristmillError
+    ├── ConfigError                gristmill.toml is missing or invalid, a ${VAR} is unset,
+    │                              an unknown backend or source name is used
+    ├── MissingDependencyError     an optional extra is needed: the message names the pip command
+    ├── ConnectionFailedError      a database cannot be reached or refuses the credentials
+    ├── NotFoundError              a table, column or file named in the project does not exist
+    ├── BadRowsError               malformed rows in a source file (more than max_bad_rows)
+    ├── SchemaChangeError          a source column changed type incompatibly
+    └── BackendError               a database or driver rejected an operation
+
+Driver exceptions are translated into this tree at the edge of each backend, so the
+CLI's single error boundary can print a clean message; messages name the file, table,
+column or row at fault and say what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GristmillError(Exception):
+    """Root of every error gristmill raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(GristmillError):
+    """The project configuration is missing, invalid or names something unknown."""
+
+    exit_code = 2
+
+
+class MissingDependencyError(GristmillError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package: pip install 'gristmill[{extra}]'"
+        )
+
+
+class ConnectionFailedError(GristmillError):
+    """A database could not be reached, or refused the credentials."""
+
+
+class NotFoundError(GristmillError):
+    """A table, column or file named in the project does not exist."""
+
+
+class BadRowsError(GristmillError):
+    """A source file holds malformed rows, more than `max_bad_rows` allows."""
+
+
+class SchemaChangeError(GristmillError):
+    """A source column changed type in a way the warehouse table cannot follow."""
+
+
+class BackendError(GristmillError):
+    """A database or driver rejected an operation."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A ' Did you mean ...?' suffix naming the closest candidate, or ''."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,9 @@
+"""Ingestion: sync source tables and files into the warehouse's raw schema, exactly once.
+
+`ingest()` is the entry point the CLI and notebooks share; `engine.TableSync` syncs one
+table; `sources/` holds the source kinds; `schema.py` decides how tables evolve.
+"""
+
+from gristmill.ingest.engine import IngestSummary, TableResult, ingest
+
+__all__ = ["IngestSummary", "TableResult", "ingest"]

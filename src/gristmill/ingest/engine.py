@@ -1,0 +1,567 @@
+"""The sync engine: reads a source table as Arrow batches and loads it exactly once.
+
+Every table is loaded the same way, whatever the source and warehouse:
+
+1. the source's batches stream into a staging table beside the target (several
+   streams in parallel where the source can split its read);
+2. one warehouse transaction then applies the stage to the target (replace, append
+   or merge, then deletes), evolves the target's columns, and writes the table's
+   sync state (cursor, files loaded, schema).
+
+Because the state commits with the data, a process killed at any moment leaves either
+the old data with the old state or the new data with the new state; the next run
+drops any half-filled stage and starts again from the committed state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pyarrow as pa
+
+from gristmill.catalog.base import TableSyncRecord
+from gristmill.config import SourceConfig, TableConfig
+from gristmill.errors import ConfigError, GristmillError, NotFoundError, did_you_mean
+from gristmill.ingest.cursor import decode_cursor, encode_cursor
+from gristmill.ingest.schema import (
+    SchemaPlan,
+    describe_columns,
+    plan_evolution,
+    schema_from_text,
+    schema_to_text,
+)
+from gristmill.ingest.sources import open_source
+from gristmill.ingest.sources.base import ReadRequest, RejectedRow, Source, SourceTable
+from gristmill.warehouse.base import META_SCHEMA, Transaction, Warehouse
+
+if TYPE_CHECKING:
+    from gristmill.project import Project
+
+STAGE_PREFIX = "_gm_stage_"
+KEYS_PREFIX = "_gm_keys_"
+REJECTS_TABLE = "rejected_rows"
+
+
+class Progress(Protocol):
+    def start(self, key: str) -> None: ...
+
+    def advance(self, key: str, rows: int) -> None: ...
+
+    def finish(self, key: str, result: TableResult) -> None: ...
+
+
+@dataclass
+class TableResult:
+    source: str
+    table: str
+    target: str
+    mode: str
+    status: str = "ok"
+    rows: int = 0
+    seconds: float = 0.0
+    schema_change: str | None = None
+    cursor: Any = None
+    rejected_rows: int = 0
+    deleted_rows: int = 0
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}.{self.table}"
+
+
+@dataclass
+class IngestSummary:
+    run_id: int
+    tables: list[TableResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(t.status == "ok" for t in self.tables)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "tables": [asdict(t) for t in self.tables],
+        }
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A source table, resolved against the source's description and the config."""
+
+    source: str
+    table: SourceTable
+    config: TableConfig
+    target: str
+    columns: list[str]
+    """Source column names to read, in order."""
+    names: list[str]
+    """Their names in the warehouse."""
+    primary_key: list[str]
+    """Warehouse names of the key columns."""
+
+    @property
+    def schema(self) -> pa.Schema:
+        fields = [self.table.schema.field(c) for c in self.columns]
+        return pa.schema([f.with_name(n) for f, n in zip(fields, self.names, strict=True)])
+
+    def renamed(self, column: str | None) -> str | None:
+        return None if column is None else self.config.rename.get(column, column)
+
+
+def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
+    table = source.describe(name)
+    available = table.schema.names
+    where = f"source '{source.name}', table '{name}'"
+
+    def check(column: str, role: str) -> None:
+        if column not in available:
+            raise NotFoundError(
+                f"{where}: {role} column '{column}' does not exist."
+                f"{did_you_mean(column, available)}"
+            )
+
+    for column in config.columns or []:
+        check(column, "selected")
+    for column in config.exclude:
+        check(column, "excluded")
+    for column in config.rename:
+        check(column, "renamed")
+    columns = [c for c in (config.columns or available) if c not in set(config.exclude)]
+    key = config.primary_key or list(table.primary_key)
+    for column in key:
+        check(column, "primary key")
+    for role, column in (("cursor", config.cursor), ("soft delete", config.soft_delete_column)):
+        if column:
+            check(column, role)
+    needed = [*key, *(c for c in (config.cursor, config.soft_delete_column) if c)]
+    for column in needed:
+        if column not in columns:
+            raise ConfigError(f"{where}: column '{column}' is excluded but the sync needs it.")
+    if config.mode == "merge" and not key:
+        raise ConfigError(
+            f"{where}: mode 'merge' needs a primary key, and the table declares none. "
+            "Set primary_key = [...] in its table entry."
+        )
+    if config.detect_deletes and not key:
+        raise ConfigError(f"{where}: detect_deletes needs a primary key; set primary_key.")
+    names = [config.rename.get(c, c) for c in columns]
+    return TableSpec(
+        source=source.name,
+        table=table,
+        config=config,
+        target=config.target or table.name.split(".")[-1],
+        columns=columns,
+        names=names,
+        primary_key=[config.rename.get(k, k) for k in key],
+    )
+
+
+class TableSync:
+    """Syncs one source table into one warehouse table."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        source: Source,
+        spec: TableSpec,
+        raw_schema: str,
+        full_refresh: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.warehouse = warehouse
+        self.source = source
+        self.spec = spec
+        self.schema = raw_schema
+        self.full_refresh = full_refresh
+        self.progress = progress
+        self.stage = STAGE_PREFIX + spec.target
+        self.keys_stage = KEYS_PREFIX + spec.target
+        self.key = f"{spec.source}.{spec.table.name}"
+
+    # -- helpers ------------------------------------------------------------------------
+    def q(self, identifier: str) -> str:
+        return self.warehouse.quote(identifier)
+
+    def t(self, table: str) -> str:
+        return self.warehouse.qualified(self.schema, table)
+
+    def _drop_stages(self) -> None:
+        self.warehouse.drop_table(self.schema, self.stage)
+        self.warehouse.drop_table(self.schema, self.keys_stage)
+
+    def _load_stream(self, table: str, stream: Iterator[pa.RecordBatch], names: list[str]) -> int:
+        def renamed() -> Iterator[pa.RecordBatch]:
+            for batch in stream:
+                if batch.num_rows == 0:
+                    continue
+                if batch.schema.names != names:
+                    batch = batch.rename_columns(names)
+                yield batch
+                if self.progress is not None:
+                    self.progress.advance(self.key, batch.num_rows)
+
+        return self.warehouse.append(self.schema, table, renamed())
+
+    def _load_streams(
+        self, table: str, streams: list[Iterator[pa.RecordBatch]], names: list[str]
+    ) -> int:
+        if len(streams) == 1 or not self.warehouse.SUPPORTS_PARALLEL_APPEND:
+            return sum(self._load_stream(table, s, names) for s in streams)
+        with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="gm-stream") as pool:
+            futures = [pool.submit(self._load_stream, table, s, names) for s in streams]
+            return sum(f.result() for f in futures)
+
+    # -- the sync -------------------------------------------------------------------------
+    def run(self) -> TableResult:
+        spec = self.spec
+        config = spec.config
+        result = TableResult(spec.source, spec.table.name, spec.target, config.mode)
+        state = (
+            None if self.full_refresh else self.warehouse.read_state(spec.source, spec.table.name)
+        )
+        if state is not None and (
+            state.get("mode") != config.mode
+            or state.get("target") != spec.target
+            or not self.warehouse.table_exists(self.schema, spec.target)
+        ):
+            state = None
+        replace = config.mode == "full" or state is None
+        incoming = spec.schema
+        plan = (
+            SchemaPlan(incoming)
+            if replace
+            else plan_evolution(
+                f"{self.schema}.{spec.target}", schema_from_text(state["schema"]), incoming
+            )
+        )
+        cursor_from = None if replace else decode_cursor(state.get("cursor"))
+
+        self._drop_stages()
+        self.warehouse.recreate_table(self.schema, self.stage, incoming)
+        extract = self.source.extract(
+            ReadRequest(
+                table=spec.table,
+                columns=spec.columns,
+                cursor=config.cursor,
+                cursor_from=cursor_from,
+                streams=config.parallel,
+                path=config.path,
+                files_done={} if replace else state.get("files", {}),
+            )
+        )
+        try:
+            result.rows = self._load_streams(self.stage, extract.streams, spec.names)
+            detect_deletes = config.detect_deletes and not replace
+            if detect_deletes:
+                self.warehouse.recreate_table(
+                    self.schema,
+                    self.keys_stage,
+                    pa.schema([incoming.field(k) for k in spec.primary_key]),
+                )
+                key_columns = [spec.columns[spec.names.index(k)] for k in spec.primary_key]
+                self._load_streams(
+                    self.keys_stage,
+                    [self.source.read_keys(spec.table, key_columns)],
+                    spec.primary_key,
+                )
+            max_bad = config.max_bad_rows
+            if len(extract.rejects) > max_bad:
+                from gristmill.errors import BadRowsError
+
+                shown = "\n".join(f"  {r.file}:{r.line}: {r.error}" for r in extract.rejects[:10])
+                raise BadRowsError(
+                    f"{self.key}: {len(extract.rejects)} malformed row(s), more than "
+                    f"max_bad_rows = {max_bad}. Nothing was loaded for this table.\n{shown}\n"
+                    "Fix the rows, or raise max_bad_rows to quarantine them into "
+                    f"{META_SCHEMA}.{REJECTS_TABLE}."
+                )
+            new_cursor = self._max_cursor()
+            with self.warehouse.transaction() as tx:
+                if replace:
+                    self._replace(tx)
+                else:
+                    self._evolve(tx, plan)
+                    self._apply(tx, cursor_from)
+                result.deleted_rows = self._delete(tx, detect_deletes)
+                if extract.rejects:
+                    self._quarantine(tx, extract.rejects)
+                cursor = new_cursor if new_cursor is not None else cursor_from
+                new_state = {
+                    "mode": config.mode,
+                    "target": spec.target,
+                    "cursor": encode_cursor(cursor) if config.cursor else None,
+                    "schema": schema_to_text(plan.table_schema),
+                    "files": extract.files if extract.files is not None else {},
+                    "synced_at": datetime.now(UTC).isoformat(),
+                }
+                self.warehouse.write_state(tx, spec.source, spec.table.name, new_state)
+        finally:
+            extract.close()
+            self._drop_stages()
+        result.cursor = new_state["cursor"]["value"] if new_state["cursor"] else None
+        result.rejected_rows = len(extract.rejects)
+        if plan.changed:
+            result.schema_change = plan.describe()
+        self.state = new_state
+        self.table_schema = plan.table_schema
+        return result
+
+    def _max_cursor(self) -> Any:
+        cursor = self.spec.renamed(self.spec.config.cursor)
+        if cursor is None:
+            return None
+        return self.warehouse.fetchall(f"SELECT max({self.q(cursor)}) FROM {self.t(self.stage)}")[
+            0
+        ][0]
+
+    def _key_match(self, left: str, right: str, columns: list[str]) -> str:
+        return " AND ".join(f"{left}.{self.q(c)} = {right}.{self.q(c)}" for c in columns)
+
+    def _replace(self, tx: Transaction) -> None:
+        target = self.t(self.spec.target)
+        tx.execute(f"DROP TABLE IF EXISTS {target}")
+        if self.spec.config.mode == "merge" and self.source.READS_FILES:
+            tx.execute(f"CREATE TABLE {target} AS {self._latest_per_key()}")
+        else:
+            tx.execute(f"ALTER TABLE {self.t(self.stage)} RENAME TO {self.q(self.spec.target)}")
+
+    def _latest_per_key(self) -> str:
+        """The stage with one row per key, the one with the greatest cursor."""
+        spec = self.spec
+        columns = ", ".join(self.q(n) for n in spec.names)
+        keys = ", ".join(self.q(k) for k in spec.primary_key)
+        order = self.q(spec.renamed(spec.config.cursor) or spec.names[0])
+        return (
+            f"SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY {keys}"
+            f" ORDER BY {order} DESC) AS _gm_rank FROM {self.t(self.stage)}) AS ranked"
+            " WHERE _gm_rank = 1"
+        )
+
+    def _evolve(self, tx: Transaction, plan: SchemaPlan) -> None:
+        target = self.t(self.spec.target)
+        for f in plan.added:
+            tx.execute(
+                f"ALTER TABLE {target} ADD COLUMN {self.q(f.name)} {self.warehouse.column_type(f.type)}"
+            )
+        for f in plan.widened:
+            tx.execute(
+                f"ALTER TABLE {target} ALTER COLUMN {self.q(f.name)}"
+                f" TYPE {self.warehouse.column_type(f.type)}"
+            )
+
+    def _apply(self, tx: Transaction, cursor_from: Any) -> None:
+        spec = self.spec
+        target, stage = self.t(spec.target), self.t(self.stage)
+        columns = ", ".join(self.q(n) for n in spec.names)
+        cursor = spec.renamed(spec.config.cursor)
+        if spec.config.mode == "merge":
+            tx.execute(
+                f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s"
+                f" WHERE {self._key_match('s', 't', spec.primary_key)})"
+            )
+            tx.execute(f"INSERT INTO {target} ({columns}) {self._latest_per_key()}")
+            return
+        select = f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} AS s"
+        if cursor is None or cursor_from is None:
+            tx.execute(select)
+            return
+        # The read was inclusive of the last cursor value: rows at exactly that value that
+        # an earlier sync loaded are skipped, so ties are neither lost nor doubled.
+        match = (
+            self._key_match("s", "t", spec.primary_key)
+            if spec.primary_key
+            else " AND ".join(
+                f"s.{self.q(n)} IS NOT DISTINCT FROM t.{self.q(n)}" for n in spec.names
+            )
+        )
+        c = self.q(cursor)
+        tx.execute(
+            f"{select} WHERE s.{c} >= $1 AND NOT (s.{c} = $1 AND EXISTS (SELECT 1 FROM {target}"
+            f" AS t WHERE t.{c} = $1 AND {match}))",
+            [cursor_from],
+        )
+
+    def _delete(self, tx: Transaction, detect_deletes: bool) -> int:
+        spec = self.spec
+        target = self.t(spec.target)
+        deleted = 0
+        if detect_deletes:
+            before = tx.fetchall(f"SELECT count(*) FROM {target}")[0][0]
+            tx.execute(
+                f"DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM"
+                f" {self.t(self.keys_stage)} AS k WHERE {self._key_match('k', 't', spec.primary_key)})"
+            )
+            deleted += before - tx.fetchall(f"SELECT count(*) FROM {target}")[0][0]
+        soft = spec.renamed(spec.config.soft_delete_column)
+        if soft:
+            dtype = spec.schema.field(soft).type
+            condition = (
+                f"{self.q(soft)} = TRUE"
+                if pa.types.is_boolean(dtype)
+                else f"{self.q(soft)} IS NOT NULL"
+            )
+            deleted += tx.fetchall(f"SELECT count(*) FROM {target} WHERE {condition}")[0][0]
+            tx.execute(f"DELETE FROM {target} WHERE {condition}")
+        return int(deleted)
+
+    def _quarantine(self, tx: Transaction, rejects: list[RejectedRow]) -> None:
+        table = self.warehouse.qualified(META_SCHEMA, REJECTS_TABLE)
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (source TEXT, source_table TEXT, file TEXT,"
+            " line BIGINT, error TEXT, raw TEXT, rejected_at TIMESTAMP)"
+        )
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for r in rejects:
+            tx.execute(
+                f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [self.spec.source, self.spec.table.name, r.file, r.line, r.error, r.raw, now],
+            )
+
+
+def _select_tables(
+    config_sources: dict[str, SourceConfig], selector: str | None
+) -> tuple[list[str], str | None]:
+    if not selector:
+        return list(config_sources), None
+    source, _, table = selector.partition(".")
+    if source not in config_sources:
+        raise ConfigError(
+            f"No source '{source}' in gristmill.toml.{did_you_mean(source, config_sources)}"
+            f" Sources: {', '.join(config_sources) or 'none'}."
+        )
+    return [source], table or None
+
+
+def ingest(
+    project: Project,
+    selector: str | None = None,
+    *,
+    full_refresh: bool = False,
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Sync every configured source table (or those `selector` names: SOURCE or SOURCE.TABLE).
+
+    A table that fails is reported in the summary and the others go on.
+    """
+    started = time.perf_counter()
+    config = project.config
+    if not config.sources:
+        raise ConfigError("gristmill.toml defines no [sources.*]; add one to ingest from.")
+    warehouse, catalog = project.warehouse, project.catalog
+    raw_schema = config.warehouse.raw_schema
+    warehouse.ensure_schema(raw_schema)
+    warehouse.ensure_state_table()
+    source_names, only_table = _select_tables(config.sources, selector)
+    run_id = catalog.start_run("ingest" + (f" {selector}" if selector else ""))
+    summary = IngestSummary(run_id)
+    targets: dict[str, str] = {}
+    try:
+        for source_name in source_names:
+            source_config = config.sources[source_name]
+            source = open_source(source_name, source_config, project.root)
+            try:
+                tables = source_config.tables or {t: TableConfig() for t in source.list_tables()}
+                if only_table is not None:
+                    if only_table not in tables:
+                        raise NotFoundError(
+                            f"Source '{source_name}' has no table '{only_table}' in gristmill.toml."
+                            f"{did_you_mean(only_table, tables)}"
+                        )
+                    tables = {only_table: tables[only_table]}
+                for table_name, table_config in tables.items():
+                    summary.tables.append(
+                        _sync_one(
+                            project,
+                            source,
+                            table_name,
+                            table_config,
+                            raw_schema,
+                            full_refresh,
+                            progress,
+                            run_id,
+                            targets,
+                        )
+                    )
+            finally:
+                source.close()
+    finally:
+        summary.seconds = time.perf_counter() - started
+        catalog.finish_run(run_id, "ok" if summary.ok else "failed")
+    return summary
+
+
+def _sync_one(
+    project: Project,
+    source: Source,
+    table_name: str,
+    table_config: TableConfig,
+    raw_schema: str,
+    full_refresh: bool,
+    progress: Progress | None,
+    run_id: int,
+    targets: dict[str, str],
+) -> TableResult:
+    key = f"{source.name}.{table_name}"
+    target = table_config.target or table_name.split(".")[-1]
+    result = TableResult(source.name, table_name, target, table_config.mode)
+    if progress is not None:
+        progress.start(key)
+    started = time.perf_counter()
+    try:
+        if target in targets:
+            raise ConfigError(
+                f"{key} and {targets[target]} both load into {raw_schema}.{target}; "
+                f'set target = "..." on one of them.'
+            )
+        targets[target] = key
+        spec = resolve_spec(source, table_name, table_config)
+        sync = TableSync(project.warehouse, source, spec, raw_schema, full_refresh, progress)
+        result = sync.run()
+        columns = describe_columns(sync.table_schema)
+        history = project.catalog.schema_history(source.name, table_name)
+        if not history or json.loads(history[-1]["columns"]) != columns:
+            change = result.schema_change or ("created" if not history else "replaced")
+            project.catalog.record_schema(source.name, table_name, columns, change)
+        project.catalog.mirror_state(source.name, table_name, sync.state)
+    except GristmillError as exc:
+        result.status = "failed"
+        result.error = project.config.redact(str(exc))
+    result.seconds = time.perf_counter() - started
+    project.catalog.record_sync(
+        run_id,
+        TableSyncRecord(
+            source=result.source,
+            table=result.table,
+            target=result.target,
+            mode=result.mode,
+            status=result.status,
+            rows=result.rows,
+            seconds=result.seconds,
+            error=result.error,
+            details={
+                "cursor": result.cursor,
+                "schema_change": result.schema_change,
+                "rejected_rows": result.rejected_rows,
+                "deleted_rows": result.deleted_rows,
+            },
+        ),
+    )
+    if progress is not None:
+        progress.finish(key, result)
+    return result

@@ -1,0 +1,151 @@
+"""The Source interface, and the shared base of the SQL database sources.
+
+A source describes its tables as Arrow schemas with faithful types and reads them as
+streams of Arrow record batches. It never writes: the sync engine decides what to read
+(a cursor lower bound, the files not yet loaded) and how to load it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from gristmill.config import SourceConfig
+from gristmill.errors import NotFoundError, did_you_mean
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A source table as the source describes it."""
+
+    name: str
+    schema: pa.Schema
+    primary_key: tuple[str, ...] = ()
+
+
+@dataclass
+class ReadRequest:
+    """What the sync engine asks a source to read."""
+
+    table: SourceTable
+    columns: list[str]
+    cursor: str | None = None
+    cursor_from: Any = None
+    """Read only rows whose cursor is >= this value (inclusive, so that ties are never lost)."""
+    streams: int = 1
+    path: str | None = None
+    files_done: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RejectedRow:
+    """A malformed input row, kept aside instead of loaded."""
+
+    file: str
+    line: int | None
+    error: str
+    raw: str | None = None
+
+
+@dataclass
+class Extract:
+    """The result of a read: disjoint batch streams that may be consumed in parallel."""
+
+    streams: list[Iterator[pa.RecordBatch]]
+    files: dict[str, Any] | None = None
+    """For file sources: every file loaded once this extract is committed."""
+    rejects: list[RejectedRow] = field(default_factory=list)
+    on_close: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        if self.on_close is not None:
+            self.on_close()
+
+
+class Source(ABC):
+    KIND: ClassVar[str]
+    SUPPORTS_PARALLEL_STREAMS: ClassVar[bool] = False
+    SUPPORTS_CURSOR: ClassVar[bool] = True
+    SUPPORTS_KEY_LISTING: ClassVar[bool] = True
+    READS_FILES: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: SourceConfig, root: Path) -> None:
+        self.name = name
+        self.config = config
+        self.root = root
+
+    @abstractmethod
+    def list_tables(self) -> list[str]: ...
+
+    @abstractmethod
+    def describe(self, table: str) -> SourceTable:
+        """The table's columns and key; NotFoundError naming close matches if it is missing."""
+
+    @abstractmethod
+    def extract(self, request: ReadRequest) -> Extract: ...
+
+    @abstractmethod
+    def read_keys(self, table: SourceTable, keys: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        """Every current value of the key columns, for detecting hard deletes."""
+
+    def close(self) -> None:  # noqa: B027 - sources without a connection have nothing to close
+        pass
+
+    def missing_table(self, table: str) -> NotFoundError:
+        return NotFoundError(
+            f"Source '{self.name}' has no table '{table}'.{did_you_mean(table, self.list_tables())}"
+        )
+
+
+class SqlSource(Source):
+    """A relational database read with one SELECT per stream."""
+
+    PLACEHOLDER: ClassVar[str] = "?"
+    QUOTE: ClassVar[str] = '"'
+    BATCH_ROWS: ClassVar[int] = 100_000
+
+    def quote(self, identifier: str) -> str:
+        q = self.QUOTE
+        return q + identifier.replace(q, q + q) + q
+
+    def table_ref(self, table: str) -> str:
+        return ".".join(self.quote(part) for part in table.split("."))
+
+    def column_sql(self, name: str, dtype: pa.DataType) -> str:
+        """The select-list expression for a column; backends override it to transfer a type
+        in a cheaper or more faithful form."""
+        return self.quote(name)
+
+    def select_sql(self, request: ReadRequest, where: Sequence[str] = ()) -> tuple[str, list[Any]]:
+        schema = request.table.schema
+        select = ", ".join(self.column_sql(c, schema.field(c).type) for c in request.columns)
+        conditions = list(where)
+        params: list[Any] = []
+        if request.cursor and request.cursor_from is not None:
+            conditions.append(f"{self.quote(request.cursor)} >= {self.PLACEHOLDER}")
+            params.append(request.cursor_from)
+        sql = f"SELECT {select} FROM {self.table_ref(request.table.name)}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        return sql, params
+
+    @abstractmethod
+    def stream(
+        self, sql: str, params: Sequence[Any], schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        """Run `sql` and yield record batches cast to `schema`."""
+
+    def extract(self, request: ReadRequest) -> Extract:
+        sql, params = self.select_sql(request)
+        schema = pa.schema([request.table.schema.field(c) for c in request.columns])
+        return Extract(streams=[self.stream(sql, params, schema)])
+
+    def read_keys(self, table: SourceTable, keys: Sequence[str]) -> Iterator[pa.RecordBatch]:
+        request = ReadRequest(table=table, columns=list(keys))
+        sql, params = self.select_sql(request)
+        return self.stream(sql, params, pa.schema([table.schema.field(k) for k in keys]))

@@ -1,0 +1,99 @@
+"""A gristmill project: a folder with a gristmill.toml, and the backends it configures."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gristmill.config import CONFIG_FILE, ProjectConfig, load_config
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gristmill.catalog.base import Catalog
+    from gristmill.warehouse.base import Warehouse
+
+STATE_DIR = ".gristmill"
+
+_CONFIG_TEMPLATE = """\
+# gristmill project configuration. Secrets come from the environment: url = "${{APP_DB_URL}}"
+name = "{name}"
+
+[warehouse]
+type = "duckdb"                       # or "postgres" with url = "${{WAREHOUSE_URL}}"
+path = ".gristmill/warehouse.duckdb"
+
+[catalog]
+type = "sqlite"
+path = ".gristmill/catalog.sqlite"
+
+# A source and the tables it syncs. Modes: full, append (by cursor), merge (upsert by key).
+# [sources.app]
+# type = "postgres"                   # postgres, mysql, sqlite, files
+# url = "${{APP_DB_URL}}"
+#
+# [sources.app.tables.transactions]
+# mode = "merge"
+# cursor = "updated_at"
+# exclude = ["card_number"]
+"""
+
+
+class Project:
+    """A loaded project. Backends open on first use and close with `close()`."""
+
+    def __init__(self, root: Path, config: ProjectConfig) -> None:
+        self.root = root
+        self.config = config
+
+    @classmethod
+    def load(cls, path: Path | str = ".") -> Project:
+        """Load the project whose gristmill.toml is at `path` or in a folder above it."""
+        start = Path(path).resolve()
+        for folder in [start, *start.parents]:
+            if (folder / CONFIG_FILE).is_file():
+                return cls(folder, load_config(folder / CONFIG_FILE))
+        raise ConfigError(
+            f"No {CONFIG_FILE} in {start} or any folder above it. "
+            "Create a project with: gristmill init DIR"
+        )
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        from gristmill.warehouse import connect_warehouse
+
+        return connect_warehouse(self.config.warehouse, self.root)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from gristmill.catalog import open_catalog
+
+        return open_catalog(self.config.catalog, self.root)
+
+    def close(self) -> None:
+        for name in ("warehouse", "catalog"):
+            backend = self.__dict__.pop(name, None)
+            if backend is not None:
+                backend.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def init_project(directory: Path | str, name: str | None = None) -> Path:
+    """Scaffold a project in `directory`; refuse to overwrite an existing gristmill.toml."""
+    root = Path(directory)
+    config_path = root / CONFIG_FILE
+    if config_path.exists():
+        raise ConfigError(f"{config_path} already exists; not overwriting it.")
+    for folder in ("transforms", "features", "models"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    config_path.write_text(_CONFIG_TEMPLATE.format(name=name or root.resolve().name))
+    gitignore = root / ".gitignore"
+    if STATE_DIR + "/" not in (gitignore.read_text() if gitignore.exists() else ""):
+        with gitignore.open("a") as handle:
+            handle.write(f"{STATE_DIR}/\n")
+    return root
