@@ -48,7 +48,7 @@ class DuckDBWarehouse(Warehouse):
         self.path = path if path.is_absolute() else root / path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path), config={"TimeZone": "UTC"})
+            self._con = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             raise ConnectionFailedError(
                 f"Cannot open the DuckDB warehouse {self.path}: {exc}. "

@@ -1,0 +1,60 @@
+"""Shared fixtures: real database servers, and projects in temporary folders.
+
+A test that needs a server skips when none is reachable, unless the environment
+variable CI is set: there a missing server is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_URL = os.environ.get("GRISTMILL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("GRISTMILL_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI is set: integration tests must run in CI.")
+    pytest.skip(f"{message}; start it to run this test.")
+
+
+@pytest.fixture
+def pg_url() -> str:
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    return PG_URL
+
+
+@pytest.fixture
+def mysql_url() -> str:
+    require_server("MariaDB/MySQL", "127.0.0.1", 3306)
+    return MYSQL_URL
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test (or parallel test worker) uses, for tables and schemas."""
+    return "t_" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "project"
+    root.mkdir()
+    yield root

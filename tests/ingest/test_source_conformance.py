@@ -1,0 +1,224 @@
+"""One suite, every SQL source kind: types, sync modes, cursor ties, deletes, schema changes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import run_ingest, warehouse_rows, write_project
+from tests.ingest.harness import LOGICAL_TYPES, SourceHarness
+
+SAMPLE: dict[str, list[Any]] = {
+    "bigint": [9_007_199_254_740_993, -1],
+    "int": [2_147_483_647, 0],
+    "decimal(12,2)": [Decimal("1234567890.12"), Decimal("-0.01")],
+    "float": [1.5, -2.25e10],
+    "text": ["héllo wörld, 世界 🚀", ""],
+    "bool": [True, False],
+    "date": [date(2024, 2, 29), date(1970, 1, 1)],
+    "timestamp": [datetime(2024, 1, 2, 3, 4, 5, 123456), datetime(1999, 12, 31, 23, 59, 59)],
+    "timestamptz": [
+        datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=3))),
+        datetime(2000, 6, 1, 12, 0, tzinfo=UTC),
+    ],
+    "json": [{"a": [1, 2, {"b": "ü"}]}, {}],
+    "bytes": [b"\x00\xde\xad\xbe\xef", b""],
+    "int[]": [[1, 2, 3], []],
+}
+
+
+def _column(logical: str) -> str:
+    return "c_" + "".join(ch if ch.isalnum() else "_" for ch in logical)
+
+
+def _normalise(logical: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if logical == "json":
+        return json.loads(value) if isinstance(value, str) else value
+    if logical == "timestamptz":
+        return value.astimezone(UTC)
+    if logical == "bytes":
+        return bytes(value)
+    return value
+
+
+def _project(harness: SourceHarness, root: Path, tables: dict[str, Any]) -> Path:
+    return write_project(root, {"src": {**harness.source_config(), "tables": tables}})
+
+
+def test_types_round_trip(harness: SourceHarness, project_dir: Path) -> None:
+    logicals = [t for t in LOGICAL_TYPES if t not in harness.UNSUPPORTED]
+    harness.create_table("typed", {"id": "bigint", **{_column(t): t for t in logicals}})
+    rows = [{"id": i, **{_column(t): SAMPLE[t][i] for t in logicals}} for i in range(2)]
+    rows.append({"id": 2})  # every column NULL
+    harness.insert("typed", rows)
+    _project(harness, project_dir, {"typed": {}})
+
+    summary = run_ingest(project_dir)
+
+    assert summary.ok, summary.to_dict()
+    loaded = warehouse_rows(project_dir, "typed")
+    assert len(loaded) == 3
+    for i, row in enumerate(loaded):
+        for logical in logicals:
+            expected = SAMPLE[logical][i] if i < 2 else None
+            got = _normalise(logical, row[_column(logical)])
+            assert got == _normalise(logical, expected), (logical, got, expected)
+
+
+def test_full_refresh_mirrors_the_source(harness: SourceHarness, project_dir: Path) -> None:
+    harness.create_table("items", {"id": "bigint", "name": "text"})
+    harness.insert("items", [{"id": i, "name": f"n{i}"} for i in range(5)])
+    _project(harness, project_dir, {"items": {"mode": "full"}})
+    assert run_ingest(project_dir).ok
+    harness.execute("DELETE FROM items WHERE id = 0")
+    harness.execute("UPDATE items SET name = 'changed' WHERE id = 1")
+
+    assert run_ingest(project_dir).ok
+
+    rows = warehouse_rows(project_dir, "items")
+    assert [(r["id"], r["name"]) for r in rows] == [
+        (1, "changed"), (2, "n2"), (3, "n3"), (4, "n4"),
+    ]
+
+
+def test_append_cursor_ties_neither_lost_nor_doubled(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table("events", {"id": "bigint", "seq": "bigint", "payload": "text"})
+    harness.insert("events", [{"id": i, "seq": i // 3, "payload": "x"} for i in range(6)])
+    _project(harness, project_dir, {"events": {"mode": "append", "cursor": "seq"}})
+    assert run_ingest(project_dir).rows == 6
+    # Rows arriving later with the last synced cursor value (seq 1) and beyond.
+    harness.insert("events", [{"id": 6, "seq": 1, "payload": "late tie"}])
+    harness.insert("events", [{"id": i, "seq": 2, "payload": "new"} for i in range(7, 9)])
+
+    first = run_ingest(project_dir)
+    again = run_ingest(project_dir)
+
+    assert first.ok and again.ok
+    rows = warehouse_rows(project_dir, "events")
+    assert [r["id"] for r in rows] == list(range(9))
+
+
+def test_merge_upserts_by_key_and_drops_soft_deleted_rows(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table(
+        "accounts",
+        {"id": "bigint", "balance": "decimal(12,2)", "updated_at": "timestamp",
+         "deleted_at": "timestamp"},
+    )
+    t0 = datetime(2024, 1, 1)
+    harness.insert(
+        "accounts",
+        [
+            {"id": i, "balance": Decimal("10.00"), "updated_at": t0 + timedelta(minutes=i)}
+            for i in range(4)
+        ],
+    )
+    _project(harness, project_dir, {"accounts": {
+        "mode": "merge", "cursor": "updated_at", "soft_delete_column": "deleted_at"}})
+    assert run_ingest(project_dir).ok
+    harness.execute("UPDATE accounts SET balance = 99.50, updated_at = '2024-01-02 00:00:00' WHERE id = 1")
+    harness.execute(
+        "UPDATE accounts SET deleted_at = '2024-01-02 00:00:00', updated_at = '2024-01-02 00:00:00'"
+        " WHERE id = 2"
+    )
+    harness.insert("accounts", [{"id": 9, "balance": Decimal("1.00"), "updated_at": datetime(2024, 1, 2)}])
+
+    summary = run_ingest(project_dir)
+
+    assert summary.ok, summary.to_dict()
+    # Only the changed rows are read, plus the one row at the last cursor value: reads are
+    # inclusive of it so that rows committed later with the same value are never lost.
+    assert summary.tables[0].rows == 4
+    rows = warehouse_rows(project_dir, "accounts")
+    assert [(r["id"], r["balance"]) for r in rows] == [
+        (0, Decimal("10.00")), (1, Decimal("99.50")), (3, Decimal("10.00")), (9, Decimal("1.00")),
+    ]
+
+
+def test_hard_deletes_found_by_key_comparison(harness: SourceHarness, project_dir: Path) -> None:
+    harness.create_table("users", {"id": "bigint", "updated_at": "bigint"})
+    harness.insert("users", [{"id": i, "updated_at": 1} for i in range(5)])
+    _project(harness, project_dir, {"users": {
+        "mode": "merge", "cursor": "updated_at", "detect_deletes": True}})
+    assert run_ingest(project_dir).ok
+    harness.execute("DELETE FROM users WHERE id IN (1, 3)")
+
+    summary = run_ingest(project_dir)
+
+    assert summary.tables[0].deleted_rows == 2
+    assert [r["id"] for r in warehouse_rows(project_dir, "users")] == [0, 2, 4]
+
+
+def test_select_exclude_and_rename(harness: SourceHarness, project_dir: Path) -> None:
+    harness.create_table("people", {"id": "bigint", "name": "text", "ssn": "text", "age": "int"})
+    harness.insert("people", [{"id": 1, "name": "Ama", "ssn": "123-45", "age": 30}])
+    _project(harness, project_dir, {"people": {
+        "exclude": ["ssn"], "rename": {"name": "full_name"}, "target": "customers"}})
+
+    assert run_ingest(project_dir).ok
+
+    assert warehouse_rows(project_dir, "customers") == [{"id": 1, "full_name": "Ama", "age": 30}]
+
+
+def test_new_and_widened_columns_follow_the_source(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table("orders", {"id": "bigint", "qty": "int", "seq": "bigint"})
+    harness.insert("orders", [{"id": 1, "qty": 5, "seq": 1}])
+    _project(harness, project_dir, {"orders": {"mode": "append", "cursor": "seq"}})
+    assert run_ingest(project_dir).ok
+    harness.execute(f"ALTER TABLE orders ADD COLUMN note {harness.column_ddl('text')}")
+    harness.insert("orders", [{"id": 2, "qty": 7, "seq": 2, "note": "new column"}])
+
+    summary = run_ingest(project_dir)
+
+    assert summary.ok, summary.to_dict()
+    assert "added note" in (summary.tables[0].schema_change or "")
+    rows = warehouse_rows(project_dir, "orders")
+    assert [(r["id"], r["note"]) for r in rows] == [(1, None), (2, "new column")]
+
+
+def test_incompatible_type_change_stops_the_table_and_keeps_its_data(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table("ledger", {"id": "bigint", "amount": "bigint", "seq": "bigint"})
+    harness.insert("ledger", [{"id": 1, "amount": 5, "seq": 1}])
+    harness.create_table("other", {"id": "bigint"})
+    harness.insert("other", [{"id": 1}])
+    _project(harness, project_dir, {
+        "ledger": {"mode": "append", "cursor": "seq"}, "other": {}})
+    assert run_ingest(project_dir).ok
+    harness.create_table("ledger", {"id": "bigint", "amount": "text", "seq": "bigint"})
+    harness.insert("ledger", [{"id": 2, "amount": "five", "seq": 2}])
+
+    summary = run_ingest(project_dir)
+
+    ledger, other = summary.tables
+    assert ledger.status == "failed" and other.status == "ok"
+    assert "ledger" in ledger.error and "'amount'" in ledger.error
+    assert "int64" in ledger.error and "string" in ledger.error
+    assert warehouse_rows(project_dir, "ledger") == [{"id": 1, "amount": 5, "seq": 1}]
+
+
+def test_missing_table_and_column_name_close_matches(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table("transactions", {"id": "bigint", "amount": "int"})
+    _project(harness, project_dir, {
+        "transaction": {}, "transactions": {"columns": ["id", "amout"]}})
+
+    summary = run_ingest(project_dir)
+
+    missing_table, missing_column = summary.tables
+    assert "Did you mean 'transactions'?" in missing_table.error
+    assert "Did you mean 'amount'?" in missing_column.error
