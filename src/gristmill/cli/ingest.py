@@ -1,0 +1,38 @@
+"""`gristmill ingest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gristmill.cli.output import RichProgress, print_summary
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+
+
+def ingest(
+    selector: str | None = typer.Argument(None, help="SOURCE or SOURCE.TABLE; all when omitted."),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="Reload tables in full, ignoring cursors and files loaded."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    project_dir: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
+) -> None:
+    """Sync source tables and files into the warehouse."""
+    from gristmill.ingest import ingest as run_ingest
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        if json_output:
+            summary = run_ingest(project, selector, full_refresh=full_refresh)
+        else:
+            with RichProgress() as progress:
+                summary = run_ingest(
+                    project, selector, full_refresh=full_refresh, progress=progress
+                )
+    print_summary(summary, json_output)
+    if not summary.ok:
+        raise typer.Exit(1)

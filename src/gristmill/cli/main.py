@@ -1,0 +1,72 @@
+"""The CLI entry point and its single error boundary.
+
+Commands call one function of the Python API each. A `GristmillError` becomes a clean
+message and its exit code; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from gristmill import __version__
+from gristmill.cli import ingest as ingest_cli
+from gristmill.cli import project as project_cli
+
+app = typer.Typer(
+    name="gristmill",
+    help="From operational data to a model that decides in production.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"gristmill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    _state["debug"] = debug
+
+
+project_cli.register(app)
+ingest_cli.register(app)
+
+
+def main() -> None:
+    from gristmill.errors import GristmillError
+
+    try:
+        app(standalone_mode=False)
+    except GristmillError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,93 @@
+"""Terminal output shared by commands: progress bars, summaries, JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from gristmill.ingest.engine import IngestSummary, TableResult
+
+console = Console()
+
+
+class RichProgress:
+    """A progress line per table with rows loaded and rows per second."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.completed:>12,.0f} rows"),
+            TextColumn("{task.fields[rate]:>12} rows/s"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._started: dict[str, float] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, key: str) -> None:
+        self._started[key] = time.perf_counter()
+        self._tasks[key] = self._progress.add_task(key, total=None, rate="", status="")
+
+    def advance(self, key: str, rows: int) -> None:
+        task = self._tasks[key]
+        self._progress.advance(task, rows)
+        done = self._progress.tasks[task].completed
+        elapsed = max(time.perf_counter() - self._started[key], 1e-6)
+        self._progress.update(task, rate=f"{done / elapsed:,.0f}")
+
+    def finish(self, key: str, result: TableResult) -> None:
+        task = self._tasks[key]
+        rate = f"{result.rows / result.seconds:,.0f}" if result.seconds else ""
+        status = "[green]ok" if result.status == "ok" else "[red]failed"
+        self._progress.update(
+            task, completed=result.rows, total=result.rows or 1, rate=rate, status=status
+        )
+
+
+def print_summary(summary: IngestSummary, json_output: bool) -> None:
+    if json_output:
+        print(json.dumps(summary.to_dict(), default=str, indent=2))
+        return
+    table = Table(
+        title=f"ingest run {summary.run_id}: {summary.rows:,} rows in {summary.seconds:.1f}s"
+    )
+    for column in ("table", "mode", "rows", "seconds", "cursor", "changes"):
+        table.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
+    for t in summary.tables:
+        changes = ", ".join(
+            part
+            for part in (
+                t.schema_change,
+                f"{t.deleted_rows} deleted" if t.deleted_rows else None,
+                f"{t.rejected_rows} rejected" if t.rejected_rows else None,
+            )
+            if part
+        )
+        table.add_row(
+            f"{t.key} → {t.target}",
+            t.mode,
+            f"{t.rows:,}",
+            f"{t.seconds:.2f}",
+            str(t.cursor or ""),
+            changes,
+        )
+    console.print(table)
+    for t in summary.tables:
+        if t.error:
+            console.print(f"[bold red]{t.key} failed:[/] {t.error}", highlight=False)

@@ -1,0 +1,80 @@
+"""The quickstart project: a fintech application database, its gristmill.toml, the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gristmill.project import Project, init_project
+
+if TYPE_CHECKING:
+    from gristmill.ingest.engine import IngestSummary, Progress
+
+APP_DB = "data/app.sqlite"
+
+QUICKSTART_CONFIG = """\
+# The gristmill quickstart: a mobile-money application database synced into DuckDB.
+name = "quickstart"
+
+[warehouse]
+type = "duckdb"
+path = ".gristmill/warehouse.duckdb"
+
+[catalog]
+type = "sqlite"
+path = ".gristmill/catalog.sqlite"
+
+[sources.app]
+type = "sqlite"
+path = "{app_db}"
+
+[sources.app.tables.users]
+mode = "merge"
+cursor = "updated_at"
+exclude = ["phone"]            # PII stays in the application database
+
+[sources.app.tables.accounts]
+mode = "merge"
+cursor = "updated_at"
+soft_delete_column = "deleted_at"
+
+[sources.app.tables.merchants]
+mode = "full"
+
+[sources.app.tables.transactions]
+mode = "merge"
+cursor = "updated_at"
+
+[sources.app.tables.kyc_documents]
+mode = "merge"
+cursor = "updated_at"
+
+[sources.app.tables.chargebacks]
+mode = "merge"
+cursor = "updated_at"
+"""
+
+
+def create_quickstart(directory: Path, rows: int = 100_000, seed: int = 0) -> Path:
+    """Create the quickstart project in `directory` unless it is there already."""
+    from gristmill.quickstart.generate import generate_app_db
+
+    root = Path(directory)
+    if (root / "gristmill.toml").exists():
+        return root
+    init_project(root, name="quickstart")
+    (root / "gristmill.toml").write_text(QUICKSTART_CONFIG.format(app_db=APP_DB))
+    (root / APP_DB).parent.mkdir(parents=True, exist_ok=True)
+    generate_app_db(root / APP_DB, transactions=rows, seed=seed)
+    return root
+
+
+def run_quickstart(
+    directory: Path, rows: int = 100_000, progress: Progress | None = None
+) -> IngestSummary:
+    """Create the quickstart project (if needed) and ingest its application database."""
+    from gristmill.ingest import ingest
+
+    create_quickstart(directory, rows)
+    with Project.load(directory) as project:
+        return ingest(project, progress=progress)
