@@ -1,0 +1,189 @@
+"""Benchmark: a full and an incremental sync of a 10-million-row PostgreSQL table into
+DuckDB, against the physical limit (COPY to /dev/null), connectorx and dlt, in one run.
+
+    make bench            # or: .venv/bin/python benchmarks/ingest_postgres.py [--rows N]
+
+Each contender runs in its own subprocess, so its peak memory (max RSS) is its own.
+Results are printed as a Markdown table to paste into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PG = os.environ.get("GRISTMILL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+DATABASE = "gristmill_bench"
+TABLE = "bench_tx"
+WORK = Path(__file__).parent / ".work"
+
+
+def _pg(database: str = DATABASE):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(f"{PG}/{database}", autocommit=True)
+
+
+def prepare(rows: int) -> None:
+    with _pg("postgres") as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
+            admin.execute(f"CREATE DATABASE {DATABASE}")
+    with _pg() as db:
+        exists = db.execute("SELECT to_regclass(%s)", [TABLE]).fetchone()[0]
+        if exists and db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == rows:
+            return
+        print(f"creating {TABLE} with {rows:,} rows ...", flush=True)
+        db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        db.execute(
+            f"CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, user_id INT NOT NULL,"
+            " amount NUMERIC(12,2), merchant TEXT, created_at TIMESTAMPTZ,"
+            " updated_at TIMESTAMPTZ NOT NULL, status TEXT, is_flagged BOOLEAN)"
+        )
+        db.execute(
+            f"INSERT INTO {TABLE} SELECT g, ((g * 7919) % 100000)::int,"
+            " ((g * 31) % 100000) / 100.0, 'merchant_' || (g % 5000),"
+            " timestamptz '2024-01-01' + g * interval '1 second',"
+            " timestamptz '2024-01-01' + g * interval '1 second',"
+            " (array['ok','pending','failed'])[1 + g % 3], g % 97 = 0"
+            " FROM generate_series(1, %s::bigint) g",
+            [rows],
+        )
+        db.execute(f"CREATE INDEX ON {TABLE} (updated_at)")
+        db.execute(f"VACUUM ANALYZE {TABLE}")
+
+
+# -- contenders: each runs in a child process ---------------------------------------------
+def run_copy() -> None:
+    with _pg() as db:
+        db.execute(f"COPY {TABLE} TO '/dev/null' (FORMAT binary)")
+
+
+def run_connectorx() -> None:
+    import connectorx as cx
+    import duckdb
+
+    table = cx.read_sql(
+        f"{PG}/{DATABASE}",
+        f"SELECT * FROM {TABLE}",
+        partition_on="id",
+        partition_num=2,
+        return_type="arrow",
+    )
+    path = WORK / "connectorx.duckdb"
+    path.unlink(missing_ok=True)
+    with duckdb.connect(str(path)) as db:
+        db.register("src", table)
+        db.execute("CREATE TABLE bench_tx AS SELECT * FROM src")
+
+
+def run_dlt() -> None:
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    shutil.rmtree(WORK / "dlt", ignore_errors=True)
+    os.environ["DLT_DATA_DIR"] = str(WORK / "dlt" / "data")
+    os.environ["DLT_PROJECT_DIR"] = str(WORK / "dlt")
+    source = sql_table(
+        credentials=f"postgresql://postgres@127.0.0.1:5432/{DATABASE}",
+        table=TABLE,
+        backend="connectorx",
+        chunk_size=100_000,
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name="bench",
+        destination=dlt.destinations.duckdb(str(WORK / "dlt.duckdb")),
+        dataset_name="raw",
+        pipelines_dir=str(WORK / "dlt" / "pipelines"),
+    )
+    pipeline.run(source, write_disposition="replace")
+
+
+def _gristmill_project() -> Path:
+    root = WORK / "gristmill"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "gristmill.toml").write_text(
+        f'[sources.app]\ntype = "postgres"\nurl = "{PG}/{DATABASE}"\n\n'
+        f'[sources.app.tables.{TABLE}]\nmode = "merge"\ncursor = "updated_at"\nparallel = 2\n'
+    )
+    return root
+
+
+CONTENDERS = {
+    "copy": run_copy,
+    "connectorx": run_connectorx,
+    "dlt": run_dlt,
+}
+
+
+def measure(name: str) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of one contender run in a child process."""
+    started = time.perf_counter()
+    if name.startswith("gristmill"):
+        cmd = [
+            str(Path(sys.executable).parent / "gristmill"),
+            "ingest",
+            "--json",
+            "-p",
+            str(WORK / "gristmill"),
+        ]
+    else:
+        cmd = [sys.executable, __file__, "--contender", name]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{name} failed with status {status}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--contender", choices=sorted(CONTENDERS))
+    parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
+    args = parser.parse_args()
+    if args.contender:
+        CONTENDERS[args.contender]()
+        return
+    WORK.mkdir(exist_ok=True)
+    prepare(args.rows)
+    results: dict[str, tuple[float, float]] = {}
+    for name in ("copy", "connectorx", "dlt"):
+        if name not in args.skip:
+            print(f"{name} ...", flush=True)
+            results[name] = measure(name)
+    _gristmill_project()
+    print("gristmill full ...", flush=True)
+    results["gristmill full sync"] = measure("gristmill")
+    changed = args.rows // 100
+    with _pg() as db:
+        db.execute(
+            f"UPDATE {TABLE} SET amount = amount + 1, updated_at = now() WHERE id % 100 = %s",
+            [int(time.time()) % 100],
+        )
+        db.execute(f"VACUUM ANALYZE {TABLE}")
+    print(f"gristmill incremental ({changed:,} rows changed) ...", flush=True)
+    results["gristmill incremental (1% changed)"] = measure("gristmill")
+    rows = f"{args.rows:,}"
+    print(f"\n| contender ({rows} rows) | seconds | peak RSS (MB) | vs COPY |")
+    print("|---|---:|---:|---:|")
+    base = results.get("copy", (0.0, 0.0))[0]
+    for name, (seconds, rss) in results.items():
+        ratio = f"{seconds / base:.2f}x" if base else ""
+        print(f"| {name} | {seconds:.2f} | {rss:.0f} | {ratio} |")
+    print(
+        json.dumps(
+            {k: {"seconds": round(v[0], 2), "peak_rss_mb": round(v[1])} for k, v in results.items()}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
