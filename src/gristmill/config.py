@@ -1,8 +1,8 @@
 """Load and validate `gristmill.toml`.
 
 String values may reference environment variables as `${NAME}`: they are resolved at
-load time and remembered as secrets, so that `ProjectConfig.redact` can scrub them
-from any message before it is printed, logged or stored.
+load time and remembered as secrets, so that `redact` can scrub them from any message
+before it is printed, logged or stored.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gristmill.errors import ConfigError
 
@@ -86,14 +86,17 @@ class ProjectConfig(_Strict):
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
 
-    _secrets: set[str] = PrivateAttr(default_factory=set)
 
-    def redact(self, text: str) -> str:
-        """`text` with every value that came from an environment variable replaced by ***."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return redact_url_passwords(text)
+_SECRETS: set[str] = set()
+"""Every value resolved from an environment variable in this process."""
+
+
+def redact(text: str) -> str:
+    """`text` with every secret value and URL password replaced by ***."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return redact_url_passwords(text)
 
 
 def _interpolate(value: Any, where: str, secrets: set[str]) -> Any:
@@ -137,5 +140,5 @@ def load_config(path: Path) -> ProjectConfig:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
-    config._secrets = secrets
+    _SECRETS.update(secrets)
     return config

@@ -47,6 +47,7 @@ ingest_cli.register(app)
 
 
 def main() -> None:
+    from gristmill.config import redact
     from gristmill.errors import GristmillError
 
     try:
@@ -54,7 +55,7 @@ def main() -> None:
     except GristmillError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print("[bold red]error:[/]", redact(str(exc)), highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 
 from gristmill.catalog.base import TableSyncRecord
-from gristmill.config import SourceConfig, TableConfig
+from gristmill.config import SourceConfig, TableConfig, redact
 from gristmill.errors import ConfigError, GristmillError, NotFoundError, did_you_mean
 from gristmill.ingest.cursor import decode_cursor, encode_cursor
 from gristmill.ingest.schema import (
@@ -541,7 +541,7 @@ def _sync_one(
         project.catalog.mirror_state(source.name, table_name, sync.state)
     except GristmillError as exc:
         result.status = "failed"
-        result.error = project.config.redact(str(exc))
+        result.error = redact(str(exc))
     result.seconds = time.perf_counter() - started
     project.catalog.record_sync(
         run_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,15 +84,29 @@ class DuckDBWarehouse(Warehouse):
             raise BackendError(f"DuckDB could not commit: {exc}") from exc
 
     def append(self, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
-        cursor = self._con.cursor()
-        target = self.qualified(schema, table)
+        iterator = iter(batches)
+        first = next(iterator, None)
+        if first is None:
+            return 0
         rows = 0
-        try:
-            for batch in batches:
-                cursor.register("_gm_batch", batch)
-                _run(cursor, f"INSERT INTO {target} BY NAME SELECT * FROM _gm_batch", ())
-                cursor.unregister("_gm_batch")
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            nonlocal rows
+            for batch in itertools.chain([first], iterator):
                 rows += batch.num_rows
+                yield batch
+
+        # One INSERT per stream, scanning a batch reader: DuckDB pulls batches as it
+        # writes, so memory holds a batch or two, never the stream.
+        reader = pa.RecordBatchReader.from_batches(first.schema, counted())
+        cursor = self._con.cursor()
+        try:
+            cursor.register("_gm_stream", reader)
+            _run(
+                cursor,
+                f"INSERT INTO {self.qualified(schema, table)} BY NAME SELECT * FROM _gm_stream",
+                (),
+            )
         finally:
             cursor.close()
         return rows

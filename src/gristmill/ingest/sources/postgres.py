@@ -140,8 +140,11 @@ class PostgresSource(SqlSource):
 
     def column_sql(self, name: str, dtype: pa.DataType) -> str:
         column = self.quote(name)
-        if pa.types.is_decimal(dtype):
+        if dtype == UNCONSTRAINED_NUMERIC:
             return f"round({column}, {dtype.scale})::text AS {column}"
+        if pa.types.is_decimal(dtype):
+            # A constrained numeric already has its scale: text is the cheapest wire form.
+            return f"{column}::text AS {column}"
         if pa.types.is_string(dtype):
             return f"{column}::text AS {column}"
         return column

@@ -1,0 +1,73 @@
+"""PostgreSQL source specifics: parallel snapshot reads, numerics, connection errors."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from gristmill.ingest.sources import postgres
+from tests.helpers import run_ingest, warehouse_rows, write_project
+from tests.ingest.harness import PostgresHarness
+
+
+@pytest.fixture
+def pg(pg_url: str, unique_name: str) -> PostgresHarness:
+    harness = PostgresHarness(pg_url, unique_name)
+    yield harness
+    harness.close()
+
+
+def test_parallel_streams_read_every_row_once(
+    pg: PostgresHarness, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "MIN_BLOCKS_PER_STREAM", 10)
+    pg.execute(
+        "CREATE TABLE big AS SELECT g::bigint AS id, md5(g::text) AS h FROM generate_series(1, 200000) g"
+    )
+    write_project(project_dir, {"app": {**pg.source_config(), "tables": {"big": {"parallel": 4}}}})
+
+    summary = run_ingest(project_dir)
+
+    assert summary.ok, summary.to_dict()
+    rows = warehouse_rows(project_dir, "big")
+    assert len(rows) == 200_000
+    assert {r["id"] for r in rows} == set(range(1, 200_001))
+
+
+def test_numerics_keep_precision_and_unconstrained_numeric_keeps_nine_decimals(
+    pg: PostgresHarness, project_dir: Path
+) -> None:
+    pg.execute("CREATE TABLE n (id int PRIMARY KEY, exact numeric(20,6), free numeric)")
+    pg.execute(
+        "INSERT INTO n VALUES (1, 12345678901234.123456, 3.141592653589793238), (2, NULL, 1e20)"
+    )
+    write_project(project_dir, {"app": {**pg.source_config(), "tables": {"n": {}}}})
+
+    assert run_ingest(project_dir).ok
+
+    assert warehouse_rows(project_dir, "n") == [
+        {"id": 1, "exact": Decimal("12345678901234.123456"), "free": Decimal("3.141592654")},
+        {"id": 2, "exact": None, "free": Decimal("100000000000000000000.000000000")},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://postgres:s3cret-pw@127.0.0.1:1/test", "127.0.0.1:1/test"),
+        ("postgresql://nobody:s3cret-pw@127.0.0.1:5432/test", "nobody"),
+    ],
+)
+def test_unreachable_host_or_bad_role_is_a_clear_error_without_the_password(
+    pg_url: str, project_dir: Path, url: str, expected: str
+) -> None:
+    write_project(project_dir, {"app": {"type": "postgres", "url": url, "tables": {"t": {}}}})
+
+    from gristmill.errors import ConnectionFailedError
+
+    with pytest.raises(ConnectionFailedError) as info:
+        run_ingest(project_dir)
+    assert "Source 'app'" in str(info.value) and expected in str(info.value)
+    assert "s3cret-pw" not in str(info.value)
