@@ -43,10 +43,14 @@ class SQLiteApp:
         self.db.execute("COMMIT")
 
     def touch(self, every: int, seq: int) -> None:
-        self.db.execute(f"UPDATE ledger SET amount = amount + 1, seq = {seq} WHERE id % {every} = 0")
+        self.db.execute(
+            f"UPDATE ledger SET amount = amount + 1, seq = {seq} WHERE id % {every} = 0"
+        )
 
     def rows(self) -> list[tuple[Any, ...]]:
-        return self.db.execute("SELECT id, CAST(amount AS TEXT), seq FROM ledger ORDER BY id").fetchall()
+        return self.db.execute(
+            "SELECT id, CAST(amount AS TEXT), seq FROM ledger ORDER BY id"
+        ).fetchall()
 
     def close(self) -> None:
         self.db.close()
@@ -76,7 +80,9 @@ class PostgresApp:
         )
 
     def touch(self, every: int, seq: int) -> None:
-        self.db.execute(f"UPDATE ledger SET amount = amount + 1, seq = {seq} WHERE id % {every} = 0")
+        self.db.execute(
+            f"UPDATE ledger SET amount = amount + 1, seq = {seq} WHERE id % {every} = 0"
+        )
 
     def rows(self) -> list[tuple[Any, ...]]:
         cur = self.db.execute("SELECT id, amount::text, seq FROM ledger ORDER BY id")

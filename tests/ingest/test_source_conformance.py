@@ -8,8 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.helpers import run_ingest, warehouse_rows, write_project
 from tests.ingest.harness import LOGICAL_TYPES, SourceHarness
 
@@ -84,7 +82,10 @@ def test_full_refresh_mirrors_the_source(harness: SourceHarness, project_dir: Pa
 
     rows = warehouse_rows(project_dir, "items")
     assert [(r["id"], r["name"]) for r in rows] == [
-        (1, "changed"), (2, "n2"), (3, "n3"), (4, "n4"),
+        (1, "changed"),
+        (2, "n2"),
+        (3, "n3"),
+        (4, "n4"),
     ]
 
 
@@ -112,8 +113,12 @@ def test_merge_upserts_by_key_and_drops_soft_deleted_rows(
 ) -> None:
     harness.create_table(
         "accounts",
-        {"id": "bigint", "balance": "decimal(12,2)", "updated_at": "timestamp",
-         "deleted_at": "timestamp"},
+        {
+            "id": "bigint",
+            "balance": "decimal(12,2)",
+            "updated_at": "timestamp",
+            "deleted_at": "timestamp",
+        },
     )
     t0 = datetime(2024, 1, 1)
     harness.insert(
@@ -123,15 +128,22 @@ def test_merge_upserts_by_key_and_drops_soft_deleted_rows(
             for i in range(4)
         ],
     )
-    _project(harness, project_dir, {"accounts": {
-        "mode": "merge", "cursor": "updated_at", "soft_delete_column": "deleted_at"}})
+    _project(
+        harness,
+        project_dir,
+        {"accounts": {"mode": "merge", "cursor": "updated_at", "soft_delete_column": "deleted_at"}},
+    )
     assert run_ingest(project_dir).ok
-    harness.execute("UPDATE accounts SET balance = 99.50, updated_at = '2024-01-02 00:00:00' WHERE id = 1")
+    harness.execute(
+        "UPDATE accounts SET balance = 99.50, updated_at = '2024-01-02 00:00:00' WHERE id = 1"
+    )
     harness.execute(
         "UPDATE accounts SET deleted_at = '2024-01-02 00:00:00', updated_at = '2024-01-02 00:00:00'"
         " WHERE id = 2"
     )
-    harness.insert("accounts", [{"id": 9, "balance": Decimal("1.00"), "updated_at": datetime(2024, 1, 2)}])
+    harness.insert(
+        "accounts", [{"id": 9, "balance": Decimal("1.00"), "updated_at": datetime(2024, 1, 2)}]
+    )
 
     summary = run_ingest(project_dir)
 
@@ -141,15 +153,21 @@ def test_merge_upserts_by_key_and_drops_soft_deleted_rows(
     assert summary.tables[0].rows == 4
     rows = warehouse_rows(project_dir, "accounts")
     assert [(r["id"], r["balance"]) for r in rows] == [
-        (0, Decimal("10.00")), (1, Decimal("99.50")), (3, Decimal("10.00")), (9, Decimal("1.00")),
+        (0, Decimal("10.00")),
+        (1, Decimal("99.50")),
+        (3, Decimal("10.00")),
+        (9, Decimal("1.00")),
     ]
 
 
 def test_hard_deletes_found_by_key_comparison(harness: SourceHarness, project_dir: Path) -> None:
     harness.create_table("users", {"id": "bigint", "updated_at": "bigint"})
     harness.insert("users", [{"id": i, "updated_at": 1} for i in range(5)])
-    _project(harness, project_dir, {"users": {
-        "mode": "merge", "cursor": "updated_at", "detect_deletes": True}})
+    _project(
+        harness,
+        project_dir,
+        {"users": {"mode": "merge", "cursor": "updated_at", "detect_deletes": True}},
+    )
     assert run_ingest(project_dir).ok
     harness.execute("DELETE FROM users WHERE id IN (1, 3)")
 
@@ -162,8 +180,11 @@ def test_hard_deletes_found_by_key_comparison(harness: SourceHarness, project_di
 def test_select_exclude_and_rename(harness: SourceHarness, project_dir: Path) -> None:
     harness.create_table("people", {"id": "bigint", "name": "text", "ssn": "text", "age": "int"})
     harness.insert("people", [{"id": 1, "name": "Ama", "ssn": "123-45", "age": 30}])
-    _project(harness, project_dir, {"people": {
-        "exclude": ["ssn"], "rename": {"name": "full_name"}, "target": "customers"}})
+    _project(
+        harness,
+        project_dir,
+        {"people": {"exclude": ["ssn"], "rename": {"name": "full_name"}, "target": "customers"}},
+    )
 
     assert run_ingest(project_dir).ok
 
@@ -195,8 +216,7 @@ def test_incompatible_type_change_stops_the_table_and_keeps_its_data(
     harness.insert("ledger", [{"id": 1, "amount": 5, "seq": 1}])
     harness.create_table("other", {"id": "bigint"})
     harness.insert("other", [{"id": 1}])
-    _project(harness, project_dir, {
-        "ledger": {"mode": "append", "cursor": "seq"}, "other": {}})
+    _project(harness, project_dir, {"ledger": {"mode": "append", "cursor": "seq"}, "other": {}})
     assert run_ingest(project_dir).ok
     harness.create_table("ledger", {"id": "bigint", "amount": "text", "seq": "bigint"})
     harness.insert("ledger", [{"id": 2, "amount": "five", "seq": 2}])
@@ -214,8 +234,9 @@ def test_missing_table_and_column_name_close_matches(
     harness: SourceHarness, project_dir: Path
 ) -> None:
     harness.create_table("transactions", {"id": "bigint", "amount": "int"})
-    _project(harness, project_dir, {
-        "transaction": {}, "transactions": {"columns": ["id", "amout"]}})
+    _project(
+        harness, project_dir, {"transaction": {}, "transactions": {"columns": ["id", "amout"]}}
+    )
 
     summary = run_ingest(project_dir)
 
