@@ -127,12 +127,17 @@ class SqlSource(Source):
         conditions = list(where)
         params: list[Any] = []
         if request.cursor and request.cursor_from is not None:
-            conditions.append(f"{self.quote(request.cursor)} >= {self.PLACEHOLDER}")
-            params.append(request.cursor_from)
+            condition, values = self.cursor_condition(request.cursor, request.cursor_from)
+            conditions.append(condition)
+            params.extend(values)
         sql = f"SELECT {select} FROM {self.table_ref(request.table.name)}"
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         return sql, params
+
+    def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
+        """The condition selecting rows at or after the last synced cursor value."""
+        return f"{self.quote(cursor)} >= {self.PLACEHOLDER}", [value]
 
     @abstractmethod
     def stream(
