@@ -146,9 +146,9 @@ def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
     key = config.primary_key or list(table.primary_key)
     for column in key:
         check(column, "primary key")
-    for role, column in (("cursor", config.cursor), ("soft delete", config.soft_delete_column)):
-        if column:
-            check(column, role)
+    for role, optional in (("cursor", config.cursor), ("soft delete", config.soft_delete_column)):
+        if optional:
+            check(optional, role)
     needed = [*key, *(c for c in (config.cursor, config.soft_delete_column) if c)]
     for column in needed:
         if column not in columns:
@@ -242,15 +242,16 @@ class TableSync:
         ):
             state = None
         replace = config.mode == "full" or state is None
+        previous: dict[str, Any] = {} if replace or state is None else state
         incoming = spec.schema
         plan = (
             SchemaPlan(incoming)
             if replace
             else plan_evolution(
-                f"{self.schema}.{spec.target}", schema_from_text(state["schema"]), incoming
+                f"{self.schema}.{spec.target}", schema_from_text(previous["schema"]), incoming
             )
         )
-        cursor_from = None if replace else decode_cursor(state.get("cursor"))
+        cursor_from = decode_cursor(previous.get("cursor"))
 
         self._drop_stages()
         self.warehouse.recreate_table(self.schema, self.stage, incoming)
@@ -262,7 +263,7 @@ class TableSync:
                 cursor_from=cursor_from,
                 streams=config.parallel,
                 path=config.path,
-                files_done={} if replace else state.get("files", {}),
+                files_done=previous.get("files", {}),
             )
         )
         try:
@@ -302,10 +303,11 @@ class TableSync:
                 if extract.rejects:
                     self._quarantine(tx, extract.rejects)
                 cursor = new_cursor if new_cursor is not None else cursor_from
-                new_state = {
+                encoded = encode_cursor(cursor) if config.cursor else None
+                new_state: dict[str, Any] = {
                     "mode": config.mode,
                     "target": spec.target,
-                    "cursor": encode_cursor(cursor) if config.cursor else None,
+                    "cursor": encoded,
                     "schema": schema_to_text(plan.table_schema),
                     "files": extract.files if extract.files is not None else {},
                     "synced_at": datetime.now(UTC).isoformat(),
@@ -314,7 +316,7 @@ class TableSync:
         finally:
             extract.close()
             self._drop_stages()
-        result.cursor = new_state["cursor"]["value"] if new_state["cursor"] else None
+        result.cursor = encoded["value"] if encoded else None
         result.rejected_rows = len(extract.rejects)
         if plan.changed:
             result.schema_change = plan.describe()
