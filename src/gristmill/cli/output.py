@@ -80,7 +80,7 @@ def print_summary(summary: IngestSummary, json_output: bool) -> None:
             if part
         )
         table.add_row(
-            f"{t.key} → {t.target}",
+            t.key if t.target == t.table else f"{t.key} → {t.target}",
             t.mode,
             f"{t.rows:,}",
             f"{t.seconds:.2f}",

@@ -1,0 +1,1 @@
+"""The quickstart project: a synthetic fintech application database and its gristmill project."""

@@ -1,0 +1,95 @@
+"""The quickstart: its application database is realistic, and the project ingests it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from gristmill.quickstart.generate import generate_app_db
+
+
+@pytest.fixture(scope="module")
+def app_db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+    path = tmp_path_factory.mktemp("qs") / "app.sqlite"
+    generate_app_db(path, transactions=20_000, seed=1)
+    return sqlite3.connect(path)
+
+
+def test_tables_counts_and_declared_types(app_db: sqlite3.Connection) -> None:
+    counts = dict(
+        (t, app_db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+        for t in ("users", "accounts", "merchants", "transactions", "kyc_documents", "chargebacks")
+    )
+    assert counts["transactions"] == 20_000
+    assert counts["users"] >= 200 and counts["merchants"] >= 50 and counts["chargebacks"] > 0
+    declared = {r[1]: r[2] for r in app_db.execute("PRAGMA table_info(transactions)")}
+    assert declared["amount"] == "DECIMAL(12,2)" and declared["created_at"] == "TIMESTAMP"
+    assert declared["is_fraud"] == "BOOLEAN"
+
+
+def test_referential_integrity(app_db: sqlite3.Connection) -> None:
+    orphans = app_db.execute(
+        "SELECT count(*) FROM transactions t LEFT JOIN accounts a ON a.id = t.account_id"
+        " WHERE a.id IS NULL"
+    ).fetchone()[0]
+    orphan_chargebacks = app_db.execute(
+        "SELECT count(*) FROM chargebacks c LEFT JOIN transactions t ON t.id = c.transaction_id"
+        " WHERE t.id IS NULL"
+    ).fetchone()[0]
+    assert orphans == 0 and orphan_chargebacks == 0
+
+
+def test_fraud_is_rare_and_its_signal_lives_in_behaviour(app_db: sqlite3.Connection) -> None:
+    rate = app_db.execute("SELECT avg(is_fraud) FROM transactions").fetchone()[0]
+    new_device_rate = app_db.execute(
+        "SELECT avg(is_fraud) FROM transactions WHERE device_id LIKE 'dev-x%'"
+    ).fetchone()[0]
+    assert 0.005 <= rate <= 0.015
+    assert new_device_rate > 5 * rate
+
+
+def test_values_are_well_formed(app_db: sqlite3.Connection) -> None:
+    amount, created = app_db.execute(
+        "SELECT CAST(amount AS TEXT), created_at FROM transactions LIMIT 1"
+    ).fetchone()
+    datetime.fromisoformat(created)
+    names = [r[0] for r in app_db.execute("SELECT full_name FROM users")]
+    assert any(not n.isascii() for n in names)
+
+
+def test_deterministic_for_a_seed(tmp_path: Path) -> None:
+    generate_app_db(tmp_path / "a.sqlite", transactions=2_000, seed=7)
+    generate_app_db(tmp_path / "b.sqlite", transactions=2_000, seed=7)
+    a = sqlite3.connect(tmp_path / "a.sqlite").execute("SELECT * FROM transactions").fetchall()
+    b = sqlite3.connect(tmp_path / "b.sqlite").execute("SELECT * FROM transactions").fetchall()
+    assert a == b
+
+
+def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "gristmill", "quickstart", str(root), "--rows", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    import duckdb
+
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
+        loaded = db.execute("SELECT count(*) FROM raw.transactions").fetchone()[0]
+        columns = [r[0] for r in db.execute("DESCRIBE raw.users").fetchall()]
+    assert loaded == 20_000
+    assert "phone" not in columns  # PII excluded in the quickstart's gristmill.toml
+    again = subprocess.run(
+        [sys.executable, "-m", "gristmill", "ingest", "--json", "-p", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
