@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PG_URL, require_server
-from tests.ingest.harness import PostgresHarness, SourceHarness, SQLiteHarness
+from tests.conftest import MYSQL_URL, PG_URL, require_server
+from tests.ingest.harness import MySQLHarness, PostgresHarness, SourceHarness, SQLiteHarness
 
 
 def _sqlite(tmp_path: Path, name: str) -> SourceHarness:
@@ -19,10 +19,16 @@ def _postgres(tmp_path: Path, name: str) -> SourceHarness:
     return PostgresHarness(PG_URL, name)
 
 
+def _mysql(tmp_path: Path, name: str) -> SourceHarness:
+    require_server("MariaDB/MySQL", "127.0.0.1", 3306)
+    return MySQLHarness(MYSQL_URL, name)
+
+
 # Every SQL source kind the conformance suite runs over.
 HARNESSES: dict[str, Callable[[Path, str], SourceHarness]] = {
     "sqlite": _sqlite,
     "postgres": _postgres,
+    "mysql": _mysql,
 }
 
 

@@ -181,3 +181,81 @@ class PostgresHarness(SourceHarness):
     def close(self) -> None:
         self.db.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
         self.db.close()
+
+
+class MySQLHarness(SourceHarness):
+    kind = "mysql"
+    UNSUPPORTED = frozenset({"int[]"})
+    _DDL = {
+        "bigint": "BIGINT",
+        "int": "INT",
+        "decimal(12,2)": "DECIMAL(12,2)",
+        "float": "DOUBLE",
+        "text": "TEXT",
+        "bool": "BOOLEAN",
+        "date": "DATE",
+        "timestamp": "DATETIME(6)",
+        "timestamptz": "TIMESTAMP(6) NULL",
+        "json": "JSON",
+        "bytes": "LONGBLOB",
+    }
+
+    def __init__(self, url: str, database: str) -> None:
+        import pymysql
+
+        self.url = url
+        self.database = database
+        self.db = pymysql.connect(
+            host="127.0.0.1",
+            port=3306,
+            user="root",
+            password="",
+            charset="utf8mb4",
+            autocommit=True,
+            init_command="SET time_zone = '+00:00'",
+        )
+        self.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        self.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+        self.execute(f"USE `{database}`")
+
+    def source_config(self) -> dict[str, Any]:
+        return {"type": "mysql", "url": self.url, "schema": self.database}
+
+    def column_ddl(self, logical: str) -> str:
+        return self._DDL[logical]
+
+    def create_table(
+        self, name: str, columns: dict[str, str], primary_key: Sequence[str] = ("id",)
+    ) -> None:
+        cols = ", ".join(f"`{c}` {self.column_ddl(t)}" for c, t in columns.items())
+        key = f", PRIMARY KEY ({', '.join(primary_key)})" if primary_key else ""
+        self.execute(f"DROP TABLE IF EXISTS `{name}`")
+        self.execute(f"CREATE TABLE `{name}` ({cols}{key})")
+
+    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        import json
+        from datetime import UTC, datetime
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                return value.astimezone(UTC).replace(tzinfo=None)
+            if isinstance(value, dict | list):
+                return json.dumps(value)
+            return value
+
+        with self.db.cursor() as cursor:
+            for row in rows:
+                names = ", ".join(f"`{c}`" for c in row)
+                marks = ", ".join("%s" for _ in row)
+                cursor.execute(
+                    f"INSERT INTO `{table}` ({names}) VALUES ({marks})",
+                    [convert(v) for v in row.values()],
+                )
+
+    def execute(self, sql: str) -> None:
+        with self.db.cursor() as cursor:
+            cursor.execute(sql)
+
+    def close(self) -> None:
+        self.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
+        self.db.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PG_URL, require_server
+from tests.conftest import MYSQL_URL, PG_URL, require_server
 from tests.helpers import write_project
 
 ROWS = 150_000
@@ -93,6 +93,44 @@ class PostgresApp:
         self.db.close()
 
 
+class MySQLApp:
+    def __init__(self, database: str) -> None:
+        import pymysql
+
+        self.database = database
+        self.db = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+        self.db.cursor().execute(f"CREATE DATABASE `{database}`")
+        self.db.select_db(database)
+        self.db.cursor().execute(
+            "CREATE TABLE ledger (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), memo TEXT,"
+            " seq BIGINT NOT NULL)"
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "mysql", "url": MYSQL_URL, "schema": self.database}
+
+    def add(self, start: int, count: int, seq: int) -> None:
+        # MariaDB's sequence engine: seq_A_to_B is a table of the integers A..B.
+        self.db.cursor().execute(
+            f"INSERT INTO ledger SELECT seq, (seq % 1000) + 0.25, CONCAT('row ', seq, ' ✓'),"
+            f" {seq} FROM seq_{start}_to_{start + count - 1}"
+        )
+
+    def touch(self, every: int, seq: int) -> None:
+        self.db.cursor().execute(
+            f"UPDATE ledger SET amount = amount + 1, seq = {seq} WHERE id % {every} = 0"
+        )
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        cursor = self.db.cursor()
+        cursor.execute("SELECT id, CAST(amount AS CHAR), seq FROM ledger ORDER BY id")
+        return [(int(a), b, int(c)) for a, b, c in cursor.fetchall()]
+
+    def close(self) -> None:
+        self.db.cursor().execute(f"DROP DATABASE `{self.database}`")
+        self.db.close()
+
+
 def _ingest(project: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "gristmill", "ingest", "--json", "-p", str(project)],
@@ -111,11 +149,14 @@ def _warehouse_rows(project: Path) -> list[tuple[Any, ...]]:
     return [(int(a), b, int(c)) for a, b, c in rows]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def app(request: Any, tmp_path: Path, unique_name: str) -> Any:
     if request.param == "postgres":
         require_server("PostgreSQL", "127.0.0.1", 5432)
         application: Any = PostgresApp(unique_name)
+    elif request.param == "mysql":
+        require_server("MariaDB/MySQL", "127.0.0.1", 3306)
+        application = MySQLApp(unique_name)
     else:
         application = SQLiteApp(tmp_path)
     yield application

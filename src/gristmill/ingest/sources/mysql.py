@@ -1,0 +1,190 @@
+"""MySQL and MariaDB, read with PyMySQL through an unbuffered server-side cursor.
+
+Types come from information_schema, so that DECIMAL keeps its precision, TINYINT(1)
+is a boolean, TIMESTAMP (stored in UTC) is time-zone aware while DATETIME is not, and
+JSON (an alias of LONGTEXT with a json_valid check on MariaDB) stays JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+
+from gristmill.config import SourceConfig
+from gristmill.errors import (
+    BackendError,
+    ConfigError,
+    ConnectionFailedError,
+    MissingDependencyError,
+)
+from gristmill.ingest.sources.base import SourceTable, SqlSource
+
+_INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
+_STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+_BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+
+
+def _pymysql() -> Any:
+    try:
+        import pymysql
+    except ImportError:
+        raise MissingDependencyError("pymysql", "mysql", "The MySQL source") from None
+    return pymysql
+
+
+def arrow_type(
+    data_type: str, column_type: str, precision: int | None, scale: int | None, is_json: bool
+) -> pa.DataType:
+    """The Arrow type for a column as information_schema.COLUMNS describes it."""
+    unsigned = "unsigned" in column_type
+    if is_json or data_type == "json":
+        return pa.json_(pa.string())
+    if column_type.startswith("tinyint(1)") or column_type == "bit(1)":
+        return pa.bool_()
+    if data_type in _INTS:
+        bits = _INTS[data_type] * (2 if unsigned else 1)
+        return pa.decimal128(20, 0) if bits > 64 else getattr(pa, f"int{max(bits, 8)}")()
+    if data_type == "decimal":
+        return pa.decimal128(min(precision or 38, 38), scale or 0)
+    if data_type == "float":
+        return pa.float32()
+    if data_type in ("double", "real"):
+        return pa.float64()
+    if data_type == "date":
+        return pa.date32()
+    if data_type == "datetime":
+        return pa.timestamp("us")
+    if data_type == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if data_type == "time":
+        return pa.duration("us")
+    if data_type == "year":
+        return pa.int16()
+    if data_type in _BINARIES or data_type == "bit":
+        return pa.binary()
+    return pa.string()
+
+
+class MySQLSource(SqlSource):
+    KIND = "mysql"
+    SUPPORTS_PARALLEL_STREAMS = False
+    PLACEHOLDER = "%s"
+    QUOTE = "`"
+
+    def __init__(self, name: str, config: SourceConfig, root: Path) -> None:
+        super().__init__(name, config, root)
+        if not config.url:
+            raise ConfigError(f"Source '{name}' (mysql) needs url = \"${{APP_DB_URL}}\".")
+        parts = urlsplit(config.url)
+        self.database = config.schema_name or unquote(parts.path.lstrip("/"))
+        if not self.database:
+            raise ConfigError(
+                f"Source '{name}': the url names no database (mysql://host/DATABASE)."
+            )
+        self._params = {
+            "host": parts.hostname or "127.0.0.1",
+            "port": parts.port or 3306,
+            "user": unquote(parts.username or "root"),
+            "password": unquote(parts.password or ""),
+            "database": self.database,
+            "charset": "utf8mb4",
+            "init_command": "SET time_zone = '+00:00'",
+        }
+        self.where = f"{self._params['host']}:{self._params['port']}/{self.database}"
+        self._conn = self._connect()
+
+    def _connect(self, streaming: bool = False) -> Any:
+        pymysql = _pymysql()
+        cursor_class = pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor
+        try:
+            return pymysql.connect(**self._params, cursorclass=cursor_class)
+        except pymysql.err.MySQLError as exc:
+            reason = exc.args[1] if len(exc.args) > 1 else str(exc)
+            raise ConnectionFailedError(
+                f"Source '{self.name}': cannot connect to MySQL at {self.where}: {reason}. "
+                "Check the host, port, user and password in its url."
+            ) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            return list(cursor.fetchall())
+
+    def list_tables(self) -> list[str]:
+        rows = self._query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            " ORDER BY table_name",
+            [self.database],
+        )
+        return [r[0] for r in rows]
+
+    def describe(self, table: str) -> SourceTable:
+        columns = self._query(
+            "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale,"
+            " is_nullable, column_key FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            [self.database, table],
+        )
+        if not columns:
+            raise self.missing_table(table)
+        json_columns = {
+            r[0]
+            for r in self._query(
+                "SELECT constraint_name FROM information_schema.check_constraints"
+                " WHERE constraint_schema = %s AND table_name = %s"
+                " AND check_clause LIKE 'json_valid(%%'",
+                [self.database, table],
+            )
+        }
+        fields = [
+            pa.field(
+                name,
+                arrow_type(
+                    str(dtype).lower(), str(ctype).lower(), precision, scale, name in json_columns
+                ),
+                nullable=nullable == "YES",
+            )
+            for name, dtype, ctype, precision, scale, nullable, _ in columns
+        ]
+        key = tuple(r[0] for r in columns if r[6] == "PRI")
+        return SourceTable(table, pa.schema(fields), key)
+
+    def stream(
+        self, sql: str, params: Sequence[Any], schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        pymysql = _pymysql()
+        conn = self._connect(streaming=True)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, list(params))
+                while rows := cursor.fetchmany(self.BATCH_ROWS):
+                    columns = list(zip(*rows, strict=True))
+                    yield pa.record_batch(
+                        [_column(v, f) for v, f in zip(columns, schema, strict=True)], schema=schema
+                    )
+        except pymysql.err.MySQLError as exc:
+            raise BackendError(f"Source '{self.name}': {exc.args[-1]}") from None
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _column(values: Sequence[Any], f: pa.Field) -> pa.Array:
+    dtype = f.type
+    if isinstance(dtype, pa.BaseExtensionType):
+        return pa.ExtensionArray.from_storage(dtype, pa.array(values, dtype.storage_type))
+    if pa.types.is_boolean(dtype):
+        values = [
+            None if v is None else bool(int.from_bytes(v) if isinstance(v, bytes) else v)
+            for v in values
+        ]
+    elif pa.types.is_duration(dtype):
+        values = [v if v is None or isinstance(v, timedelta) else timedelta(0) for v in values]
+    return pa.array(values, dtype)
