@@ -221,7 +221,7 @@ class TableSync:
     def _load_streams(
         self, table: str, streams: list[Iterator[pa.RecordBatch]], names: list[str]
     ) -> int:
-        if len(streams) == 1 or not self.warehouse.SUPPORTS_PARALLEL_APPEND:
+        if len(streams) <= 1 or not self.warehouse.SUPPORTS_PARALLEL_APPEND:
             return sum(self._load_stream(table, s, names) for s in streams)
         with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="gm-stream") as pool:
             futures = [pool.submit(self._load_stream, table, s, names) for s in streams]
