@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,7 @@ def test_values_are_well_formed(app_db: sqlite3.Connection) -> None:
         "SELECT CAST(amount AS TEXT), created_at FROM transactions LIMIT 1"
     ).fetchone()
     datetime.fromisoformat(created)
+    assert Decimal(amount).as_tuple().exponent >= -2
     names = [r[0] for r in app_db.execute("SELECT full_name FROM users")]
     assert any(not n.isascii() for n in names)
 

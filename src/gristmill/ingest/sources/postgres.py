@@ -15,52 +15,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from gristmill.config import SourceConfig
-from gristmill.errors import (
-    BackendError,
-    ConfigError,
-    ConnectionFailedError,
-    MissingDependencyError,
-)
+from gristmill.errors import BackendError, ConfigError
 from gristmill.ingest.sources.base import Extract, ReadRequest, SourceTable, SqlSource
+from gristmill.postgres_adbc import UNCONSTRAINED_NUMERIC, connect, dbapi, to_type, wire_type
 
-UNCONSTRAINED_NUMERIC = pa.decimal128(38, 9)
-"""What an unconstrained NUMERIC becomes: 29 integer and 9 fractional digits, as dlt does."""
 MIN_BLOCKS_PER_STREAM = 1_000
-
-
-def _dbapi() -> Any:
-    try:
-        import adbc_driver_postgresql.dbapi as dbapi
-    except ImportError:
-        raise MissingDependencyError(
-            "adbc-driver-postgresql", "postgres", "The PostgreSQL source"
-        ) from None
-    return dbapi
-
-
-def _numeric_type(typmod: int) -> pa.DataType:
-    if typmod < 4:
-        return UNCONSTRAINED_NUMERIC
-    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-    if precision > 38:
-        return pa.decimal128(38, min(scale, 38))
-    return pa.decimal128(precision, scale)
-
-
-def _from_wire(field: pa.Field) -> pa.DataType:
-    """The faithful Arrow type for a column as the ADBC driver describes it."""
-    dtype = field.type
-    if isinstance(dtype, pa.BaseExtensionType) and dtype.extension_name == "arrow.opaque":
-        meta = field.metadata or {}
-        if meta.get(b"POSTGRESQL:type") == b"numeric":
-            return _numeric_type(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
-        return pa.string()
-    return dtype
 
 
 class PostgresSource(SqlSource):
@@ -74,28 +37,18 @@ class PostgresSource(SqlSource):
             raise ConfigError(f"Source '{name}' (postgres) needs url = \"${{APP_DB_URL}}\".")
         self.url = config.url
         self.db_schema = config.schema_name or "public"
-        parts = urlsplit(self.url)
-        self.where = f"{parts.hostname}:{parts.port or 5432}{parts.path}"
         self._conn = self._connect()
 
     def _connect(self) -> Any:
-        dbapi = _dbapi()
-        try:
-            return dbapi.connect(self.url)
-        except dbapi.Error as exc:
-            reason = str(exc).split("\n")[0].removeprefix("IO: [libpq] Failed to connect: ")
-            raise ConnectionFailedError(
-                f"Source '{self.name}': cannot connect to PostgreSQL at {self.where}: {reason}. "
-                "Check the host, port, user and password in its url."
-            ) from None
+        return connect(self.url, f"Source '{self.name}'")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        dbapi = _dbapi()
+        driver = dbapi("The PostgreSQL source")
         with closing(self._conn.cursor()) as cursor:
             try:
                 cursor.execute(sql, list(params) if params else None)
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
-            except dbapi.Error as exc:
+            except driver.Error as exc:
                 self._conn.rollback()
                 raise BackendError(f"Source '{self.name}': {str(exc).splitlines()[0]}") from None
         self._conn.rollback()  # end the implicit transaction: never hold a snapshot open
@@ -137,7 +90,7 @@ class PostgresSource(SqlSource):
             " ORDER BY k.n",
             [self.table_ref(table)],
         )
-        fields = [pa.field(f.name, _from_wire(f), nullable=f.name not in not_null) for f in wire]
+        fields = [pa.field(f.name, wire_type(f), nullable=f.name not in not_null) for f in wire]
         return SourceTable(table, pa.schema(fields), tuple(r[0] for r in key))
 
     def column_sql(self, name: str, dtype: pa.DataType) -> str:
@@ -159,7 +112,7 @@ class PostgresSource(SqlSource):
     def stream(
         self, sql: str, params: Sequence[Any], schema: pa.Schema, setup: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
-        dbapi = _dbapi()
+        driver = dbapi("The PostgreSQL source")
         conn = self._connect()
         try:
             with closing(conn.cursor()) as cursor:
@@ -169,10 +122,10 @@ class PostgresSource(SqlSource):
                 reader = cursor.fetch_record_batch()
                 for batch in reader:
                     yield pa.record_batch(
-                        [_to_type(c, f.type) for c, f in zip(batch.columns, schema, strict=True)],
+                        [to_type(c, f.type) for c, f in zip(batch.columns, schema, strict=True)],
                         schema=schema,
                     )
-        except dbapi.Error as exc:
+        except driver.Error as exc:
             raise BackendError(f"Source '{self.name}': {str(exc).splitlines()[0]}") from None
         finally:
             conn.close()
@@ -218,16 +171,6 @@ class PostgresSource(SqlSource):
 
     def close(self) -> None:
         self._conn.close()
-
-
-def _to_type(column: pa.Array, dtype: pa.DataType) -> pa.Array:
-    if isinstance(column.type, pa.BaseExtensionType) and not isinstance(
-        dtype, pa.BaseExtensionType
-    ):
-        column = column.storage
-    if column.type == dtype:
-        return column
-    return column.cast(dtype)
 
 
 def _literal(value: Any) -> str:
