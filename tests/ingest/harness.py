@@ -38,11 +38,18 @@ class SourceHarness(ABC):
     def source_config(self) -> dict[str, Any]:
         """The [sources.NAME] entry (type, url or path, schema), without tables."""
 
-    @abstractmethod
+    QUOTE = '"'
+    _DDL: dict[str, str]
+
     def create_table(
         self, name: str, columns: dict[str, str], primary_key: Sequence[str] = ("id",)
     ) -> None:
         """Create (replacing) a table with logical column types."""
+        q = self.QUOTE
+        cols = ", ".join(f"{q}{c}{q} {self.column_ddl(t)}" for c, t in columns.items())
+        key = f", PRIMARY KEY ({', '.join(primary_key)})" if primary_key else ""
+        self.execute(f"DROP TABLE IF EXISTS {q}{name}{q}")
+        self.execute(f"CREATE TABLE {q}{name}{q} ({cols}{key})")
 
     @abstractmethod
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
@@ -52,9 +59,9 @@ class SourceHarness(ABC):
     def execute(self, sql: str) -> None:
         """Run a statement in the source's own dialect (updates, deletes, DDL)."""
 
-    @abstractmethod
     def column_ddl(self, logical: str) -> str:
         """The source's column type for a logical type."""
+        return self._DDL[logical]
 
     def close(self) -> None:  # noqa: B027 - not every harness holds a connection
         pass
@@ -82,17 +89,6 @@ class SQLiteHarness(SourceHarness):
 
     def source_config(self) -> dict[str, Any]:
         return {"type": "sqlite", "path": str(self.path)}
-
-    def column_ddl(self, logical: str) -> str:
-        return self._DDL[logical]
-
-    def create_table(
-        self, name: str, columns: dict[str, str], primary_key: Sequence[str] = ("id",)
-    ) -> None:
-        cols = ", ".join(f'"{c}" {self.column_ddl(t)}' for c, t in columns.items())
-        key = f", PRIMARY KEY ({', '.join(primary_key)})" if primary_key else ""
-        self.db.execute(f'DROP TABLE IF EXISTS "{name}"')
-        self.db.execute(f'CREATE TABLE "{name}" ({cols}{key})')
 
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         import json
@@ -155,17 +151,6 @@ class PostgresHarness(SourceHarness):
     def source_config(self) -> dict[str, Any]:
         return {"type": "postgres", "url": self.url, "schema": self.schema}
 
-    def column_ddl(self, logical: str) -> str:
-        return self._DDL[logical]
-
-    def create_table(
-        self, name: str, columns: dict[str, str], primary_key: Sequence[str] = ("id",)
-    ) -> None:
-        cols = ", ".join(f'"{c}" {self.column_ddl(t)}' for c, t in columns.items())
-        key = f", PRIMARY KEY ({', '.join(primary_key)})" if primary_key else ""
-        self.db.execute(f'DROP TABLE IF EXISTS "{name}"')
-        self.db.execute(f'CREATE TABLE "{name}" ({cols}{key})')
-
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         from psycopg.types.json import Jsonb
 
@@ -185,6 +170,7 @@ class PostgresHarness(SourceHarness):
 
 class MySQLHarness(SourceHarness):
     kind = "mysql"
+    QUOTE = "`"
     UNSUPPORTED = frozenset({"int[]"})
     _DDL = {
         "bigint": "BIGINT",
@@ -220,17 +206,6 @@ class MySQLHarness(SourceHarness):
 
     def source_config(self) -> dict[str, Any]:
         return {"type": "mysql", "url": self.url, "schema": self.database}
-
-    def column_ddl(self, logical: str) -> str:
-        return self._DDL[logical]
-
-    def create_table(
-        self, name: str, columns: dict[str, str], primary_key: Sequence[str] = ("id",)
-    ) -> None:
-        cols = ", ".join(f"`{c}` {self.column_ddl(t)}" for c, t in columns.items())
-        key = f", PRIMARY KEY ({', '.join(primary_key)})" if primary_key else ""
-        self.execute(f"DROP TABLE IF EXISTS `{name}`")
-        self.execute(f"CREATE TABLE `{name}` ({cols}{key})")
 
     def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         import json

@@ -8,9 +8,10 @@ the merge and delete statements of a sync) lives here, once, in portable SQL.
 
 from __future__ import annotations
 
+import itertools
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
+from gristmill.errors import BackendError
 
 META_SCHEMA = "_gristmill"
 STATE_TABLE = "sync_state"
@@ -27,6 +29,30 @@ class Transaction(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class CountingReader:
+    """A record batch reader over an iterator of batches that counts the rows it hands out,
+    so that a backend can stream any number of batches into one bulk load."""
+
+    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        self.rows = 0
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                self.rows += batch.num_rows
+                yield batch
+
+        self.reader = pa.RecordBatchReader.from_batches(schema, counted())
+
+    @classmethod
+    def over(cls, batches: Iterable[pa.RecordBatch]) -> CountingReader | None:
+        """A reader over `batches`, or None when there are none."""
+        iterator = iter(batches)
+        first = next(iterator, None)
+        if first is None:
+            return None
+        return cls(first.schema, itertools.chain([first], iterator))
 
 
 class Warehouse(ABC):
@@ -41,10 +67,16 @@ class Warehouse(ABC):
         self.config = config
         self.root = root
 
+    SIMPLE_TYPES: ClassVar[dict[pa.DataType, str]]
+    """Column types of the Arrow types that take no parameters."""
+    JSON_TYPE: ClassVar[str]
+    UUID_TYPE: ClassVar[str] = "UUID"
+    DECIMAL_TYPE: ClassVar[str] = "DECIMAL"
+    MAX_DECIMAL_PRECISION: ClassVar[int] = 38
+
     # -- what each backend provides ------------------------------------------------
-    @abstractmethod
-    def column_type(self, dtype: pa.DataType) -> str:
-        """The column type that stores Arrow `dtype` without loss."""
+    def struct_type(self, dtype: pa.StructType) -> str:
+        return self.JSON_TYPE
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -62,6 +94,34 @@ class Warehouse(ABC):
     def close(self) -> None: ...
 
     # -- shared behaviour ------------------------------------------------------------
+    def column_type(self, dtype: pa.DataType) -> str:
+        """The column type that stores Arrow `dtype` without loss."""
+        if isinstance(dtype, pa.BaseExtensionType):
+            if dtype.extension_name == "arrow.json":
+                return self.JSON_TYPE
+            if dtype.extension_name == "arrow.uuid":
+                return self.UUID_TYPE
+            return self.column_type(dtype.storage_type)
+        simple = self.SIMPLE_TYPES.get(dtype)
+        if simple:
+            return simple
+        if pa.types.is_decimal(dtype):
+            precision = min(dtype.precision, self.MAX_DECIMAL_PRECISION)
+            return f"{self.DECIMAL_TYPE}({precision},{dtype.scale})"
+        if pa.types.is_timestamp(dtype):
+            return "TIMESTAMPTZ" if dtype.tz else "TIMESTAMP"
+        if pa.types.is_time(dtype):
+            return "TIME"
+        if pa.types.is_duration(dtype) or pa.types.is_interval(dtype):
+            return "INTERVAL"
+        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+            return f"{self.column_type(dtype.value_type)}[]"
+        if pa.types.is_struct(dtype):
+            return self.struct_type(dtype)
+        if pa.types.is_dictionary(dtype):
+            return self.column_type(dtype.value_type)
+        raise BackendError(f"No {self.NAME} column type for the Arrow type {dtype}")
+
     @staticmethod
     def quote(identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'
