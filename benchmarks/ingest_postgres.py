@@ -30,13 +30,15 @@ def _pg(database: str = DATABASE):  # type: ignore[no-untyped-def]
     return psycopg.connect(f"{PG}/{database}", autocommit=True)
 
 
-def prepare(rows: int) -> None:
+def prepare(rows: int, reuse: bool) -> None:
+    """Create the table afresh: the incremental runs update rows, and the dead tuples they
+    leave would slow the next run's reads."""
     with _pg("postgres") as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
             admin.execute(f"CREATE DATABASE {DATABASE}")
     with _pg() as db:
         exists = db.execute("SELECT to_regclass(%s)", [TABLE]).fetchone()[0]
-        if exists and db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == rows:
+        if reuse and exists and db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == rows:
             return
         print(f"creating {TABLE} with {rows:,} rows ...", flush=True)
         db.execute(f"DROP TABLE IF EXISTS {TABLE}")
@@ -165,12 +167,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--contender", choices=sorted(CONTENDERS))
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
+    parser.add_argument("--reuse-table", action="store_true", help="keep an existing table")
     args = parser.parse_args()
     if args.contender:
         CONTENDERS[args.contender]()
         return
     WORK.mkdir(exist_ok=True)
-    prepare(args.rows)
+    prepare(args.rows, args.reuse_table)
     results: dict[str, tuple[float, float, float | None]] = {}
     for name in ("copy", "connectorx", "dlt"):
         if name not in args.skip:

@@ -113,7 +113,10 @@ class PostgresSource(SqlSource):
         self, sql: str, params: Sequence[Any], schema: pa.Schema, setup: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
         driver = dbapi("The PostgreSQL source")
-        conn = self._connect()
+        # A parallel stream needs a connection of its own; a lone stream (an incremental
+        # read, a small table) reuses the source's connection and saves a handshake.
+        own = bool(setup)
+        conn = self._connect() if own else self._conn
         try:
             with closing(conn.cursor()) as cursor:
                 for statement in setup:
@@ -128,7 +131,10 @@ class PostgresSource(SqlSource):
         except driver.Error as exc:
             raise BackendError(f"Source '{self.name}': {str(exc).splitlines()[0]}") from None
         finally:
-            conn.close()
+            if own:
+                conn.close()
+            else:
+                conn.rollback()
 
     def extract(self, request: ReadRequest) -> Extract:
         blocks = self._blocks(request.table.name)
