@@ -62,6 +62,8 @@ class TableConfig(_Strict):
     format: Literal["csv", "parquet", "jsonl"] | None = None
     max_bad_rows: int = 0
     parallel: int = Field(default=2, ge=1, le=16)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    """Data checks run on the raw table after each sync (see gristmill.checks)."""
 
     @model_validator(mode="after")
     def _mode_needs(self) -> TableConfig:
@@ -80,11 +82,23 @@ class SourceConfig(_Strict):
     tables: dict[str, TableConfig] | None = None
 
 
+class TransformsConfig(_Strict):
+    schema_name: str = Field(default="analytics", alias="schema")
+    """The warehouse schema that holds derived tables."""
+
+
+class RunConfig(_Strict):
+    workers: int = Field(default=4, ge=1, le=64)
+    """How many steps of `gristmill run` may execute at once."""
+
+
 class ProjectConfig(_Strict):
     name: str = "gristmill-project"
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    transforms: TransformsConfig = Field(default_factory=TransformsConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
 
 _SECRETS: set[str] = set()

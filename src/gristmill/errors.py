@@ -10,6 +10,8 @@ The tree::
     ├── NotFoundError              a table, column or file named in the project does not exist
     ├── BadRowsError               malformed rows in a source file (more than max_bad_rows)
     ├── SchemaChangeError          a source column changed type incompatibly
+    ├── TransformError             a transform's SQL or function failed (file and line named)
+    ├── CheckFailedError           a blocking data check failed; nothing was published
     └── BackendError               a database or driver rejected an operation
 
 Driver exceptions are translated into this tree at the edge of each backend, so the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class GristmillError(Exception):
@@ -60,8 +63,30 @@ class SchemaChangeError(GristmillError):
     """A source column changed type in a way the warehouse table cannot follow."""
 
 
+class TransformError(GristmillError):
+    """A transform's SQL or Python function failed; the message names its file and line."""
+
+
+class CheckFailedError(GristmillError):
+    """A data check of severity error failed, so the table was not published.
+
+    `results` holds every check result of that build, passing ones included.
+    """
+
+    def __init__(self, message: str, results: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
 class BackendError(GristmillError):
-    """A database or driver rejected an operation."""
+    """A database or driver rejected an operation.
+
+    `detail` holds the database's own message, without the statement gristmill sent.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

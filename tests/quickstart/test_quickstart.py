@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -86,8 +87,27 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
         loaded = db.execute("SELECT count(*) FROM raw.transactions").fetchone()[0]
         columns = [r[0] for r in db.execute("DESCRIBE raw.users").fetchall()]
+        derived = {
+            table: db.execute(f"SELECT count(*) FROM analytics.{table}").fetchone()[0]
+            for table in ("clean_transactions", "user_daily", "merchant_risk", "fraud_labels")
+        }
+        fraud_rates = db.execute(
+            "SELECT min(fraud_rate), max(fraud_rate) FROM analytics.merchant_risk"
+        ).fetchone()
     assert loaded == 20_000
     assert "phone" not in columns  # PII excluded in the quickstart's gristmill.toml
+    assert all(count > 0 for count in derived.values()), derived
+    assert 0 <= fraud_rates[0] <= fraud_rates[1] <= 1
+    assert "4 ok" in result.stdout and "checks pass" in result.stdout
+    rerun = subprocess.run(
+        [sys.executable, "-m", "gristmill", "run", "--json", "-p", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    statuses = {s["name"]: s["status"] for s in json.loads(rerun.stdout)["steps"]}
+    assert statuses["clean_transactions"] == statuses["user_daily"] == "up_to_date"
     again = subprocess.run(
         [sys.executable, "-m", "gristmill", "ingest", "--json", "-p", str(root)],
         capture_output=True,

@@ -22,6 +22,33 @@ class TableSyncRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class StepRecord:
+    """What one step of `gristmill run` did."""
+
+    asset: str
+    kind: str
+    status: str
+    """ok, up_to_date, failed, skipped (an upstream step failed)."""
+    started_at: str
+    finished_at: str
+    rows: int = 0
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AssetVersion:
+    """The version of an asset's data the last successful build made."""
+
+    name: str
+    definition_hash: str
+    data_version: str
+    relation: str
+    run_id: int
+    built_at: str
+
+
 class Catalog(ABC):
     @abstractmethod
     def start_run(self, command: str) -> int: ...
@@ -49,6 +76,33 @@ class Catalog(ABC):
 
     @abstractmethod
     def schema_history(self, source: str, table: str) -> list[dict[str, Any]]: ...
+
+    # -- the asset graph ------------------------------------------------------------------
+    @abstractmethod
+    def record_step(self, run_id: int, step: StepRecord) -> None: ...
+
+    @abstractmethod
+    def steps(self, run_id: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def asset_versions(self) -> dict[str, AssetVersion]: ...
+
+    @abstractmethod
+    def record_asset_version(self, version: AssetVersion) -> None: ...
+
+    @abstractmethod
+    def record_checks(self, run_id: int | None, asset: str, results: list[dict[str, Any]]) -> None:
+        """Store check results (each `CheckResult.to_dict()`)."""
+
+    @abstractmethod
+    def check_results(self, asset: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def cached_references(self, hashes: list[str]) -> dict[str, Any]:
+        """What parsing the SQL with each content hash found, where known."""
+
+    @abstractmethod
+    def cache_references(self, found: dict[str, Any]) -> None: ...
 
     @abstractmethod
     def close(self) -> None: ...

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gristmill.catalog.base import Catalog, TableSyncRecord
+from gristmill.catalog.base import AssetVersion, Catalog, StepRecord, TableSyncRecord
 from gristmill.config import CatalogConfig
 
 _SCHEMA = """
@@ -42,6 +42,41 @@ CREATE TABLE IF NOT EXISTS schema_history (
     recorded_at TEXT NOT NULL,
     PRIMARY KEY (source, source_table, version)
 );
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    asset TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    error TEXT,
+    details TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS asset_versions (
+    name TEXT PRIMARY KEY,
+    definition_hash TEXT NOT NULL,
+    data_version TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    built_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS check_results (
+    run_id INTEGER,
+    asset TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failing INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    result TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sql_references (
+    sql_hash TEXT PRIMARY KEY,
+    found TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sync_state (
     source TEXT NOT NULL,
     source_table TEXT NOT NULL,
@@ -65,6 +100,9 @@ class SQLiteCatalog(Catalog):
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        # In WAL mode this keeps the catalog consistent after a crash while sparing an
+        # fsync per record; the warehouse, not the catalog, holds what must be durable.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
@@ -145,6 +183,90 @@ class SQLiteCatalog(Catalog):
             "SELECT * FROM schema_history WHERE source = ? AND source_table = ? ORDER BY version",
             (source, table),
         )
+
+    def record_step(self, run_id: int, step: StepRecord) -> None:
+        self._write(
+            "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                step.asset,
+                step.kind,
+                step.status,
+                step.started_at,
+                step.finished_at,
+                step.rows,
+                step.error,
+                json.dumps(step.details, default=str),
+            ),
+        )
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM steps WHERE run_id = ? ORDER BY rowid", (run_id,))
+
+    def asset_versions(self) -> dict[str, AssetVersion]:
+        return {
+            row["name"]: AssetVersion(**row) for row in self._read("SELECT * FROM asset_versions")
+        }
+
+    def record_asset_version(self, version: AssetVersion) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO asset_versions VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                version.name,
+                version.definition_hash,
+                version.data_version,
+                version.relation,
+                version.run_id,
+                version.built_at,
+            ),
+        )
+
+    def record_checks(self, run_id: int | None, asset: str, results: list[dict[str, Any]]) -> None:
+        now = _now()
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        asset,
+                        r["check"]["name"],
+                        r["check"]["kind"],
+                        r["check"]["severity"],
+                        r["status"],
+                        r["failing"],
+                        r["message"],
+                        json.dumps(r, default=str),
+                        now,
+                    )
+                    for r in results
+                ],
+            )
+
+    def check_results(self, asset: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ("WHERE asset = ?", (asset,)) if asset else ("", ())
+        return self._read(
+            f"SELECT * FROM check_results {where} ORDER BY rowid DESC LIMIT ?", (*params, limit)
+        )
+
+    def cached_references(self, hashes: list[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._read(
+                f"SELECT sql_hash, found FROM sql_references WHERE sql_hash IN ({marks})",
+                tuple(chunk),
+            ):
+                found[row["sql_hash"]] = json.loads(row["found"])
+        return found
+
+    def cache_references(self, found: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sql_references VALUES (?, ?)",
+                [(h, json.dumps(v)) for h, v in found.items()],
+            )
 
     def close(self) -> None:
         self._db.close()

@@ -14,6 +14,7 @@ from rich.console import Console
 from gristmill import __version__
 from gristmill.cli import ingest as ingest_cli
 from gristmill.cli import project as project_cli
+from gristmill.cli import run as run_cli
 
 app = typer.Typer(
     name="gristmill",
@@ -44,6 +45,7 @@ def _root(
 
 project_cli.register(app)
 ingest_cli.register(app)
+run_cli.register(app)
 
 
 def main() -> None:
@@ -51,7 +53,10 @@ def main() -> None:
     from gristmill.errors import GristmillError
 
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except GristmillError as exc:
         if _state["debug"]:
             raise
@@ -64,10 +69,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors of click (which typer may vendor): shown as click shows them.
+        show = getattr(exc, "show", None)
+        if show is not None and isinstance(getattr(exc, "exit_code", None), int):
+            show()
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise

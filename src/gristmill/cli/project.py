@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -30,15 +31,21 @@ def quickstart(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Create a demo fintech project with its application database, and ingest it."""
+    from gristmill.cli.run import print_run_total, print_step
     from gristmill.quickstart.project import create_quickstart, run_quickstart
 
     if json_output:
-        summary = run_quickstart(directory, rows=rows)
+        result = run_quickstart(directory, rows=rows)
+        print(json.dumps({"ingest": result.ingest.to_dict(), "run": result.run.to_dict()}))
     else:
         with console.status(f"Creating the quickstart project ({rows:,} transactions)"):
             create_quickstart(directory, rows)
         with RichProgress() as progress:
-            summary = run_quickstart(directory, rows=rows, progress=progress)
-    print_summary(summary, json_output)
-    if not summary.ok:
+            result = run_quickstart(directory, rows=rows, progress=progress)
+        print_summary(result.ingest, json_output=False)
+        console.print("[bold]transforms[/] (built, then checked, then published)")
+        for step in result.run.steps:
+            print_step(step)
+        print_run_total(result.run)
+    if not result.ok:
         raise typer.Exit(1)

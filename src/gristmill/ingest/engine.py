@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -293,13 +294,25 @@ class TableSync:
                     f"{META_SCHEMA}.{REJECTS_TABLE}."
                 )
             new_cursor = self._max_cursor()
+            fingerprint = (
+                self.warehouse.fingerprint(self.schema, self.stage)
+                if config.mode == "full"
+                else None
+            )
             with self.warehouse.transaction() as tx:
                 if replace:
+                    # A full reload that brought the same rows keeps the table's version,
+                    # so that what is built from it is not rebuilt for nothing.
+                    changed = fingerprint is None or fingerprint != (state or {}).get("fingerprint")
                     self._replace(tx)
                 else:
                     self._evolve(tx, plan)
+                    changed = plan.changed or self._brings_rows(
+                        tx, result.rows, cursor_from, new_cursor
+                    )
                     self._apply(tx, cursor_from)
                 result.deleted_rows = self._delete(tx, detect_deletes)
+                changed = changed or result.deleted_rows > 0 or bool(extract.rejects)
                 if extract.rejects:
                     self._quarantine(tx, extract.rejects)
                 cursor = new_cursor if new_cursor is not None else cursor_from
@@ -311,6 +324,9 @@ class TableSync:
                     "schema": schema_to_text(plan.table_schema),
                     "files": extract.files if extract.files is not None else {},
                     "synced_at": datetime.now(UTC).isoformat(),
+                    # What downstream assets compare to know whether to rebuild.
+                    "version": (not changed and (state or {}).get("version")) or uuid.uuid4().hex,
+                    "fingerprint": fingerprint,
                 }
                 self.warehouse.write_state(tx, spec.source, spec.table.name, new_state)
         finally:
@@ -383,8 +399,15 @@ class TableSync:
         if cursor is None or cursor_from is None:
             tx.execute(select)
             return
-        # The read was inclusive of the last cursor value: rows at exactly that value that
-        # an earlier sync loaded are skipped, so ties are neither lost nor doubled.
+        tx.execute(f"{select} WHERE {self._new_rows_filter()}", [cursor_from])
+
+    def _new_rows_filter(self) -> str:
+        """The stage rows an append adds, given the last cursor value as $1.
+
+        The read was inclusive of the last cursor value: rows at exactly that value that
+        an earlier sync loaded are skipped, so ties are neither lost nor doubled.
+        """
+        spec = self.spec
         match = (
             self._key_match("s", "t", spec.primary_key)
             if spec.primary_key
@@ -392,12 +415,28 @@ class TableSync:
                 f"s.{self.q(n)} IS NOT DISTINCT FROM t.{self.q(n)}" for n in spec.names
             )
         )
-        c = self.q(cursor)
-        tx.execute(
-            f"{select} WHERE s.{c} >= $1 AND NOT (s.{c} = $1 AND EXISTS (SELECT 1 FROM {target}"
-            f" AS t WHERE t.{c} = $1 AND {match}))",
-            [cursor_from],
+        c = self.q(spec.renamed(spec.config.cursor) or "")
+        return (
+            f"s.{c} >= $1 AND NOT (s.{c} = $1 AND EXISTS (SELECT 1 FROM"
+            f" {self.t(spec.target)} AS t WHERE t.{c} = $1 AND {match}))"
         )
+
+    def _brings_rows(self, tx: Transaction, staged: int, cursor_from: Any, cursor_to: Any) -> bool:
+        """Whether applying the stage changes the target (asked before `_apply`)."""
+        if staged == 0:
+            return False
+        if cursor_from is None or cursor_to is None or cursor_to != cursor_from:
+            return True
+        # Every staged row sits at the last cursor value, which each sync reads again:
+        # only rows the target does not already hold, exactly, are news.
+        same = " AND ".join(
+            f"s.{self.q(n)} IS NOT DISTINCT FROM t.{self.q(n)}" for n in self.spec.names
+        )
+        sql = (
+            f"SELECT count(*) FROM {self.t(self.stage)} AS s WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {self.t(self.spec.target)} AS t WHERE {same})"
+        )
+        return int(tx.fetchall(sql)[0][0]) > 0
 
     def _delete(self, tx: Transaction, detect_deletes: bool) -> int:
         spec = self.spec
@@ -506,6 +545,36 @@ def ingest(
         summary.seconds = time.perf_counter() - started
         catalog.finish_run(run_id, "ok" if summary.ok else "failed")
     return summary
+
+
+def sync_table(
+    project: Project,
+    source_name: str,
+    table_name: str,
+    run_id: int,
+    *,
+    full_refresh: bool = False,
+    progress: Progress | None = None,
+) -> TableResult:
+    """Sync one configured source table as a step of a larger run (`gristmill run`)."""
+    source_config = project.config.sources[source_name]
+    raw_schema = project.config.warehouse.raw_schema
+    source = open_source(source_name, source_config, project.root)
+    try:
+        table_config = (source_config.tables or {}).get(table_name) or TableConfig()
+        return _sync_one(
+            project,
+            source,
+            table_name,
+            table_config,
+            raw_schema,
+            full_refresh,
+            progress,
+            run_id,
+            {},
+        )
+    finally:
+        source.close()
 
 
 def _sync_one(

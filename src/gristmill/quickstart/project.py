@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gristmill.project import Project, init_project
 
 if TYPE_CHECKING:
+    from gristmill.graph.run import RunSummary, StepResult
     from gristmill.ingest.engine import IngestSummary, Progress
 
 APP_DB = "data/app.sqlite"
+TRANSFORMS = Path(__file__).parent / "transforms"
+"""The quickstart's transforms, copied into the project."""
 
 QUICKSTART_CONFIG = """\
 # The gristmill quickstart: a mobile-money application database synced into DuckDB.
@@ -44,6 +50,7 @@ mode = "full"
 [sources.app.tables.transactions]
 mode = "merge"
 cursor = "updated_at"
+checks = [{{ unique = "id" }}, {{ not_null = ["account_id", "amount", "created_at"] }}]
 
 [sources.app.tables.kyc_documents]
 mode = "merge"
@@ -64,17 +71,37 @@ def create_quickstart(directory: Path, rows: int = 100_000, seed: int = 0) -> Pa
         return root
     init_project(root, name="quickstart")
     (root / "gristmill.toml").write_text(QUICKSTART_CONFIG.format(app_db=APP_DB))
+    for transform in sorted(TRANSFORMS.iterdir()):
+        if transform.suffix in (".sql", ".py"):
+            shutil.copyfile(transform, root / "transforms" / transform.name)
     (root / APP_DB).parent.mkdir(parents=True, exist_ok=True)
     generate_app_db(root / APP_DB, transactions=rows, seed=seed)
     return root
 
 
+@dataclass
+class QuickstartResult:
+    ingest: IngestSummary
+    run: RunSummary
+
+    @property
+    def ok(self) -> bool:
+        return self.ingest.ok and self.run.ok
+
+
 def run_quickstart(
-    directory: Path, rows: int = 100_000, progress: Progress | None = None
-) -> IngestSummary:
-    """Create the quickstart project (if needed) and ingest its application database."""
+    directory: Path,
+    rows: int = 100_000,
+    progress: Progress | None = None,
+    on_step: Callable[[StepResult], None] | None = None,
+) -> QuickstartResult:
+    """Create the quickstart project (if needed), ingest its application database, and
+    build its transforms (running their checks)."""
+    from gristmill.graph.run import run
     from gristmill.ingest import ingest
 
     create_quickstart(directory, rows)
     with Project.load(directory) as project:
-        return ingest(project, progress=progress)
+        synced = ingest(project, progress=progress)
+        built = run(project, kinds={"transform"}, on_step=on_step)
+    return QuickstartResult(synced, built)

@@ -12,7 +12,7 @@ import itertools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -29,6 +29,10 @@ class Transaction(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """The result of a query as an Arrow table, with its column names."""
+        ...
 
 
 class CountingReader:
@@ -55,6 +59,10 @@ class CountingReader:
         return cls(first.schema, itertools.chain([first], iterator))
 
 
+class _Rollback(Exception):
+    """Leaves a read-only transaction by rolling it back."""
+
+
 class Warehouse(ABC):
     NAME: ClassVar[str]
     DIALECT: ClassVar[str]
@@ -73,6 +81,8 @@ class Warehouse(ABC):
     UUID_TYPE: ClassVar[str] = "UUID"
     DECIMAL_TYPE: ClassVar[str] = "DECIMAL"
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
+    DROP_CASCADE: ClassVar[str] = ""
+    """Appended to DROP statements: PostgreSQL refuses to drop what a view depends on."""
 
     # -- what each backend provides ------------------------------------------------
     def struct_type(self, dtype: pa.StructType) -> str:
@@ -89,6 +99,10 @@ class Warehouse(ABC):
     @abstractmethod
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Run a query and return its result as an Arrow table."""
+
+    @abstractmethod
+    def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:
+        """Resolve unqualified table names in `schemas`, in order, for the rest of `tx`."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -169,6 +183,52 @@ class Warehouse(ABC):
     def drop_table(self, schema: str, table: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(schema, table)}")
 
+    @contextmanager
+    def read_only(self) -> Iterator[Transaction]:
+        """A transaction that is always rolled back: for queries that may fail midway."""
+        rollback = _Rollback()
+        try:
+            with self.transaction() as tx:
+                yield tx
+                raise rollback
+        except _Rollback:
+            pass
+
+    def relations(self) -> dict[tuple[str, str], str]:
+        """Every table and view: (schema, name) -> 'table' or 'view'."""
+        rows = self.fetchall(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('information_schema', 'pg_catalog')"
+        )
+        return {(s, n): "view" if "VIEW" in t.upper() else "table" for s, n, t in rows}
+
+    def columns(self) -> dict[str, dict[str, dict[str, str]]]:
+        """schema -> table -> column -> type, for every table and view."""
+        rows = self.fetchall(
+            "SELECT table_schema, table_name, column_name, data_type"
+            " FROM information_schema.columns"
+            " WHERE table_schema NOT IN ('information_schema', 'pg_catalog')"
+            " ORDER BY table_schema, table_name, ordinal_position"
+        )
+        result: dict[str, dict[str, dict[str, str]]] = {}
+        for schema, table, column, dtype in rows:
+            result.setdefault(schema, {}).setdefault(table, {})[column] = dtype
+        return result
+
+    def drop_relation_sql(self, schema: str, name: str, kind: str) -> str:
+        keyword = "VIEW" if kind == "view" else "TABLE"
+        return f"DROP {keyword} IF EXISTS {self.qualified(schema, name)}{self.DROP_CASCADE}"
+
+    FINGERPRINT_SQL: ClassVar[str]
+    """Row count and an order-independent sum of row hashes of {relation}, as text."""
+
+    def fingerprint(self, schema: str, table: str) -> str:
+        """A value that changes when the rows of a table change (in any order)."""
+        count, digest = self.fetchall(
+            self.FINGERPRINT_SQL.format(relation=self.qualified(schema, table))
+        )[0]
+        return f"{count}:{digest}"
+
     def row_count(self, schema: str, table: str) -> int:
         return int(self.fetchall(f"SELECT count(*) FROM {self.qualified(schema, table)}")[0][0])
 
@@ -180,6 +240,15 @@ class Warehouse(ABC):
             " source TEXT NOT NULL, source_table TEXT NOT NULL, state TEXT NOT NULL,"
             " PRIMARY KEY (source, source_table))"
         )
+
+    def read_states(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every table's sync state: (source, source table) -> state."""
+        if not self.table_exists(META_SCHEMA, STATE_TABLE):
+            return {}
+        rows = self.fetchall(
+            f"SELECT source, source_table, state FROM {self.qualified(META_SCHEMA, STATE_TABLE)}"
+        )
+        return {(source, table): json.loads(state) for source, table, state in rows}
 
     def read_state(self, source: str, table: str) -> dict[str, Any] | None:
         rows = self.fetchall(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError, ConnectionFailedError
-from gristmill.warehouse.base import CountingReader, Warehouse
+from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
+
+T = TypeVar("T")
 
 _SIMPLE_TYPES: dict[pa.DataType, str] = {
     pa.bool_(): "BOOLEAN",
@@ -42,12 +44,24 @@ _SIMPLE_TYPES: dict[pa.DataType, str] = {
 class _DuckDBTransaction:
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._cursor = cursor
+        self.failed: BackendError | None = None
+        """The error of a statement that failed, which may have aborted the transaction."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        _run(self._cursor, sql, params)
+        self._guard(lambda: _run(self._cursor, sql, params))
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return _run(self._cursor, sql, params).fetchall()
+        return self._guard(lambda: _run(self._cursor, sql, params).fetchall())
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self._guard(lambda: _arrow(self._cursor, sql, params))
+
+    def _guard(self, statement: Callable[[], T]) -> T:
+        try:
+            return statement()
+        except BackendError as exc:
+            self.failed = exc
+            raise
 
 
 def _run(
@@ -56,7 +70,16 @@ def _run(
     try:
         return cursor.execute(sql, list(params) if params else None)
     except duckdb.Error as exc:
-        raise BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}") from exc
+        raise BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}", str(exc)) from exc
+
+
+def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:
+    try:
+        relation = cursor.sql(sql, params=list(params) if params else None)
+        table: pa.Table = relation.to_arrow_table()
+    except duckdb.Error as exc:
+        raise BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}", str(exc)) from exc
+    return table
 
 
 class DuckDBWarehouse(Warehouse):
@@ -66,6 +89,7 @@ class DuckDBWarehouse(Warehouse):
     SUPPORTS_PARALLEL_APPEND = True
     JSON_TYPE = "JSON"
     SIMPLE_TYPES = _SIMPLE_TYPES
+    FINGERPRINT_SQL = "SELECT count(*), CAST(sum(hash(t)) AS VARCHAR) FROM {relation} AS t"
 
     def struct_type(self, dtype: pa.StructType) -> str:
         fields = ", ".join(f"{self.quote(f.name)} {self.column_type(f.type)}" for f in dtype)
@@ -98,11 +122,21 @@ class DuckDBWarehouse(Warehouse):
     def transaction(self) -> Iterator[_DuckDBTransaction]:
         cursor = self._cursor()
         cursor.begin()
+        tx = _DuckDBTransaction(cursor)
         try:
-            yield _DuckDBTransaction(cursor)
+            yield tx
         except BaseException:
             cursor.rollback()
             raise
+        if tx.failed is not None:
+            # DuckDB "commits" a transaction a failed statement aborted by silently
+            # dropping its work: roll back and say so instead.
+            cursor.rollback()
+            raise BackendError(
+                f"A statement failed inside the transaction, which was rolled back:"
+                f" {tx.failed.detail}",
+                tx.failed.detail,
+            )
         try:
             cursor.commit()
         except duckdb.Error as exc:
@@ -124,12 +158,12 @@ class DuckDBWarehouse(Warehouse):
         return stream.rows
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        try:
-            relation = self._cursor().sql(sql, params=list(params) if params else None)
-            table: pa.Table = relation.to_arrow_table()
-        except duckdb.Error as exc:
-            raise BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}") from exc
-        return table
+        return _arrow(self._cursor(), sql, params)
+
+    def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:
+        # A session setting: it stays on this thread's cursor, where every other
+        # statement gristmill sends names its schema anyway.
+        tx.execute(f"SET search_path = '{','.join(schemas)}'")
 
     def close(self) -> None:
         self._con.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ import pyarrow as pa
 from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError, ConfigError
 from gristmill.postgres_adbc import connect, dbapi, faithful
-from gristmill.warehouse.base import CountingReader, Warehouse
+from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
 
 WHO = "The PostgreSQL warehouse"
 
@@ -55,6 +56,11 @@ class _PostgresTransaction:
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
 
+    def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with closing(self._conn.cursor()) as cursor:
+            _run(cursor, sql, params)
+            return faithful(cursor.fetch_arrow_table())
+
 
 def _run(cursor: Any, sql: str, params: Sequence[Any]) -> None:
     driver = dbapi(WHO)
@@ -62,7 +68,9 @@ def _run(cursor: Any, sql: str, params: Sequence[Any]) -> None:
         cursor.execute(sql, list(params) if params else None)
     except driver.Error as exc:
         message = str(exc).split("\n")[0]
-        raise BackendError(f"PostgreSQL rejected: {sql.strip()[:300]}\n  {message}") from None
+        raise BackendError(
+            f"PostgreSQL rejected: {sql.strip()[:300]}\n  {message}", str(exc)
+        ) from None
 
 
 class PostgresWarehouse(Warehouse):
@@ -74,6 +82,10 @@ class PostgresWarehouse(Warehouse):
     JSON_TYPE = "JSONB"
     DECIMAL_TYPE = "NUMERIC"
     MAX_DECIMAL_PRECISION = 1000
+    DROP_CASCADE = " CASCADE"
+    FINGERPRINT_SQL = (
+        "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
+    )
 
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         super().__init__(config, root)
@@ -82,17 +94,31 @@ class PostgresWarehouse(Warehouse):
                 'The postgres warehouse needs url = "${WAREHOUSE_URL}" under [warehouse].'
             )
         self.url = config.url
-        self._conn = connect(self.url, WHO)
+        # A connection per thread, so that steps of a run can work at once.
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._connection()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.url, WHO)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:
+        conn = self._connection()
         try:
-            yield _PostgresTransaction(self._conn)
+            yield _PostgresTransaction(conn)
         except BaseException:
-            self._conn.rollback()
+            conn.rollback()
             raise
         try:
-            self._conn.commit()
+            conn.commit()
         except dbapi(WHO).Error as exc:
             raise BackendError(f"PostgreSQL could not commit: {exc}") from exc
 
@@ -112,11 +138,16 @@ class PostgresWarehouse(Warehouse):
         return stream.rows
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        with closing(self._conn.cursor()) as cursor:
-            _run(cursor, sql, params)
-            table = faithful(cursor.fetch_arrow_table())
-        self._conn.rollback()
+        conn = self._connection()
+        table = _PostgresTransaction(conn).fetch_arrow(sql, params)
+        conn.rollback()
         return table
 
+    def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:
+        tx.execute(f"SET LOCAL search_path TO {', '.join(self.quote(s) for s in schemas)}")
+
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()

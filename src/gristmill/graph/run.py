@@ -1,0 +1,357 @@
+"""`gristmill run`: bring the selected assets up to date, in dependency order, in parallel.
+
+An asset's data version is a hash of its definition and of its upstream assets' data
+versions (a raw table's version changes whenever a sync changes its rows). A derived
+table whose recorded version equals the version it would now get is up to date and is
+skipped. The decision is taken when an asset's upstream steps have settled, so a
+transform downstream of a sync that found nothing new is skipped in the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from gristmill.catalog.base import AssetVersion, StepRecord
+from gristmill.errors import CheckFailedError, GristmillError
+from gristmill.graph.assets import RUNNABLE, Asset
+from gristmill.graph.load import ProjectGraph, load_graph
+
+if TYPE_CHECKING:
+    from gristmill.project import Project
+
+
+@dataclass
+class StepResult:
+    name: str
+    kind: str
+    status: str
+    """ok, up_to_date, failed, skipped (an upstream step failed)."""
+    mode: str = ""
+    rows: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "up_to_date")
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step in self.steps:
+            counts[step.status] = counts.get(step.status, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "counts": self.counts(),
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _version(asset: Asset, upstream: Iterable[tuple[str, str | None]]) -> str:
+    text = asset.definition_hash + "".join(f"|{n}={v}" for n, v in sorted(upstream))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Runner:
+    """One `gristmill run`: the selected steps of a loaded graph."""
+
+    def __init__(
+        self,
+        project: Project,
+        loaded: ProjectGraph,
+        selected: set[str],
+        *,
+        full_refresh: bool,
+        workers: int,
+        on_step: Callable[[StepResult], None] | None,
+        kinds: Collection[str] = RUNNABLE,
+    ) -> None:
+        self.project = project
+        self.loaded = loaded
+        self.graph = loaded.graph
+        self.full_refresh = full_refresh
+        self.workers = workers
+        self.on_step = on_step or (lambda step: None)
+        self.steps = [
+            n
+            for n in self.graph.order()
+            if n in selected and self.graph[n].kind in RUNNABLE & set(kinds)
+        ]
+        self.recorded = project.catalog.asset_versions()
+        self.versions: dict[str, str | None] = {}
+        self.results: dict[str, StepResult] = {}
+        self._ingest_lock = threading.Lock()
+        self.run_id = 0
+
+    # -- versions ---------------------------------------------------------------------
+    def current_version(self, name: str) -> str | None:
+        """The data version `name` has now (for assets not part of this run)."""
+        if name in self.versions:
+            return self.versions[name]
+        asset = self.graph[name]
+        if asset.kind == "raw" and asset.source is not None:
+            state = self.loaded.states.get(asset.source)
+            version = state.get("version") if state else None
+        elif asset.kind == "external":
+            version = "external"
+        elif asset.kind == "transform":
+            recorded = self.recorded.get(name)
+            exists = asset.relation in self.loaded.relations
+            version = recorded.data_version if recorded and exists else None
+        else:
+            version = None
+        self.versions[name] = version
+        return version
+
+    def expected_version(self, asset: Asset) -> str:
+        return _version(
+            asset,
+            (
+                (up, self.current_version(up))
+                for up in asset.upstream
+                if self.graph[up].kind != "source"
+            ),
+        )
+
+    # -- the run ----------------------------------------------------------------------
+    def run(self, command: str) -> RunSummary:
+        started = time.perf_counter()
+        catalog = self.project.catalog
+        self.run_id = catalog.start_run(command)
+        summary = RunSummary(self.run_id)
+        try:
+            self._prepare()
+            self._execute()
+        finally:
+            summary.steps = [self.results[n] for n in self.steps if n in self.results]
+            summary.seconds = time.perf_counter() - started
+            catalog.finish_run(self.run_id, "ok" if summary.ok else "failed")
+        return summary
+
+    def _prepare(self) -> None:
+        warehouse = self.project.warehouse
+        kinds = {self.graph[n].kind for n in self.steps}
+        if "raw" in kinds:
+            warehouse.ensure_schema(self.loaded.raw_schema)
+            warehouse.ensure_state_table()
+        if "transform" in kinds and not any(
+            s == self.loaded.derived_schema for s, _ in self.loaded.relations
+        ):
+            warehouse.ensure_schema(self.loaded.derived_schema)
+
+    def _execute(self) -> None:
+        pending = {n: {u for u in self.graph[n].upstream if u in self.steps} for n in self.steps}
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gm-run") as pool:
+            while pending or running:
+                ready = [n for n, ups in pending.items() if not ups]
+                for name in ready:
+                    del pending[name]
+                    settled = self._settle_without_running(name)
+                    if settled is not None:
+                        self._finish(name, settled, pending)
+                    else:
+                        running[pool.submit(self._step, name)] = name
+                if not running:
+                    if not ready:
+                        raise RuntimeError(f"steps wait on nothing: {sorted(pending)}")
+                    continue  # settling may have readied more steps
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._finish(running.pop(future), future.result(), pending)
+
+    def _finish(self, name: str, result: StepResult, pending: dict[str, set[str]]) -> None:
+        self.results[name] = result
+        self.on_step(result)
+        for ups in pending.values():
+            ups.discard(name)
+
+    def _settle_without_running(self, name: str) -> StepResult | None:
+        """A skipped or up-to-date result for `name`, or None when it has to run."""
+        asset = self.graph[name]
+        failed = [u for u in asset.upstream if u in self.results and not self.results[u].ok]
+        if failed:
+            result = StepResult(name, asset.kind, "skipped", error=f"upstream {failed[0]} failed")
+            self._record(asset, result, _now(), _now())
+            return result
+        if asset.kind != "transform" or self.full_refresh:
+            return None
+        recorded = self.recorded.get(name)
+        if (
+            recorded is not None
+            and recorded.data_version == self.expected_version(asset)
+            and asset.relation in self.loaded.relations
+        ):
+            self.versions[name] = recorded.data_version
+            result = StepResult(name, asset.kind, "up_to_date")
+            self._record(asset, result, _now(), _now())
+            return result
+        return None
+
+    def _step(self, name: str) -> StepResult:
+        asset = self.graph[name]
+        started_at, started = _now(), time.perf_counter()
+        result = StepResult(name, asset.kind, "ok")
+        try:
+            if asset.kind == "raw":
+                self._ingest(asset, result)
+            else:
+                self._build(asset, result)
+        except CheckFailedError as exc:
+            result.status, result.error = "failed", str(exc)
+            result.checks = [r.to_dict() for r in exc.results]
+        except GristmillError as exc:
+            result.status, result.error = "failed", str(exc)
+        except Exception as exc:  # a bug must not leave the other steps hanging
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        result.seconds = time.perf_counter() - started
+        self._record(asset, result, started_at, _now())
+        return result
+
+    def _record(self, asset: Asset, result: StepResult, started_at: str, finished_at: str) -> None:
+        from gristmill.config import redact
+
+        catalog = self.project.catalog
+        if result.error:
+            result.error = redact(result.error)
+        catalog.record_step(
+            self.run_id,
+            StepRecord(
+                asset.name,
+                asset.kind,
+                result.status,
+                started_at,
+                finished_at,
+                result.rows,
+                result.error,
+                {"mode": result.mode, "seconds": round(result.seconds, 3)},
+            ),
+        )
+        if result.checks:
+            catalog.record_checks(self.run_id, asset.name, result.checks)
+
+    def _ingest(self, asset: Asset, result: StepResult) -> None:
+        from gristmill.checks import raise_if_blocking, run_checks
+        from gristmill.ingest.engine import sync_table
+
+        assert asset.source is not None and asset.relation is not None
+        with self._ingest_lock:
+            synced = sync_table(
+                self.project, *asset.source, self.run_id, full_refresh=self.full_refresh
+            )
+        result.mode, result.rows = synced.mode, synced.rows
+        if synced.status != "ok":
+            raise GristmillError(synced.error or "the sync failed")
+        state = self.project.warehouse.read_state(*asset.source)
+        self.versions[asset.name] = state.get("version") if state else None
+        self.loaded.relations[asset.relation] = "table"
+        if asset.checks:
+            warehouse = self.project.warehouse
+            relation = warehouse.qualified(*asset.relation)
+            checks = run_checks(
+                warehouse, relation, asset.checks, search_path=self.loaded.search_path
+            )
+            result.checks = [r.to_dict() for r in checks]
+            raise_if_blocking(f"{asset.name} (loaded)", checks)
+
+    def _build(self, asset: Asset, result: StepResult) -> None:
+        from gristmill.transforms.materialize import Builder
+
+        transform = asset.transform
+        assert transform is not None and asset.relation is not None
+        missing = [
+            u
+            for u in asset.upstream
+            if self.graph[u].relation is not None
+            and self.graph[u].relation not in self.loaded.relations
+        ]
+        if missing:
+            raise GristmillError(
+                f"{transform.where}: {asset.name} reads {missing[0]}, which has not been built "
+                f"yet. Build it first: gristmill run +{asset.name}"
+            )
+        expected = self.expected_version(asset)
+        recorded = self.recorded.get(asset.name)
+        builder = Builder(
+            self.project.warehouse,
+            self.loaded.derived_schema,
+            self.loaded.search_path,
+            self.loaded.resolved,
+        )
+        built = builder.build(
+            transform,
+            asset.checks,
+            existing=self.loaded.relations.get(asset.relation),
+            rebuild=self.full_refresh
+            or recorded is None
+            or recorded.definition_hash != asset.definition_hash,
+        )
+        result.mode, result.rows = built.mode, built.rows
+        result.checks = [r.to_dict() for r in built.checks]
+        self.loaded.relations[asset.relation] = "view" if built.mode == "view" else "table"
+        self.versions[asset.name] = expected
+        self.project.catalog.record_asset_version(
+            AssetVersion(
+                asset.name,
+                asset.definition_hash,
+                expected,
+                ".".join(asset.relation),
+                self.run_id,
+                _now(),
+            )
+        )
+
+
+def run(
+    project: Project,
+    selectors: Iterable[str] = (),
+    *,
+    full_refresh: bool = False,
+    workers: int | None = None,
+    on_step: Callable[[StepResult], None] | None = None,
+    kinds: Collection[str] = RUNNABLE,
+) -> RunSummary:
+    """Bring the selected assets (all when no selector is given) up to date.
+
+    `kinds` limits the steps to syncs ("raw") or builds ("transform").
+    """
+    selectors = list(selectors)
+    loaded = load_graph(project)
+    selected = loaded.graph.select(selectors)
+    runner = Runner(
+        project,
+        loaded,
+        selected,
+        full_refresh=full_refresh,
+        workers=workers or project.config.run.workers,
+        on_step=on_step,
+        kinds=kinds,
+    )
+    return runner.run("run" + "".join(f" {s}" for s in selectors))

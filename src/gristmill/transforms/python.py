@@ -1,0 +1,123 @@
+"""Python transforms: functions over frames, declared with `@gristmill.transform`.
+
+    from gristmill import transform
+
+    @transform(inputs=["clean_transactions", "raw.merchants"], checks=[{"unique": "id"}])
+    def merchant_risk(clean_transactions, merchants):
+        ...  # pyarrow Tables in (or pandas/polars with frame=...), a frame out
+
+Each input arrives as a keyword argument named after the table (without its schema).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gristmill.errors import ConfigError, GristmillError, MissingDependencyError
+from gristmill.transforms.definition import Frame, Transform, validate_options
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MARK = "__gristmill_transform__"
+
+
+def transform(
+    inputs: list[str],
+    *,
+    name: str | None = None,
+    checks: list[dict[str, Any]] | None = None,
+    frame: Frame = "arrow",
+) -> Callable[[F], F]:
+    """Declare a Python transform reading `inputs` and returning a frame (a table)."""
+
+    def mark(function: F) -> F:
+        setattr(
+            function,
+            _MARK,
+            {"inputs": list(inputs), "name": name, "checks": checks or [], "frame": frame},
+        )
+        return function
+
+    return mark
+
+
+def load_python_file(path: Path, display: Path) -> list[Transform]:
+    """The transforms a Python file declares; importing it runs its top-level code."""
+    module_name = f"gristmill_project_transforms.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{display.as_posix()}: cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except GristmillError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"{display.as_posix()}: importing it failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    found = []
+    for value in vars(module).values():
+        declared = getattr(value, _MARK, None)
+        if declared is None or not callable(value):
+            continue
+        where = f"{display.as_posix()}:{value.__code__.co_firstlineno}"
+        options = validate_options({"checks": declared["checks"]}, where)
+        found.append(
+            Transform(
+                name=declared["name"] or value.__name__,
+                kind="python",
+                path=display,
+                line=value.__code__.co_firstlineno,
+                options=options,
+                inputs=declared["inputs"],
+                function=value,
+                frame=declared["frame"],
+                source_text=inspect.getsource(value),
+            )
+        )
+    return found
+
+
+def to_frame(table: Any, frame: Frame, where: str) -> Any:
+    """An Arrow table as the frame kind a Python transform asked for."""
+    if frame == "arrow":
+        return table
+    if frame == "pandas":
+        try:
+            return table.to_pandas()
+        except ImportError:
+            raise MissingDependencyError("pandas", "pandas", f"{where} (frame='pandas')") from None
+    try:
+        import polars
+    except ImportError:
+        raise MissingDependencyError("polars", "polars", f"{where} (frame='polars')") from None
+    return polars.from_arrow(table)
+
+
+def to_arrow(result: Any, where: str) -> Any:
+    """What a Python transform returned, as an Arrow table."""
+    import pyarrow as pa
+
+    if isinstance(result, pa.Table):
+        return result
+    if isinstance(result, pa.RecordBatchReader):
+        return result.read_all()
+    if isinstance(result, pa.RecordBatch):
+        return pa.Table.from_batches([result])
+    module = type(result).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(result, preserve_index=False)
+    if module == "polars":
+        return result.to_arrow()
+    if hasattr(result, "__arrow_c_stream__"):
+        return pa.table(result)
+    raise ConfigError(
+        f"{where}: the transform returned {type(result).__name__}; return a pyarrow Table, "
+        "a pandas DataFrame or a polars DataFrame."
+    )
