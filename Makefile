@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/README.md.
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ingest_postgres.py
+	$(BIN)/python benchmarks/diff_postgres.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -18,51 +18,28 @@ import sys
 import time
 from pathlib import Path
 
-PG = os.environ.get("GRISTMILL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DATABASE = "gristmill_bench"
+from bench_table import DATABASE, PG, connect, create_table, ensure_database
+
 TABLE = "bench_tx"
 WORK = Path(__file__).parent / ".work"
-
-
-def _pg(database: str = DATABASE):  # type: ignore[no-untyped-def]
-    import psycopg
-
-    return psycopg.connect(f"{PG}/{database}", autocommit=True)
 
 
 def prepare(rows: int, reuse: bool) -> None:
     """Create the table afresh: the incremental runs update rows, and the dead tuples they
     leave would slow the next run's reads."""
-    with _pg("postgres") as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-            admin.execute(f"CREATE DATABASE {DATABASE}")
-    with _pg() as db:
+    ensure_database()
+    with connect() as db:
         exists = db.execute("SELECT to_regclass(%s)", [TABLE]).fetchone()[0]
         if reuse and exists and db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == rows:
             return
-        print(f"creating {TABLE} with {rows:,} rows ...", flush=True)
-        db.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        db.execute(
-            f"CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, user_id INT NOT NULL,"
-            " amount NUMERIC(12,2), merchant TEXT, created_at TIMESTAMPTZ,"
-            " updated_at TIMESTAMPTZ NOT NULL, status TEXT, is_flagged BOOLEAN)"
-        )
-        db.execute(
-            f"INSERT INTO {TABLE} SELECT g, ((g * 7919) %% 100000)::int,"
-            " ((g * 31) %% 100000) / 100.0, 'merchant_' || (g %% 5000),"
-            " timestamptz '2024-01-01' + g * interval '1 second',"
-            " timestamptz '2024-01-01' + g * interval '1 second',"
-            " (array['ok','pending','failed'])[1 + g %% 3], g %% 97 = 0"
-            " FROM generate_series(1, %s::bigint) g",
-            [rows],
-        )
+        create_table(db, TABLE, rows)
         db.execute(f"CREATE INDEX ON {TABLE} (updated_at)")
         db.execute(f"VACUUM ANALYZE {TABLE}")
 
 
 # -- contenders: each runs in a child process ---------------------------------------------
 def run_copy() -> None:
-    with _pg() as db:
+    with connect() as db:
         db.execute(f"COPY {TABLE} TO '/dev/null' (FORMAT binary)")
 
 
@@ -154,7 +131,7 @@ def change_one_percent(rows: int, scattered: bool) -> None:
     for the server's reads), or the newest 1% (the usual case: recent rows change)."""
     where = "id %% 100 = %s" if scattered else "id > %s"
     value = int(time.time()) % 100 if scattered else rows - rows // 100
-    with _pg() as db:
+    with connect() as db:
         db.execute(
             f"UPDATE {TABLE} SET amount = amount + 1, updated_at = clock_timestamp() WHERE {where}",
             [value],

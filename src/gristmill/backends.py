@@ -25,6 +25,11 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "sqlite": "gristmill.ingest.sources.sqlite:SQLiteSource",
         "files": "gristmill.ingest.sources.files:FilesSource",
     },
+    "diff": {
+        "duckdb": "gristmill.checks.diff.duckdb:DuckDBEndpoint",
+        "postgres": "gristmill.checks.diff.postgres:PostgresEndpoint",
+        "mysql": "gristmill.checks.diff.mysql:MySQLEndpoint",
+    },
 }
 _ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}
 
@@ -34,7 +39,8 @@ def names(kind: str) -> list[str]:
 
 
 def resolve(kind: str, name: str) -> Any:
-    """The backend class registered as `name` for `kind` ('warehouse', 'catalog', 'source')."""
+    """The backend class registered as `name` for `kind` ('warehouse', 'catalog', 'source',
+    'diff')."""
     backends = _REGISTRY[kind]
     name = _ALIASES.get(name, name)
     if name not in backends:

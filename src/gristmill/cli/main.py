@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from gristmill import __version__
+from gristmill.cli import diff as diff_cli
 from gristmill.cli import ingest as ingest_cli
 from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
@@ -45,6 +46,7 @@ def _root(
 
 project_cli.register(app)
 ingest_cli.register(app)
+diff_cli.register(app)
 run_cli.register(app)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import typer
 from gristmill.cli.output import console
 
 if TYPE_CHECKING:
-    from gristmill.graph.run import RunSummary, StepResult
+    from gristmill.graph.run import PlannedStep, RunSummary, StepResult
 
 PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
 SELECTORS = typer.Argument(None, help="NAME, +NAME (with upstream), NAME+ (with downstream).")
@@ -72,14 +73,19 @@ def run(
         False, "--full-refresh", help="Rebuild from scratch, ignoring what is up to date."
     ),
     workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Parallel steps."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
     """Sync and build the selected assets that are out of date, in dependency order."""
+    from gristmill.graph.run import plan
     from gristmill.graph.run import run as run_graph
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
+        if dry_run:
+            _print_plan(plan(project, selectors or [], full_refresh=full_refresh), json_output)
+            return
         summary = run_graph(
             project,
             selectors or [],
@@ -93,6 +99,20 @@ def run(
         print_run_total(summary)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _print_plan(steps: list[PlannedStep], json_output: bool) -> None:
+    if json_output:
+        print(json.dumps([asdict(s) for s in steps], indent=2))
+        return
+    for step in steps:
+        style = "dim" if step.action == "up_to_date" else "bold"
+        action = step.action.replace("_", " ")
+        console.print(
+            f"  [{style}]{action:<10}[/] {step.name:<28} [dim]{step.reason}[/]", highlight=False
+        )
+    todo = sum(s.action != "up_to_date" for s in steps)
+    console.print(f"{todo} of {len(steps)} steps to run", highlight=False)
 
 
 def print_run_total(summary: RunSummary) -> None:

@@ -70,6 +70,15 @@ class RunSummary:
         }
 
 
+@dataclass
+class PlannedStep:
+    name: str
+    kind: str
+    action: str
+    """sync, build or up_to_date."""
+    reason: str
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -139,6 +148,34 @@ class Runner:
                 if self.graph[up].kind != "source"
             ),
         )
+
+    # -- the plan ---------------------------------------------------------------------
+    def plan(self) -> list[PlannedStep]:
+        """What `run` would do, assuming the syncs bring nothing new."""
+        planned: list[PlannedStep] = []
+        for name in self.steps:
+            asset = self.graph[name]
+            if asset.kind == "raw":
+                planned.append(PlannedStep(name, asset.kind, "sync", "syncs always run"))
+                continue
+            expected = self.expected_version(asset)
+            recorded = self.recorded.get(name)
+            if self.full_refresh:
+                reason = "full refresh"
+            elif recorded is None:
+                reason = "never built"
+            elif asset.relation not in self.loaded.relations:
+                reason = "its table is missing"
+            elif recorded.definition_hash != asset.definition_hash:
+                reason = "definition changed"
+            elif recorded.data_version != expected:
+                reason = "upstream data changed"
+            else:
+                planned.append(PlannedStep(name, asset.kind, "up_to_date", ""))
+                continue
+            self.versions[name] = expected
+            planned.append(PlannedStep(name, asset.kind, "build", reason))
+        return planned
 
     # -- the run ----------------------------------------------------------------------
     def run(self, command: str) -> RunSummary:
@@ -327,6 +364,22 @@ class Runner:
                 _now(),
             )
         )
+
+
+def plan(
+    project: Project, selectors: Iterable[str] = (), *, full_refresh: bool = False
+) -> list[PlannedStep]:
+    """What `run` would do for these selectors, without doing it."""
+    loaded = load_graph(project)
+    runner = Runner(
+        project,
+        loaded,
+        loaded.graph.select(selectors),
+        full_refresh=full_refresh,
+        workers=1,
+        on_step=None,
+    )
+    return runner.plan()
 
 
 def run(

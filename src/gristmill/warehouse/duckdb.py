@@ -111,6 +111,11 @@ class DuckDBWarehouse(Warehouse):
         # gets its own cursor on the same database.
         self._local = threading.local()
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the warehouse, for a caller that registers functions
+        on it (the diff registers PostgreSQL's text hash)."""
+        return self._con.cursor()
+
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:

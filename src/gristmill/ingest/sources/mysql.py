@@ -110,13 +110,13 @@ class MySQLSource(SqlSource):
                 "Check the host, port, user and password in its url."
             ) from None
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cursor:
-            cursor.execute(sql, list(params))
+            cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
             return list(cursor.fetchall())
 
     def list_tables(self) -> list[str]:
-        rows = self._query(
+        rows = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
             " ORDER BY table_name",
             [self.database],
@@ -124,7 +124,7 @@ class MySQLSource(SqlSource):
         return [r[0] for r in rows]
 
     def describe(self, table: str) -> SourceTable:
-        columns = self._query(
+        columns = self.query(
             "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale,"
             " is_nullable, column_key FROM information_schema.columns"
             " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
@@ -134,7 +134,7 @@ class MySQLSource(SqlSource):
             raise self.missing_table(table)
         json_columns = {
             r[0]
-            for r in self._query(
+            for r in self.query(
                 "SELECT constraint_name FROM information_schema.check_constraints"
                 " WHERE constraint_schema = %s AND table_name = %s"
                 " AND check_clause LIKE 'json_valid(%%'",
@@ -161,7 +161,7 @@ class MySQLSource(SqlSource):
         conn = self._connect(streaming=True)
         try:
             with conn.cursor() as cursor:
-                cursor.execute(sql, list(params))
+                cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
                 while rows := cursor.fetchmany(self.BATCH_ROWS):
                     columns = list(zip(*rows, strict=True))
                     yield pa.record_batch(

@@ -1,0 +1,64 @@
+"""Reconciliation: which rows differ between two tables, in the same or different databases.
+
+`diff_tables(project, a, b, key)` names each table as the project sees it:
+
+- `SOURCE.TABLE` (or `SOURCE.SCHEMA.TABLE`): a table of a configured postgres or mysql
+  source, read in the source database;
+- anything else, `[schema.]table`: a warehouse table (default schema: the raw schema).
+
+Checksums of key segments are computed inside each database and only the segments that
+disagree are bisected (`bisect.py`); `base.DiffEndpoint` is the interface one module per
+database implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from gristmill import backends
+from gristmill.checks.diff.base import Changed, DiffEndpoint, DiffResult, Key
+from gristmill.checks.diff.bisect import diff
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gristmill.project import Project
+
+__all__ = ["Changed", "DiffEndpoint", "DiffResult", "Key", "diff", "diff_tables", "endpoint"]
+
+
+def endpoint(project: Project, name: str) -> DiffEndpoint:
+    """The endpoint of the table `name` names in `project` (see the module's docstring)."""
+    head, _, rest = name.partition(".")
+    sources = project.config.sources
+    if rest and head in sources:
+        source = sources[head]
+        cls: type[DiffEndpoint] = _endpoint_class(source.type)
+        return cls.for_source(project, name, head, source, rest)
+    schema, _, table = name.rpartition(".")
+    warehouse = project.config.warehouse
+    cls = _endpoint_class(warehouse.type)
+    return cls.for_warehouse(project, name, schema or warehouse.raw_schema, table)
+
+
+def _endpoint_class(backend: str) -> type[DiffEndpoint]:
+    """The endpoint class of a source or warehouse type; the base refuses politely."""
+    try:
+        cls: type[DiffEndpoint] = backends.resolve("diff", backend)
+    except ConfigError:
+        return DiffEndpoint
+    return cls
+
+
+def diff_tables(
+    project: Project, a: str, b: str, key: str, columns: Sequence[str] | None = None
+) -> DiffResult:
+    """Compare tables `a` and `b` on the unique column `key`: keys missing on each side,
+    and rows whose values differ in `columns` (default: every column both have)."""
+    with ExitStack() as stack:
+        left = endpoint(project, a)
+        stack.callback(left.close)
+        right = endpoint(project, b)
+        stack.callback(right.close)
+        return diff(left, right, key, columns)
