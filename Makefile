@@ -27,6 +27,7 @@ bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/REA
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ingest_postgres.py
 	$(BIN)/python benchmarks/diff_postgres.py
+	$(BIN)/python benchmarks/plan_transforms.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -421,3 +421,31 @@ def _batch(names: list[str], rows: Sequence[Sequence[Any]]) -> Any:
     import pyarrow as pa
 
     return pa.record_batch([pa.array(list(col)) for col in zip(*rows, strict=True)], names=names)
+
+
+def test_values_swapped_between_rows_and_negative_keys_are_found(tmp_path: Path) -> None:
+    from gristmill.checks.diff import diff
+    from gristmill.checks.diff.duckdb import DuckDBEndpoint
+    from gristmill.config import WarehouseConfig
+    from gristmill.warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(WarehouseConfig(path=str(tmp_path / "w.duckdb")), tmp_path)
+    rows = ", ".join(f"({k}, {k * 10}, 'v{k}')" for k in range(-3000, 3000))
+    with warehouse.transaction() as tx:
+        tx.execute("CREATE TABLE a (id BIGINT, n BIGINT, s VARCHAR)")
+        tx.execute(f"INSERT INTO a VALUES {rows}")
+        tx.execute("CREATE TABLE b AS SELECT * FROM a")
+        # Two rows trade values: every column sum stays the same.
+        tx.execute(
+            "UPDATE b SET n = CASE id WHEN -1 THEN 20 WHEN 2 THEN -10 END WHERE id IN (-1, 2)"
+        )
+        tx.execute(
+            "UPDATE b SET s = CASE id WHEN -5 THEN 'v7' WHEN 7 THEN 'v-5' END WHERE id IN (-5, 7)"
+        )
+    result = diff(
+        DuckDBEndpoint("a", warehouse, "main", "a"),
+        DuckDBEndpoint("b", warehouse, "main", "b"),
+        "id",
+    )
+    assert sorted(c.key for c in result.changed) == [-5, -1, 2, 7]
+    warehouse.close()

@@ -210,3 +210,59 @@ def test_reading_a_table_never_built_says_how_to_build_it(graph_project: GraphPr
     summary = p.run("second")
     assert summary.steps[0].status == "failed"
     assert "gristmill run +second" in (summary.steps[0].error or "")
+
+
+@pytest.mark.parametrize("graph_project", ["duckdb"], indirect=True)
+def test_checks_on_a_source_table_gate_what_reads_it(graph_project: GraphProject) -> None:
+    import tomllib
+
+    import tomli_w
+
+    p = graph_project
+    config = tomllib.loads((p.root / "gristmill.toml").read_text())
+    config["sources"]["app"]["tables"]["users"]["checks"] = [{"not_null": "country"}]
+    (p.root / "gristmill.toml").write_text(tomli_w.dumps(config))
+    p.write("countries.sql", "SELECT DISTINCT country FROM users")
+    summary = p.run()
+    status = p.status(summary)
+    assert status[f"{p.raw}.users"] == "failed" and status["countries"] == "skipped"
+    users = next(s for s in summary.steps if s.name == f"{p.raw}.users")
+    assert users.checks[0]["failing"] == 1 and "loaded" in (users.error or "")
+    assert len(p.rows(f"{p.raw}.users")) == 3  # the sync itself committed
+
+
+@pytest.mark.parametrize("graph_project", ["duckdb"], indirect=True)
+def test_a_run_killed_mid_build_leaves_the_published_table(graph_project: GraphProject) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = graph_project
+    p.write("big.sql", "SELECT id, user_id FROM orders")
+    assert p.run().ok
+    before = p.rows("big")
+    # A build that takes seconds, killed while it writes.
+    p.write(
+        "big.sql",
+        "SELECT o.id, o.user_id, r.range AS n FROM orders AS o, range(20000000) AS r"
+        " WHERE r.range % 7 <> 0",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gristmill", "run", "big", "-p", str(p.root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2.5)
+    assert process.poll() is None, "the build finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert p.rows("big") == before
+    p.write("big.sql", "SELECT id, user_id, 1 AS n FROM orders")
+    again = p.run("big")
+    assert again.ok, again.steps[0].error
+    assert [r["n"] for r in p.rows("big")] == [1, 1, 1]
+    with Project.load(p.root) as project:
+        leftovers = [n for (s, n) in project.warehouse.relations() if n.startswith("_gm_")]
+    assert leftovers == []

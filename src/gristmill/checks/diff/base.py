@@ -68,8 +68,7 @@ CODE_MODULUS = 4_294_967_291
 NULL_CODE = 4_294_967_296
 """The code of a NULL: no value's code (below 2**32) equals it."""
 WEIGHT_MODULUS = 1_048_573
-"""Row weights are below 2**20, so that a code times a weight fits a signed 64-bit integer."""
-KEY_MULTIPLIER = 1_000_003
+"""Row weights are below 2**21, so that a code times a weight fits a signed 64-bit integer."""
 
 TextHash = Literal["hashtext", "md5"]
 
@@ -471,7 +470,10 @@ class DiffEndpoint(ABC):
         """key code + weight(key) * (sum of (place + 1) * column code, modulo CODE_MODULUS),
         a signed 64-bit integer."""
         key_code = self.code(key)
-        weight = f"(({key_code} % {WEIGHT_MODULUS}) * {KEY_MULTIPLIER} % {WEIGHT_MODULUS} + 1)"
+        # Consecutive keys get distinct, positive weights (negative keys too), so values
+        # swapped between two rows of a segment (of fewer than WEIGHT_MODULUS rows) change
+        # its sum.
+        weight = f"({key_code} % {WEIGHT_MODULUS} + {WEIGHT_MODULUS + 1})"
         if not columns:
             return key_code
         placed = " + ".join(f"{place + 1} * {self.code(c)}" for place, c in enumerate(columns))
