@@ -266,3 +266,31 @@ def test_a_run_killed_mid_build_leaves_the_published_table(graph_project: GraphP
     with Project.load(p.root) as project:
         leftovers = [n for (s, n) in project.warehouse.relations() if n.startswith("_gm_")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("graph_project", ["duckdb"], indirect=True)
+@pytest.mark.parametrize("frame", ["pandas", "polars"])
+def test_python_transforms_take_and_return_pandas_or_polars(
+    graph_project: GraphProject, frame: str
+) -> None:
+    p = graph_project
+    body = {
+        "pandas": "orders.groupby('user_id', as_index=False)['amount'].count()",
+        "polars": "orders.group_by('user_id').agg(polars.col('amount').count()).sort('user_id')",
+    }[frame]
+    p.write(
+        "counts.py",
+        f"""
+        import polars
+
+        from gristmill import transform
+
+
+        @transform(inputs=["orders"], frame="{frame}", checks=[{{"unique": "user_id"}}])
+        def counts(orders):
+            return {body}
+        """,
+    )
+    summary = p.run()
+    assert summary.ok, [s.error for s in summary.steps]
+    assert [(r["user_id"], r["amount"]) for r in p.rows("counts")] == [(1, 2), (2, 1)]
