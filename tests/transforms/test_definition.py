@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gristmill.errors import ConfigError
-from gristmill.transforms.definition import parse_duration, parse_sql_file
+from gristmill.durations import parse_duration
+from gristmill.transforms.definition import parse_sql_file
 
 
 def write(tmp_path: Path, text: str, name: str = "daily.sql") -> Path:

@@ -38,11 +38,11 @@ from gristmill.checks.spec import (
     THIS,
     THIS_PLACEHOLDER,
     CheckSpec,
-    parse_duration,
     parse_sql,
     split_table_name,
     strip_semicolon,
 )
+from gristmill.durations import parse_duration
 from gristmill.errors import ConfigError, did_you_mean
 
 _EXAMPLES = {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,25 +27,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gristmill.durations import parse_duration
 from gristmill.errors import ConfigError
 
 Materialized = Literal["view", "table", "incremental"]
 Frame = Literal["arrow", "pandas", "polars"]
-
-_DURATION = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)\s*$"
-)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30m', '24h', '7d', '2 days' as a timedelta."""
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise ValueError(f"'{text}' is not a duration; write it like 30m, 24h, 7d or '2 days'")
-    unit = match.group(2)
-    seconds = _UNIT_SECONDS["m" if unit.startswith("min") else unit[0]]
-    return timedelta(seconds=float(match.group(1)) * seconds)
 
 
 class TransformOptions(BaseModel):
