@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## The main job: the quickstart project, ingested.
 	$(BIN)/gristmill quickstart demo
 
-test: $(STAMP)  ## The whole test suite (integration tests use the local servers).
+browser:  ## Debian's Chromium, for the tests that open HTML reports (installed when missing).
+	@command -v chromium >/dev/null 2>&1 || ( command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core >/dev/null ) \
+		|| echo "chromium is not installed: the report tests that need it will skip (fail under CI)"
+
+test: $(STAMP) browser  ## The whole test suite (integration tests use the local servers).
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
@@ -28,6 +33,7 @@ bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/REA
 	$(BIN)/python benchmarks/ingest_postgres.py
 	$(BIN)/python benchmarks/diff_postgres.py
 	$(BIN)/python benchmarks/plan_transforms.py
+	$(BIN)/python benchmarks/profile_table.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,9 @@ class WarehouseConfig(_Strict):
     path: str = ".gristmill/warehouse.duckdb"
     url: str | None = None
     raw_schema: str = "raw"
+    memory_limit: str = "1GB"
+    """DuckDB: the memory its queries may use before they spill to disk (its own default,
+    80% of the machine's memory, crowds out everything else on a laptop)."""
 
 
 class CatalogConfig(_Strict):

@@ -98,5 +98,5 @@ def graph_project(request: Any, tmp_path: Path, unique_name: str) -> Iterator[Gr
         import psycopg
 
         with psycopg.connect(PG_URL, autocommit=True) as db:
-            for schema in (raw, derived):
+            for schema in (raw, derived, f"_gristmill_{raw}"):
                 db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -99,6 +99,13 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert all(count > 0 for count in derived.values()), derived
     assert 0 <= fraud_rates[0] <= fraud_rates[1] <= 1
     assert "4 ok" in result.stdout and "checks pass" in result.stdout
+    report = (root / "reports" / "clean_transactions.html").read_text()
+    assert (
+        report.count("<svg") > 10
+        and "is_fraud" in report
+        and "http://" not in report
+        and "https://" not in report
+    )
     rerun = subprocess.run(
         [sys.executable, "-m", "gristmill", "run", "--json", "-p", str(root)],
         capture_output=True,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.errors import ConfigError
 from gristmill.durations import parse_duration
+from gristmill.errors import ConfigError
 from gristmill.transforms.definition import parse_sql_file
 
 

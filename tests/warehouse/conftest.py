@@ -20,4 +20,5 @@ def warehouse_config(request: Any, tmp_path: Path, unique_name: str) -> Iterator
     import psycopg
 
     with psycopg.connect(PG_URL, autocommit=True) as db:
-        db.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
+        for schema in (unique_name, f"_gristmill_{unique_name}"):
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -11,7 +11,6 @@ savepoint rescue it), so one broken check cannot stop the next, and checks never
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import pyarrow as pa
 
 from gristmill.checks.spec import CheckSpec
 from gristmill.errors import BackendError, CheckFailedError
+from gristmill.values import jsonable
 from gristmill.warehouse.base import Transaction, Warehouse
 
 SAMPLE_ROWS = 5
@@ -237,18 +237,3 @@ _DRIVER_PREFIX = re.compile(
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
-
-
-def jsonable(value: Any) -> Any:
-    """`value` as something json.dumps accepts: decimals, timestamps and such as str."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return str(value)

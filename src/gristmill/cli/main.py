@@ -14,6 +14,7 @@ from rich.console import Console
 from gristmill import __version__
 from gristmill.cli import diff as diff_cli
 from gristmill.cli import ingest as ingest_cli
+from gristmill.cli import profile as profile_cli
 from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
 
@@ -48,6 +49,7 @@ project_cli.register(app)
 ingest_cli.register(app)
 diff_cli.register(app)
 run_cli.register(app)
+profile_cli.register(app)
 
 
 def main() -> None:

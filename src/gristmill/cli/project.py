@@ -31,12 +31,23 @@ def quickstart(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Create a demo fintech project, ingest its application database, build its transforms."""
+    from gristmill.cli.profile import print_profile
     from gristmill.cli.run import print_run_total, print_step
     from gristmill.quickstart.project import create_quickstart, run_quickstart
 
     if json_output:
         result = run_quickstart(directory, rows=rows)
-        print(json.dumps({"ingest": result.ingest.to_dict(), "run": result.run.to_dict()}))
+        print(
+            json.dumps(
+                {
+                    "ingest": result.ingest.to_dict(),
+                    "run": result.run.to_dict(),
+                    "profile": result.profile.to_dict(),
+                    "report": str(result.report),
+                },
+                default=str,
+            )
+        )
     else:
         with console.status(f"Creating the quickstart project ({rows:,} transactions)"):
             create_quickstart(directory, rows)
@@ -47,5 +58,8 @@ def quickstart(
         for step in result.run.steps:
             print_step(step)
         print_run_total(result.run)
+        console.print()
+        print_profile(result.profile)
+        console.print(f"report: {result.report}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)

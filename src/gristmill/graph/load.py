@@ -12,7 +12,7 @@ from gristmill.errors import ConfigError, did_you_mean
 from gristmill.graph.assets import Asset, AssetGraph
 from gristmill.transforms.definition import Transform, parse_sql_file
 from gristmill.transforms.sql import TableRef
-from gristmill.warehouse.base import META_SCHEMA, STATE_TABLE
+from gristmill.warehouse.base import STATE_TABLE
 
 if TYPE_CHECKING:
     from gristmill.project import Project
@@ -99,7 +99,7 @@ def load_graph(project: Project) -> ProjectGraph:
     warehouse = project.warehouse
     raw_schema, derived = config.warehouse.raw_schema, config.transforms.schema_name
     relations = warehouse.relations()
-    states = warehouse.read_states() if (META_SCHEMA, STATE_TABLE) in relations else {}
+    states = warehouse.read_states() if (warehouse.meta_schema, STATE_TABLE) in relations else {}
 
     assets: list[Asset] = []
     raw_tables: dict[str, str] = {}

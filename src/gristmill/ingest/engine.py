@@ -39,7 +39,7 @@ from gristmill.ingest.schema import (
 )
 from gristmill.ingest.sources import open_source
 from gristmill.ingest.sources.base import ReadRequest, RejectedRow, Source, SourceTable
-from gristmill.warehouse.base import META_SCHEMA, Transaction, Warehouse
+from gristmill.warehouse.base import Transaction, Warehouse
 
 if TYPE_CHECKING:
     from gristmill.project import Project
@@ -291,7 +291,7 @@ class TableSync:
                     f"{self.key}: {len(extract.rejects)} malformed row(s), more than "
                     f"max_bad_rows = {max_bad}. Nothing was loaded for this table.\n{shown}\n"
                     "Fix the rows, or raise max_bad_rows to quarantine them into "
-                    f"{META_SCHEMA}.{REJECTS_TABLE}."
+                    f"{self.warehouse.meta_schema}.{REJECTS_TABLE}."
                 )
             new_cursor = self._max_cursor()
             fingerprint = (
@@ -464,7 +464,7 @@ class TableSync:
         return int(deleted)
 
     def _quarantine(self, tx: Transaction, rejects: list[RejectedRow]) -> None:
-        table = self.warehouse.qualified(META_SCHEMA, REJECTS_TABLE)
+        table = self.warehouse.qualified(self.warehouse.meta_schema, REJECTS_TABLE)
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (source TEXT, source_table TEXT, file TEXT,"
             " line BIGINT, error TEXT, raw TEXT, rejected_at TIMESTAMP)"

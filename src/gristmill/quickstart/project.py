@@ -13,6 +13,7 @@ from gristmill.project import Project, init_project
 if TYPE_CHECKING:
     from gristmill.graph.run import RunSummary, StepResult
     from gristmill.ingest.engine import IngestSummary, Progress
+    from gristmill.profile.model import TableProfile
 
 APP_DB = "data/app.sqlite"
 TRANSFORMS = Path(__file__).parent / "transforms"
@@ -79,10 +80,16 @@ def create_quickstart(directory: Path, rows: int = 100_000, seed: int = 0) -> Pa
     return root
 
 
+PROFILED = "clean_transactions"
+"""The table the quickstart profiles against the fraud label."""
+
+
 @dataclass
 class QuickstartResult:
     ingest: IngestSummary
     run: RunSummary
+    profile: TableProfile
+    report: Path
 
     @property
     def ok(self) -> bool:
@@ -95,13 +102,19 @@ def run_quickstart(
     progress: Progress | None = None,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> QuickstartResult:
-    """Create the quickstart project (if needed), ingest its application database, and
-    build its transforms (running their checks)."""
+    """Create the quickstart project (if needed), ingest its application database, build
+    its transforms (running their checks), and profile its transactions against the fraud
+    label into reports/."""
     from gristmill.graph.run import run
     from gristmill.ingest import ingest
+    from gristmill.profile import profile
 
     create_quickstart(directory, rows)
     with Project.load(directory) as project:
         synced = ingest(project, progress=progress)
         built = run(project, kinds={"transform"}, on_step=on_step)
-    return QuickstartResult(synced, built)
+        profiled = profile(project, PROFILED, target="is_fraud", time="created_at")
+        report = project.root / "reports" / f"{PROFILED}.html"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(profiled.to_html(), encoding="utf-8")
+    return QuickstartResult(synced, built, profiled, report)

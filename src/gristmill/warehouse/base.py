@@ -22,6 +22,7 @@ from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError
 
 META_SCHEMA = "_gristmill"
+"""gristmill's own tables (sync state, quarantined rows) beside the default raw schema."""
 STATE_TABLE = "sync_state"
 
 
@@ -74,6 +75,9 @@ class Warehouse(ABC):
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         self.config = config
         self.root = root
+        # Projects that share a warehouse keep apart by raw schema: their sync states too.
+        raw = config.raw_schema
+        self.meta_schema = META_SCHEMA if raw == "raw" else f"{META_SCHEMA}_{raw}"
 
     SIMPLE_TYPES: ClassVar[dict[pa.DataType, str]]
     """Column types of the Arrow types that take no parameters."""
@@ -219,6 +223,21 @@ class Warehouse(ABC):
         keyword = "VIEW" if kind == "view" else "TABLE"
         return f"DROP {keyword} IF EXISTS {self.qualified(schema, name)}{self.DROP_CASCADE}"
 
+    # -- what profiling needs ---------------------------------------------------------
+    APPROX_DISTINCT_SQL: ClassVar[str | None] = None
+    """An approximate count of distinct `{x}` (HyperLogLog), where the engine has one."""
+    EPOCH_SQL: ClassVar[str]
+    """Seconds since 1970 of the date or timestamp `{x}`, as a double."""
+
+    def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
+        """An aggregate giving the list of the `fractions` quantiles of `expr`."""
+        listed = ", ".join(str(f) for f in fractions)
+        return f"percentile_cont(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
+
+    def sample_sql(self, relation: str, rows: int) -> str:
+        """A query returning a fixed random sample of about `rows` rows of `relation`."""
+        return f"SELECT * FROM {relation} ORDER BY md5(ctid::text) LIMIT {int(rows)}"
+
     FINGERPRINT_SQL: ClassVar[str]
     """Row count and an order-independent sum of row hashes of {relation}, as text."""
 
@@ -234,38 +253,38 @@ class Warehouse(ABC):
 
     # -- sync state: lives in the warehouse so that it commits with the data ----------
     def ensure_state_table(self) -> None:
-        self.ensure_schema(META_SCHEMA)
+        self.ensure_schema(self.meta_schema)
         self.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.qualified(META_SCHEMA, STATE_TABLE)} ("
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(self.meta_schema, STATE_TABLE)} ("
             " source TEXT NOT NULL, source_table TEXT NOT NULL, state TEXT NOT NULL,"
             " PRIMARY KEY (source, source_table))"
         )
 
     def read_states(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Every table's sync state: (source, source table) -> state."""
-        if not self.table_exists(META_SCHEMA, STATE_TABLE):
+        if not self.table_exists(self.meta_schema, STATE_TABLE):
             return {}
         rows = self.fetchall(
-            f"SELECT source, source_table, state FROM {self.qualified(META_SCHEMA, STATE_TABLE)}"
+            f"SELECT source, source_table, state FROM {self.qualified(self.meta_schema, STATE_TABLE)}"
         )
         return {(source, table): json.loads(state) for source, table, state in rows}
 
     def read_state(self, source: str, table: str) -> dict[str, Any] | None:
         rows = self.fetchall(
-            f"SELECT state FROM {self.qualified(META_SCHEMA, STATE_TABLE)}"
+            f"SELECT state FROM {self.qualified(self.meta_schema, STATE_TABLE)}"
             " WHERE source = $1 AND source_table = $2",
             [source, table],
         )
         return json.loads(rows[0][0]) if rows else None
 
     def write_state(self, tx: Transaction, source: str, table: str, state: dict[str, Any]) -> None:
-        target = self.qualified(META_SCHEMA, STATE_TABLE)
+        target = self.qualified(self.meta_schema, STATE_TABLE)
         tx.execute(f"DELETE FROM {target} WHERE source = $1 AND source_table = $2", [source, table])
         tx.execute(f"INSERT INTO {target} VALUES ($1, $2, $3)", [source, table, json.dumps(state)])
 
     def delete_state(self, source: str, table: str) -> None:
         self.execute(
-            f"DELETE FROM {self.qualified(META_SCHEMA, STATE_TABLE)}"
+            f"DELETE FROM {self.qualified(self.meta_schema, STATE_TABLE)}"
             " WHERE source = $1 AND source_table = $2",
             [source, table],
         )

@@ -90,6 +90,15 @@ class DuckDBWarehouse(Warehouse):
     JSON_TYPE = "JSON"
     SIMPLE_TYPES = _SIMPLE_TYPES
     FINGERPRINT_SQL = "SELECT count(*), CAST(sum(hash(t)) AS VARCHAR) FROM {relation} AS t"
+    APPROX_DISTINCT_SQL = "approx_count_distinct({x})"
+    EPOCH_SQL = "epoch({x})"
+
+    def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
+        function = "approx_quantile" if approx else "quantile_cont"
+        return f"{function}({expr}, [{', '.join(str(f) for f in fractions)}])"
+
+    def sample_sql(self, relation: str, rows: int) -> str:
+        return f"SELECT * FROM {relation} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)"
 
     def struct_type(self, dtype: pa.StructType) -> str:
         fields = ", ".join(f"{self.quote(f.name)} {self.column_type(f.type)}" for f in dtype)
@@ -101,7 +110,7 @@ class DuckDBWarehouse(Warehouse):
         self.path = path if path.is_absolute() else root / path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = duckdb.connect(str(self.path), config={"memory_limit": config.memory_limit})
         except duckdb.IOException as exc:
             raise ConnectionFailedError(
                 f"Cannot open the DuckDB warehouse {self.path}: {exc}. "

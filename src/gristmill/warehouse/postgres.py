@@ -83,6 +83,7 @@ class PostgresWarehouse(Warehouse):
     DECIMAL_TYPE = "NUMERIC"
     MAX_DECIMAL_PRECISION = 1000
     DROP_CASCADE = " CASCADE"
+    EPOCH_SQL = "extract(epoch from {x})::float8"
     FINGERPRINT_SQL = (
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )
