@@ -46,11 +46,11 @@ events = st.lists(
 spine = st.lists(st.tuples(st.integers(1, 4), moments), min_size=1, max_size=15)
 
 
-def reference(rows: list[tuple[Any, ...]], user: int, at: datetime, inclusive: bool) -> dict[str, Any]:
+def reference(
+    rows: list[tuple[Any, ...]], user: int, at: datetime, inclusive: bool
+) -> dict[str, Any]:
     """Every feature, row by row, as the definitions say."""
-    before = [
-        r for r in rows if r[0] == user and (r[1] < at or (inclusive and r[1] == at))
-    ]
+    before = [r for r in rows if r[0] == user and (r[1] < at or (inclusive and r[1] == at))]
 
     def within(hours: int) -> list[tuple[Any, ...]]:
         return [r for r in before if r[1] >= at - timedelta(hours=hours)]
@@ -77,11 +77,17 @@ def reference(rows: list[tuple[Any, ...]], user: int, at: datetime, inclusive: b
 
 
 @pytest.mark.parametrize("inclusive", [False, True])
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=events, points=spine)
-def test_matches_the_reference(rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]], inclusive: bool) -> None:
+def test_matches_the_reference(
+    rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]], inclusive: bool
+) -> None:
     db = duckdb.connect()
-    db.execute("CREATE TABLE events (user_id INTEGER, event_at TIMESTAMP, amount INTEGER, shop VARCHAR)")
+    db.execute(
+        "CREATE TABLE events (user_id INTEGER, event_at TIMESTAMP, amount INTEGER, shop VARCHAR)"
+    )
     db.execute("CREATE TABLE spine (user_id INTEGER, decided_at TIMESTAMP, label BOOLEAN)")
     if rows:
         db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)

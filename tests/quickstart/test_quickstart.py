@@ -73,6 +73,13 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert a == b
 
 
+def db_rows(root: Path, sql: str) -> list[tuple[object, ...]]:
+    import duckdb
+
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
+        return db.execute(sql).fetchall()
+
+
 def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     result = subprocess.run(
@@ -98,7 +105,11 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert "phone" not in columns  # PII excluded in the quickstart's gristmill.toml
     assert all(count > 0 for count in derived.values()), derived
     assert 0 <= fraud_rates[0] <= fraud_rates[1] <= 1
-    assert "4 ok" in result.stdout and "checks pass" in result.stdout
+    assert "5 ok" in result.stdout and "checks pass" in result.stdout
+    training = db_rows(
+        root, "SELECT count(*), sum(CAST(is_bad AS INTEGER)) FROM analytics.fraud_training"
+    )
+    assert training[0][0] == derived["clean_transactions"] and training[0][1] > 0
     report = (root / "reports" / "clean_transactions.html").read_text()
     assert (
         report.count("<svg") > 10

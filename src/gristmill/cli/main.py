@@ -13,6 +13,7 @@ from rich.console import Console
 
 from gristmill import __version__
 from gristmill.cli import diff as diff_cli
+from gristmill.cli import features as features_cli
 from gristmill.cli import ingest as ingest_cli
 from gristmill.cli import profile as profile_cli
 from gristmill.cli import project as project_cli
@@ -50,6 +51,7 @@ ingest_cli.register(app)
 diff_cli.register(app)
 run_cli.register(app)
 profile_cli.register(app)
+features_cli.register(app)
 
 
 def main() -> None:

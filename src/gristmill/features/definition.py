@@ -168,4 +168,6 @@ class Dataset:
     features: list[str]
     """'view' (every feature of the view) or 'view.column'."""
     label: str | None = None
+    inclusive: bool = False
+    """Join events at exactly the spine row's time too (by default only earlier ones)."""
     where: str = field(default="", compare=False)

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from gristmill.checks import CheckSpec
     from gristmill.transforms.definition import Transform
 
-AssetKind = Literal["source", "raw", "transform", "external"]
-RUNNABLE: frozenset[str] = frozenset({"raw", "transform"})
+AssetKind = Literal["source", "raw", "transform", "external", "feature_view", "dataset"]
+RUNNABLE: frozenset[str] = frozenset({"raw", "transform", "dataset"})
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Asset:
 
     @property
     def label(self) -> str:
+        if self.kind in ("feature_view", "dataset"):
+            return self.kind.replace("_", " ")
         if self.kind == "transform" and self.transform is not None:
             return f"{self.transform.kind} {self.transform.options.materialized}"
         return self.kind

@@ -47,7 +47,14 @@ def to_tree(graph: AssetGraph, only: set[str] | None = None) -> Tree:
 
 
 def to_dot(graph: AssetGraph, only: set[str] | None = None) -> str:
-    shapes = {"source": "cylinder", "raw": "box", "external": "box", "transform": "ellipse"}
+    shapes = {
+        "source": "cylinder",
+        "raw": "box",
+        "external": "box",
+        "transform": "ellipse",
+        "feature_view": "hexagon",
+        "dataset": "box3d",
+    }
     lines = ["digraph gristmill {", "  rankdir=LR;"]
     for name in _nodes(graph, only):
         asset = graph[name]
@@ -62,7 +69,13 @@ def to_dot(graph: AssetGraph, only: set[str] | None = None) -> str:
 
 def to_mermaid(graph: AssetGraph, only: set[str] | None = None) -> str:
     ids = {name: f"n{i}" for i, name in enumerate(graph.order())}
-    brackets = {"source": ("[(", ")]"), "raw": ("[", "]"), "external": ("[", "]")}
+    brackets = {
+        "source": ("[(", ")]"),
+        "raw": ("[", "]"),
+        "external": ("[", "]"),
+        "feature_view": ("{{", "}}"),
+        "dataset": ("[[", "]]"),
+    }
     lines = ["flowchart LR"]
     for name in _nodes(graph, only):
         asset = graph[name]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConfigError, did_you_mean
@@ -177,6 +179,7 @@ def load_graph(project: Project) -> ProjectGraph:
                 checks=checks,
             )
         )
+    assets.extend(_feature_assets(project, derived, resolve, resolved))
     for asset in assets:
         if asset.kind == "raw":
             for check in asset.checks:
@@ -185,6 +188,70 @@ def load_graph(project: Project) -> ProjectGraph:
                 )
     graph = AssetGraph([*externals.values(), *assets])
     return ProjectGraph(graph, resolved, relations, states, derived, raw_schema)
+
+
+def _feature_assets(
+    project: Project,
+    derived: str,
+    resolve: Callable[[str, str], str],
+    resolved: dict[TableRef, TableRef],
+) -> list[Asset]:
+    """Feature views, and the datasets built from them as derived tables."""
+    from gristmill.features.discover import load_definitions
+    from gristmill.features.pit import training_set_sql
+    from gristmill.transforms.definition import TransformOptions
+    from gristmill.transforms.sql import table_references
+
+    definitions = load_definitions(project.root)
+    warehouse = project.warehouse
+    assets: list[Asset] = []
+    sources: dict[str, str] = {}
+    for view in definitions.views.values():
+        source = resolve(view.source, view.where)
+        sources[view.name] = warehouse.qualified(*resolved[_split(view.source)])
+        assets.append(
+            Asset(
+                view.name,
+                "feature_view",
+                upstream=[source],
+                definition_hash=view.version,
+            )
+        )
+    if definitions.datasets and warehouse.NAME != "duckdb":
+        raise ConfigError(
+            "Point-in-time datasets are built by the DuckDB warehouse for now; this project's"
+            f" warehouse is {warehouse.NAME}."
+        )
+    for dataset in definitions.datasets.values():
+        selections = definitions.selections(dataset, sources)
+        spine = dataset.spine.strip()
+        if spine.split(None, 1)[0].lower() in ("select", "with"):
+            references = table_references(spine, warehouse.DIALECT, dataset.where)
+            upstream = [resolve(".".join(p for p in ref if p), dataset.where) for ref in references]
+            spine_sql = spine  # its names resolve through the build's search path
+        else:
+            upstream = [resolve(spine, dataset.where)]
+            spine_sql = f"SELECT * FROM {warehouse.qualified(*resolved[_split(spine)])}"
+        sql = training_set_sql(spine_sql, dataset.timestamp, selections, dataset.inclusive)
+        transform = Transform(
+            name=dataset.name,
+            kind="sql",
+            path=Path(dataset.where),
+            options=TransformOptions(materialized="table"),
+            sql=sql,
+            source_text=sql,
+        )
+        assets.append(
+            Asset(
+                dataset.name,
+                "dataset",
+                upstream=list(dict.fromkeys([*upstream, *(s.view.name for s in selections)])),
+                relation=(derived, dataset.name),
+                definition_hash=transform.definition_hash,
+                transform=transform,
+            )
+        )
+    return assets
 
 
 def _hash(value: Any) -> str:

@@ -130,7 +130,9 @@ class Runner:
             version = state.get("version") if state else None
         elif asset.kind == "external":
             version = "external"
-        elif asset.kind == "transform":
+        elif asset.kind == "feature_view":
+            version = self.expected_version(asset)
+        elif asset.transform is not None:
             recorded = self.recorded.get(name)
             exists = asset.relation in self.loaded.relations
             version = recorded.data_version if recorded and exists else None
@@ -198,7 +200,7 @@ class Runner:
         if "raw" in kinds:
             warehouse.ensure_schema(self.loaded.raw_schema)
             warehouse.ensure_state_table()
-        if "transform" in kinds and not any(
+        if kinds & {"transform", "dataset"} and not any(
             s == self.loaded.derived_schema for s, _ in self.loaded.relations
         ):
             warehouse.ensure_schema(self.loaded.derived_schema)
@@ -238,7 +240,7 @@ class Runner:
             result = StepResult(name, asset.kind, "skipped", error=f"upstream {failed[0]} failed")
             self._record(asset, result, _now(), _now())
             return result
-        if asset.kind != "transform" or self.full_refresh:
+        if asset.transform is None or self.full_refresh:
             return None
         recorded = self.recorded.get(name)
         if (

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 APP_DB = "data/app.sqlite"
 TRANSFORMS = Path(__file__).parent / "transforms"
-"""The quickstart's transforms, copied into the project."""
+FEATURES = Path(__file__).parent / "features"
+"""The quickstart's transforms and feature definitions, copied into the project."""
 
 QUICKSTART_CONFIG = """\
 # The gristmill quickstart: a mobile-money application database synced into DuckDB.
@@ -72,9 +73,10 @@ def create_quickstart(directory: Path, rows: int = 100_000, seed: int = 0) -> Pa
         return root
     init_project(root, name="quickstart")
     (root / "gristmill.toml").write_text(QUICKSTART_CONFIG.format(app_db=APP_DB))
-    for transform in sorted(TRANSFORMS.iterdir()):
-        if transform.suffix in (".sql", ".py"):
-            shutil.copyfile(transform, root / "transforms" / transform.name)
+    for folder in (TRANSFORMS, FEATURES):
+        for definition in sorted(folder.iterdir()):
+            if definition.suffix in (".sql", ".py"):
+                shutil.copyfile(definition, root / folder.name / definition.name)
     (root / APP_DB).parent.mkdir(parents=True, exist_ok=True)
     generate_app_db(root / APP_DB, transactions=rows, seed=seed)
     return root
@@ -112,7 +114,7 @@ def run_quickstart(
     create_quickstart(directory, rows)
     with Project.load(directory) as project:
         synced = ingest(project, progress=progress)
-        built = run(project, kinds={"transform"}, on_step=on_step)
+        built = run(project, kinds={"transform", "dataset"}, on_step=on_step)
         profiled = profile(project, PROFILED, target="is_fraud", time="created_at")
         report = project.root / "reports" / f"{PROFILED}.html"
     report.parent.mkdir(exist_ok=True)

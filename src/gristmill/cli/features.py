@@ -1,0 +1,130 @@
+"""`gristmill features list|show` and `gristmill dataset build`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from gristmill.cli.output import console
+
+PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+features_app = typer.Typer(help="Feature views: list them, show one.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Point-in-time training sets.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(features_app, name="features")
+    app.add_typer(dataset_app, name="dataset")
+
+
+@features_app.command("list")
+def list_views(json_output: bool = JSON, project_dir: Path = PROJECT) -> None:
+    """Every feature view and dataset of the project, with its version."""
+    from rich.table import Table
+
+    from gristmill.features.discover import load_definitions
+    from gristmill.project import Project
+
+    definitions = load_definitions(Project.load(project_dir).root)
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "views": [
+                        {**v.to_dict(), "version": v.version} for v in definitions.views.values()
+                    ],
+                    "datasets": [d.name for d in definitions.datasets.values()],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title="feature views", title_justify="left")
+    for name in ("view", "entity", "source", "columns", "ttl", "version", "file"):
+        table.add_column(name)
+    for view in definitions.views.values():
+        table.add_row(
+            view.name,
+            ", ".join(view.entity),
+            view.source,
+            str(len(view.columns())),
+            view.ttl or "",
+            view.version,
+            view.where,
+        )
+    console.print(table)
+    for dataset in definitions.datasets.values():
+        console.print(
+            f"dataset [bold]{dataset.name}[/]: {', '.join(dataset.features)} ({dataset.where})",
+            highlight=False,
+        )
+
+
+@features_app.command("show")
+def show_view(
+    name: str = typer.Argument(..., help="A feature view."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """A feature view's definition and the columns it makes."""
+    from rich.table import Table
+
+    from gristmill.features.discover import load_definitions
+    from gristmill.project import Project
+
+    view = load_definitions(Project.load(project_dir).root).view(name)
+    if json_output:
+        print(json.dumps({**view.to_dict(), "version": view.version}, indent=2))
+        return
+    console.print(
+        f"[bold]{view.name}[/] v{view.version}: entity {', '.join(view.entity)}, time"
+        f" {view.timestamp}, source {view.source}, ttl {view.ttl or 'none'} ({view.where})",
+        highlight=False,
+    )
+    table = Table(box=None)
+    for column in ("column", "aggregation", "of", "window", "filter"):
+        table.add_column(column)
+    for feature in view.features:
+        for column, window in feature.outputs():
+            table.add_row(
+                column,
+                feature.aggregation or "latest value",
+                feature.column or feature.sql or "events",
+                window or "",
+                feature.filter or "",
+            )
+    console.print(table)
+
+
+@dataset_app.command("build")
+def build(
+    name: str = typer.Argument(..., help="A dataset defined in features/*.py."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild even if up to date."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Materialize a training set (and what it reads, if out of date) as a table."""
+    from gristmill.cli.run import print_run_total, print_step
+    from gristmill.features.discover import load_definitions
+    from gristmill.graph.run import run
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        load_definitions(project.root).dataset(name)
+        summary = run(
+            project,
+            [f"+{name}"],
+            full_refresh=full_refresh,
+            kinds={"transform", "dataset"},
+            on_step=None if json_output else print_step,
+        )
+    if json_output:
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        print_run_total(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
