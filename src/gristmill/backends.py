@@ -25,6 +25,10 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "sqlite": "gristmill.ingest.sources.sqlite:SQLiteSource",
         "files": "gristmill.ingest.sources.files:FilesSource",
     },
+    "online": {
+        "sqlite": "gristmill.online.sqlite:SQLiteOnlineStore",
+        "redis": "gristmill.online.redis:RedisOnlineStore",
+    },
     "diff": {
         "duckdb": "gristmill.checks.diff.duckdb:DuckDBEndpoint",
         "postgres": "gristmill.checks.diff.postgres:PostgresEndpoint",

@@ -85,6 +85,15 @@ class SourceConfig(_Strict):
     tables: dict[str, TableConfig] | None = None
 
 
+class OnlineConfig(_Strict):
+    type: str = "sqlite"
+    path: str = ".gristmill/online.sqlite"
+    url: str | None = None
+    """Redis: redis://host:6379/0"""
+    prefix: str = "gristmill"
+    """Redis: the prefix of every key, so that projects can share a server."""
+
+
 class TransformsConfig(_Strict):
     schema_name: str = Field(default="analytics", alias="schema")
     """The warehouse schema that holds derived tables."""
@@ -101,6 +110,7 @@ class ProjectConfig(_Strict):
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     transforms: TransformsConfig = Field(default_factory=TransformsConfig)
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

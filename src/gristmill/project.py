@@ -11,6 +11,7 @@ from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from gristmill.catalog.base import Catalog
+    from gristmill.online.base import OnlineStore
     from gristmill.warehouse.base import Warehouse
 
 STATE_DIR = ".gristmill"
@@ -70,8 +71,14 @@ class Project:
 
         return open_catalog(self.config.catalog, self.root)
 
+    @cached_property
+    def online(self) -> OnlineStore:
+        from gristmill.online import open_online_store
+
+        return open_online_store(self.config.online, self.root)
+
     def close(self) -> None:
-        for name in ("warehouse", "catalog"):
+        for name in ("warehouse", "catalog", "online"):
             backend = self.__dict__.pop(name, None)
             if backend is not None:
                 backend.close()

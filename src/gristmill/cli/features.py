@@ -19,6 +19,7 @@ dataset_app = typer.Typer(help="Point-in-time training sets.", no_args_is_help=T
 def register(app: typer.Typer) -> None:
     app.add_typer(features_app, name="features")
     app.add_typer(dataset_app, name="dataset")
+    app.command("materialize")(materialize_command)
 
 
 @features_app.command("list")
@@ -128,3 +129,60 @@ def build(
         print_run_total(summary)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+@features_app.command("verify")
+def verify_view(
+    name: str = typer.Argument(..., help="A feature view."),
+    samples: int = typer.Option(200, "--samples", min=1, help="Instants to compare."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Replay the view's events through the online path and compare with the batch values."""
+    from dataclasses import asdict
+
+    from gristmill.features.api import verify
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        result = verify(project, name, samples=samples)
+    if json_output:
+        print(json.dumps({**asdict(result), "ok": result.ok}, indent=2, default=str))
+    else:
+        console.print(
+            f"{result.view}: {result.samples} instants over {result.events:,} events,"
+            f" {len(result.mismatches)} mismatches",
+            highlight=False,
+        )
+        for m in result.mismatches[:20]:
+            console.print(
+                f"  {m.entity} at {m.at}: {m.column} online {m.online!r}, batch {m.batch!r}",
+                highlight=False,
+            )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def materialize_command(
+    views: list[str] | None = typer.Argument(None, help="Feature views (all when omitted)."),
+    full: bool = typer.Option(False, "--full", help="Rewrite every entity, not just the changed."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Write every entity's recent events into the online store (incrementally)."""
+    from dataclasses import asdict
+
+    from gristmill.features.api import materialize
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        results = materialize(project, views or None, full=full)
+    if json_output:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+        return
+    for r in results:
+        kind = "all entities" if r.full else "changed entities"
+        console.print(
+            f"{r.view}: {r.entities:,} {kind}, {r.events:,} events in {r.seconds:.2f}s",
+            highlight=False,
+        )

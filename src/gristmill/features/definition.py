@@ -36,8 +36,9 @@ from typing import Any, Literal
 from gristmill.durations import parse_duration
 from gristmill.errors import ConfigError, did_you_mean
 
-Aggregation = Literal["count", "sum", "mean", "min", "max", "count_distinct", "last"]
-AGGREGATIONS: tuple[str, ...] = ("count", "sum", "mean", "min", "max", "count_distinct", "last")
+Aggregation = Literal["count", "sum", "mean", "min", "max", "count_distinct"]
+AGGREGATIONS: tuple[str, ...] = ("count", "sum", "mean", "min", "max", "count_distinct")
+"""The last value of a column is an `expression` feature: the latest event's value."""
 
 
 @dataclass(frozen=True)

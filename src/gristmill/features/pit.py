@@ -51,7 +51,6 @@ def _aggregate(feature: Feature, frame: str, index: int) -> str:
         "min": f"min({picked})",
         "max": f"max({picked})",
         "count_distinct": f"count(DISTINCT {picked})",
-        "last": f"arg_max({picked}, CASE WHEN {keep} = 1 THEN {TS} END)",
     }[feature.aggregation or "count"]
     return f"{function} OVER {frame}"
 

@@ -1,0 +1,287 @@
+"""What the features module offers a notebook, the CLI and the server: materializing the
+online store, reading features for entities now, pushing events, and verifying that the
+online path agrees with the training sets."""
+
+from __future__ import annotations
+
+import bisect
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from gristmill.errors import ConfigError
+from gristmill.features.discover import Definitions, load_definitions
+from gristmill.features.online import (
+    MICROS,
+    Record,
+    apply_events,
+    compute,
+    entity_key,
+    event_rows_sql,
+    span_us,
+    to_micros,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from gristmill.features.definition import FeatureView
+    from gristmill.project import Project
+
+WATERMARK = "watermark_us"
+
+
+def _source(project: Project, view: FeatureView) -> str:
+    from gristmill.profile import resolve_table
+
+    return project.warehouse.qualified(*resolve_table(project, view.source))
+
+
+def _epoch_us(project: Project) -> str:
+    if project.warehouse.NAME != "duckdb":
+        raise ConfigError("Online features read the DuckDB warehouse for now.")
+    return "epoch_us({x})"
+
+
+@dataclass
+class MaterializeResult:
+    view: str
+    entities: int
+    events: int
+    full: bool
+    seconds: float
+
+
+def materialize(
+    project: Project, views: Sequence[str] | None = None, *, full: bool = False
+) -> list[MaterializeResult]:
+    """Write the recent events of every entity into the online store: of all entities on
+    the first run (or with `full`), then only of entities with events newer than the last
+    run's newest."""
+    definitions = load_definitions(project.root)
+    results = []
+    for name in views or list(definitions.views):
+        view = definitions.view(name)
+        started = time.perf_counter()
+        store = project.online
+        mark = store.get_meta(view.name, WATERMARK)
+        incremental = (
+            mark is not None and not full and store.get_meta(view.name, "version") == view.version
+        )
+        now = to_micros(datetime.now(UTC))
+        source = _source(project, view)
+        events = event_rows_sql(view, source, _epoch_us(project))
+        keys = ", ".join(f'"{k}"' for k in view.entity)
+        recent = f"_gm_time >= {now - span_us(view)}"
+        # The latest event of every entity is kept, however old: expressions read it.
+        latest = f"row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC) = 1"
+        sql = f"SELECT * FROM ({events}) AS e WHERE {recent} OR {latest}"
+        if incremental:
+            sql = (
+                f"SELECT * FROM ({sql}) AS e WHERE ({keys}) IN"
+                f" (SELECT {keys} FROM ({events}) AS n WHERE _gm_time > {int(mark or 0)})"
+            )
+            sql = sql.replace(f"WHERE {recent} OR {latest}", f"QUALIFY {recent} OR {latest}")
+        else:
+            sql = sql.replace(f"WHERE {recent} OR {latest}", f"QUALIFY {recent} OR {latest}")
+            store.clear(view.name)
+        rows = project.warehouse.query_arrow(sql)
+        entities = apply_events(store, view, rows, now=now, replace=True)
+        newest = max(rows.column("_gm_time").to_pylist(), default=int(mark or 0))
+        store.set_meta(view.name, WATERMARK, str(max(newest, int(mark or 0))))
+        store.set_meta(view.name, "version", view.version)
+        results.append(
+            MaterializeResult(
+                view.name, entities, rows.num_rows, not incremental, time.perf_counter() - started
+            )
+        )
+    return results
+
+
+@dataclass
+class OnlineFeatures:
+    """Feature values of one entity as of a moment, and how old its latest event is."""
+
+    entity: dict[str, Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    age_seconds: dict[str, float | None] = field(default_factory=dict)
+    """Per view: seconds since the entity's latest event (None: no event known)."""
+
+
+class OnlineReader:
+    """Reads features for entities, computing windows as of the moment of the read. Keeps
+    the definitions loaded, for a server that reads many times."""
+
+    def __init__(self, project: Project, definitions: Definitions | None = None) -> None:
+        self.project = project
+        self.definitions = definitions or load_definitions(project.root)
+
+    def read(
+        self,
+        features: Sequence[str],
+        entities: Sequence[Mapping[str, Any]],
+        at: datetime | None = None,
+    ) -> list[OnlineFeatures]:
+        """`features`: 'view' or 'view.column' entries; `entities`: their key values."""
+        moment = to_micros(at or datetime.now(UTC))
+        wanted: dict[str, list[str] | None] = {}
+        for entry in features:
+            name, _, column = entry.partition(".")
+            self.definitions.view(name)
+            if column:
+                picked = wanted.setdefault(name, [])
+                if picked is not None:
+                    picked.append(column)
+            else:
+                wanted[name] = None
+        results = [OnlineFeatures(dict(e)) for e in entities]
+        for name, columns in wanted.items():
+            view = self.definitions.view(name)
+            missing = [k for k in view.entity if any(k not in e for e in entities)]
+            if missing:
+                raise ConfigError(f"Feature view {name} needs the entity key {missing[0]}.")
+            keys = [entity_key(e[k] for k in view.entity) for e in entities]
+            for result, data in zip(
+                results, self.project.online.read(view.name, keys), strict=True
+            ):
+                record = Record.decode(data)
+                values = compute(view, record, moment)
+                result.values.update(values if columns is None else {c: values[c] for c in columns})
+                known = bisect.bisect_left(record.times, moment)
+                result.age_seconds[name] = (
+                    (moment - record.times[known - 1]) / MICROS if known else None
+                )
+        return results
+
+
+def get_online_features(
+    project: Project,
+    features: Sequence[str],
+    entities: Sequence[Mapping[str, Any]],
+    at: datetime | None = None,
+) -> list[OnlineFeatures]:
+    """Feature values for `entities` now (or at `at`), from the online store."""
+    return OnlineReader(project).read(features, entities, at)
+
+
+def push(project: Project, view_name: str, events: pa.Table | Sequence[Mapping[str, Any]]) -> int:
+    """Add new events of a view to the online store (its features are fresh at once);
+    returns how many entities changed."""
+    import duckdb
+    import pyarrow as pa
+
+    view = load_definitions(project.root).view(view_name)
+    table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events))
+    db = duckdb.connect()
+    db.register("_gm_pushed", table)
+    rows = db.sql(event_rows_sql(view, "_gm_pushed", "epoch_us({x})")).to_arrow_table()
+    db.close()
+    return apply_events(project.online, view, rows)
+
+
+@dataclass
+class Mismatch:
+    entity: dict[str, Any]
+    at: str
+    column: str
+    online: Any
+    batch: Any
+
+
+@dataclass
+class VerifyResult:
+    view: str
+    samples: int
+    events: int
+    mismatches: list[Mismatch]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return bool(a == b) or float(a) == float(b)
+
+
+def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 0) -> VerifyResult:
+    """Replay the view's events through the online path (push into an empty store, read
+    as of each sampled instant) and compare every value with the training-set value as
+    of the same instant, computed by the warehouse."""
+    import tempfile
+    from pathlib import Path
+
+    from gristmill.config import OnlineConfig
+    from gristmill.features.pit import Selection, training_set_sql
+    from gristmill.online.sqlite import SQLiteOnlineStore
+
+    view = load_definitions(project.root).view(view_name)
+    source = _source(project, view)
+    events = project.warehouse.query_arrow(
+        f"SELECT * FROM ({event_rows_sql(view, source, _epoch_us(project))}) AS e ORDER BY _gm_time"
+    )
+    if events.num_rows == 0:
+        return VerifyResult(view.name, 0, 0, [])
+    rng = random.Random(seed)
+    times = events.column("_gm_time").to_pylist()
+    keys = list(zip(*(events.column(k).to_pylist() for k in view.entity), strict=True))
+    # Instants: some exactly at an event (which must not count), some between events.
+    points = []
+    for _ in range(samples):
+        i = rng.randrange(len(times))
+        shift = rng.choice([0, 1, rng.randrange(1, 3 * 3600) * MICROS])
+        points.append((keys[i], times[i] + shift))
+    points.sort(key=lambda p: p[1])
+    with tempfile.TemporaryDirectory() as scratch:
+        store = SQLiteOnlineStore(
+            OnlineConfig(path=str(Path(scratch) / "replay.sqlite")), Path(scratch)
+        )
+        online_values = []
+        pushed = 0
+        for key, at in points:
+            upto = pushed
+            while upto < len(times) and times[upto] < at:
+                upto += 1
+            if upto > pushed:
+                apply_events(store, view, events.slice(pushed, upto - pushed), now=at)
+                pushed = upto
+            [data] = store.read(view.name, [entity_key(key)])
+            online_values.append(compute(view, Record.decode(data), at))
+        store.close()
+    values_sql = " UNION ALL ".join(
+        "SELECT "
+        + ", ".join(f'{_literal(v)} AS "{k}"' for k, v in zip(view.entity, key, strict=True))
+        + f", make_timestamp({at}) AS _gm_at"
+        for key, at in points
+    )
+    sql = training_set_sql(values_sql, "_gm_at", [Selection(view, view.columns(), source)])
+    batch = project.warehouse.query_arrow(sql).to_pylist()
+    mismatches = []
+    for (key, at), online, offline in zip(points, online_values, batch, strict=True):
+        for column in view.columns():
+            if not _same(online[column], offline[column]):
+                mismatches.append(
+                    Mismatch(
+                        dict(zip(view.entity, key, strict=True)),
+                        datetime.fromtimestamp(at / MICROS, UTC).isoformat(),
+                        column,
+                        online[column],
+                        offline[column],
+                    )
+                )
+    return VerifyResult(view.name, len(points), events.num_rows, mismatches)
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"

@@ -1,0 +1,139 @@
+"""The online path: stores (SQLite, Redis), materialize, reads as of now, pushes, verify."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gristmill.features.api import get_online_features, materialize, push, verify
+from gristmill.graph.run import run
+from gristmill.project import Project
+from tests.conftest import require_server
+from tests.helpers import write_project
+
+FEATURES = """
+from gristmill.features import FeatureView, aggregate, expression
+
+spender = FeatureView(
+    name="spender",
+    entity=["user_id"],
+    timestamp="happened",
+    source="payments",
+    ttl="2d",
+    features=[
+        aggregate("paid", "sum", "amount", windows=["1h", "1d"]),
+        aggregate("payments", "count", windows=["1d"]),
+        aggregate("shops", "count_distinct", "shop", windows=["1d"]),
+        aggregate("big", "count", windows=["1d"], filter="amount >= 50"),
+        aggregate("avg", "mean", "amount", windows=["1d"]),
+        expression("last_amount", "amount"),
+    ],
+)
+"""
+START = datetime(2025, 3, 1)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def project(request: Any, tmp_path: Path) -> Path:
+    rng = random.Random(5)
+    app = tmp_path / "app.sqlite"
+    with sqlite3.connect(app) as db:
+        db.execute(
+            "CREATE TABLE payments (id INTEGER PRIMARY KEY, user_id INTEGER, amount INTEGER,"
+            " shop TEXT, happened TIMESTAMP)"
+        )
+        db.executemany(
+            "INSERT INTO payments VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    i,
+                    rng.randint(1, 6),
+                    rng.choice([None, rng.randint(1, 100)]),
+                    rng.choice("abcd"),
+                    (START + timedelta(minutes=rng.randint(0, 60 * 24 * 4))).isoformat(" "),
+                )
+                for i in range(600)
+            ],
+        )
+    root = tmp_path / "proj"
+    (root / "features").mkdir(parents=True)
+    (root / "features" / "spend.py").write_text(FEATURES)
+    online: dict[str, Any] = {"path": str(tmp_path / "online.sqlite")}
+    if request.param == "redis":
+        require_server("Redis", "127.0.0.1", 6379)
+        online = {"type": "redis", "url": "redis://127.0.0.1:6379/0", "prefix": uuid.uuid4().hex}
+    write_project(
+        root,
+        {"app": {"type": "sqlite", "path": str(app), "tables": {"payments": {}}}},
+        online=online,
+    )
+    with Project.load(root) as p:
+        assert run(p).ok
+    yield root
+    if request.param == "redis":
+        import redis
+
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        for key in client.scan_iter(f"{online['prefix']}:*"):
+            client.delete(key)
+
+
+def test_online_values_equal_the_training_set_values(project: Path) -> None:
+    with Project.load(project) as p:
+        first = materialize(p)
+        assert first[0].full and first[0].entities == 6
+        result = verify(p, "spender", samples=300, seed=3)
+    assert result.samples == 300 and result.mismatches == []
+
+
+def test_reads_age_ttl_and_pushes(project: Path) -> None:
+    with Project.load(project) as p:
+        materialize(p)
+        later = START + timedelta(days=10)
+        [stale] = get_online_features(p, ["spender"], [{"user_id": 1}], at=later)
+        assert stale.values["payments_1d"] == 0 and stale.values["last_amount"] is None
+        assert stale.age_seconds["spender"] > 2 * 86400
+        push(
+            p,
+            "spender",
+            [
+                {"user_id": 1, "amount": 70, "shop": "z", "happened": later - timedelta(minutes=5)},
+                {"user_id": 1, "amount": 30, "shop": "y", "happened": later - timedelta(minutes=1)},
+            ],
+        )
+        [fresh] = get_online_features(
+            p,
+            ["spender.paid_1h", "spender.big_1d", "spender.last_amount"],
+            [{"user_id": 1}],
+            at=later,
+        )
+        assert fresh.values == {"paid_1h": 100, "big_1d": 1, "last_amount": 30}
+        assert fresh.age_seconds["spender"] == pytest.approx(60)
+        [unknown] = get_online_features(p, ["spender.payments_1d"], [{"user_id": 999}], at=later)
+        assert unknown.values == {"payments_1d": 0} and unknown.age_seconds["spender"] is None
+
+
+def test_materialize_rewrites_only_entities_with_new_events(project: Path) -> None:
+    with Project.load(project) as p:
+        materialize(p)
+        assert materialize(p)[0].entities == 0
+    app = project.parent / "app.sqlite"
+    with sqlite3.connect(app) as db:
+        db.execute(
+            "INSERT INTO payments VALUES (10000, 3, 5, 'a', ?)",
+            [(START + timedelta(days=5)).isoformat(" ")],
+        )
+    with Project.load(project) as p:
+        assert run(p).ok
+        again = materialize(p)
+        assert (again[0].entities, again[0].full) == (1, False)
+        [user] = get_online_features(
+            p, ["spender.last_amount"], [{"user_id": 3}], at=START + timedelta(days=5, hours=1)
+        )
+        assert user.values["last_amount"] == 5
