@@ -167,19 +167,47 @@ def get_online_features(
     return OnlineReader(project).read(features, entities, at)
 
 
+class Pusher:
+    """Adds new events to the online store, with the definitions loaded and the SQL that
+    evaluates the views' expressions prepared once (a server pushes many times)."""
+
+    def __init__(self, project: Project, definitions: Definitions | None = None) -> None:
+        import duckdb
+
+        self.project = project
+        self.definitions = definitions or load_definitions(project.root)
+        self._db = duckdb.connect()
+        self._sql = {
+            name: event_rows_sql(view, "_gm_pushed", "epoch_us({x})")
+            for name, view in self.definitions.views.items()
+        }
+
+    def push(self, view_name: str, events: pa.Table | Sequence[Mapping[str, Any]]) -> int:
+        """Add events of a view (its features are fresh at once); returns how many
+        entities changed."""
+        import pyarrow as pa
+
+        view = self.definitions.view(view_name)
+        table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events))
+        self._db.register("_gm_pushed", table)
+        try:
+            rows = self._db.sql(self._sql[view_name]).to_arrow_table()
+        finally:
+            self._db.unregister("_gm_pushed")
+        return apply_events(self.project.online, view, rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+
 def push(project: Project, view_name: str, events: pa.Table | Sequence[Mapping[str, Any]]) -> int:
     """Add new events of a view to the online store (its features are fresh at once);
     returns how many entities changed."""
-    import duckdb
-    import pyarrow as pa
-
-    view = load_definitions(project.root).view(view_name)
-    table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events))
-    db = duckdb.connect()
-    db.register("_gm_pushed", table)
-    rows = db.sql(event_rows_sql(view, "_gm_pushed", "epoch_us({x})")).to_arrow_table()
-    db.close()
-    return apply_events(project.online, view, rows)
+    pusher = Pusher(project)
+    try:
+        return pusher.push(view_name, events)
+    finally:
+        pusher.close()
 
 
 @dataclass
