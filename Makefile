@@ -34,6 +34,8 @@ bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/REA
 	$(BIN)/python benchmarks/diff_postgres.py
 	$(BIN)/python benchmarks/plan_transforms.py
 	$(BIN)/python benchmarks/profile_table.py
+	$(BIN)/python benchmarks/online_features.py
+	$(BIN)/python benchmarks/training_set.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
