@@ -6,14 +6,10 @@ import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gristmill.errors import ConfigError, GristmillError, did_you_mean
 from gristmill.features.definition import Dataset, FeatureView
 from gristmill.features.pit import Selection
-
-if TYPE_CHECKING:
-    pass
 
 FEATURES_DIR = "features"
 

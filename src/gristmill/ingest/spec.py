@@ -1,0 +1,84 @@
+"""Which columns of a source table a sync reads, under which names, keyed how: the
+table's description checked against its entry in gristmill.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from gristmill.config import TableConfig
+from gristmill.errors import ConfigError, NotFoundError, did_you_mean
+from gristmill.ingest.sources.base import Source, SourceTable
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A source table, resolved against the source's description and the config."""
+
+    source: str
+    table: SourceTable
+    config: TableConfig
+    target: str
+    columns: list[str]
+    """Source column names to read, in order."""
+    names: list[str]
+    """Their names in the warehouse."""
+    primary_key: list[str]
+    """Warehouse names of the key columns."""
+
+    @property
+    def schema(self) -> pa.Schema:
+        fields = [self.table.schema.field(c) for c in self.columns]
+        return pa.schema([f.with_name(n) for f, n in zip(fields, self.names, strict=True)])
+
+    def renamed(self, column: str | None) -> str | None:
+        return None if column is None else self.config.rename.get(column, column)
+
+
+def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
+    table = source.describe(name)
+    available = table.schema.names
+    where = f"source '{source.name}', table '{name}'"
+
+    def check(column: str, role: str) -> None:
+        if column not in available:
+            raise NotFoundError(
+                f"{where}: {role} column '{column}' does not exist."
+                f"{did_you_mean(column, available)}"
+            )
+
+    for column in config.columns or []:
+        check(column, "selected")
+    for column in config.exclude:
+        check(column, "excluded")
+    for column in config.rename:
+        check(column, "renamed")
+    columns = [c for c in (config.columns or available) if c not in set(config.exclude)]
+    key = config.primary_key or list(table.primary_key)
+    for column in key:
+        check(column, "primary key")
+    for role, optional in (("cursor", config.cursor), ("soft delete", config.soft_delete_column)):
+        if optional:
+            check(optional, role)
+    needed = [*key, *(c for c in (config.cursor, config.soft_delete_column) if c)]
+    for column in needed:
+        if column not in columns:
+            raise ConfigError(f"{where}: column '{column}' is excluded but the sync needs it.")
+    if config.mode == "merge" and not key:
+        raise ConfigError(
+            f"{where}: mode 'merge' needs a primary key, and the table declares none. "
+            "Set primary_key = [...] in its table entry."
+        )
+    if config.detect_deletes and not key:
+        raise ConfigError(f"{where}: detect_deletes needs a primary key; set primary_key.")
+    names = [config.rename.get(c, c) for c in columns]
+    return TableSpec(
+        source=source.name,
+        table=table,
+        config=config,
+        target=config.target or table.name.split(".")[-1],
+        columns=columns,
+        names=names,
+        primary_key=[config.rename.get(k, k) for k in key],
+    )
