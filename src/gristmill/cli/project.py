@@ -30,7 +30,7 @@ def quickstart(
     rows: int = typer.Option(100_000, "--rows", help="Transactions to generate."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Create a demo fintech project, ingest its application database, build its transforms."""
+    """Create a demo fintech project: ingest, transform, check, profile, build a training set."""
     from gristmill.cli.profile import print_profile
     from gristmill.cli.run import print_run_total, print_step
     from gristmill.quickstart.project import create_quickstart, run_quickstart
