@@ -1,11 +1,12 @@
 """Point-in-time training sets in one SQL query, computed by the warehouse (DuckDB).
 
 For each feature view the spine's rows are put among the view's events, ordered by
-entity and time, and every feature is a window function over that sequence: windowed
-aggregates over RANGE frames `[T - window, T)` and the latest event over ROWS frames. A
-spine row sorts before the events of its own instant, so those events are not seen
-(unless the dataset asks for `inclusive` joins). Spine rows contribute nothing to an
-aggregate: their inputs are NULL.
+entity and time, and every feature is a window function over that sequence. Counts, sums
+and means over `[T - window, T)` are differences of running totals, read by probe rows at
+T and at T - window (`totals_sql`); min, max and distinct counts use RANGE frames, and the
+latest event a ROWS frame (`view_sql`). A spine row sorts before the events of its own
+instant, so those events are not seen (unless the dataset asks for `inclusive` joins).
+Spine rows contribute nothing to an aggregate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from gristmill.durations import parse_duration
 from gristmill.features.definition import Feature, FeatureView
 
+TOTALS = ("count", "sum", "mean")
+"""Aggregations computed as differences of per-entity running totals (one streaming pass):
+far cheaper than bounded window frames."""
 ROW = "_gm_row"
 TS = "_gm_ts"
 EVENT = "_gm_event"
@@ -55,7 +59,7 @@ def _aggregate(feature: Feature, frame: str, index: int) -> str:
     return f"{function} OVER {frame}"
 
 
-def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str:
+def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
     """A query giving, per spine row (`_gm_row`), the selected columns of one view."""
     view = selection.view
     keys = [_q(k) for k in view.entity]
@@ -72,6 +76,8 @@ def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -
             if column not in wanted:
                 continue
             if window is not None:
+                if feature.aggregation in TOTALS:
+                    continue  # computed from running totals (totals_sql)
                 name = f"w_{window.replace(' ', '')}"
                 windows[name] = (
                     f"({partition} ORDER BY {TS} RANGE BETWEEN {_interval(window)} PRECEDING"
@@ -113,12 +119,89 @@ def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -
         f"SELECT {', '.join(event_columns)} FROM {selection.relation} WHERE {present}"
         f" UNION ALL SELECT {', '.join(spine_columns)} FROM {spine}"
     )
+    if not outer:
+        return None
     frames = ", ".join(f"{name} AS {frame}" for name, frame in windows.items())
     computed = (
         f"SELECT {ROW}, {TS} AS _gm_at, {', '.join(inner)} FROM ({points}) AS p"
         f" WINDOW {frames} QUALIFY {ROW} IS NOT NULL"
     )
     return f"SELECT {ROW}, {', '.join(outer)} FROM ({computed}) AS c"
+
+
+def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
+    """Per spine row, the selected counts, sums and means of one view: running totals per
+    entity over its events, read at the spine row's time and at the start of each window
+    (by probe rows in the same ordered pass), and subtracted."""
+    view = selection.view
+    wanted = set(selection.columns)
+    keys = [_q(k) for k in view.entity]
+    contributions: list[str] = []
+    columns: list[tuple[str, str, str, int]] = []
+    """(output column, aggregation, window, feature index)"""
+    for index, feature in enumerate(view.features):
+        if feature.aggregation not in TOTALS:
+            continue
+        picked = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
+        if not picked:
+            continue
+        keep = f"({feature.filter})" if feature.filter else "TRUE"
+        if feature.aggregation == "count":
+            contributions.append(f"CASE WHEN {keep} THEN 1 ELSE 0 END AS _gm_n{index}")
+        else:
+            value = f"({feature.column})"
+            present = f"{keep} AND {value} IS NOT NULL"
+            contributions.append(f"CASE WHEN {present} THEN 1 ELSE 0 END AS _gm_n{index}")
+            contributions.append(f"CASE WHEN {present} THEN {value} ELSE 0 END AS _gm_s{index}")
+        columns += [(c, feature.aggregation or "count", w, index) for c, w in picked]
+    if not columns:
+        return None
+    totals = [c.split(" AS ")[-1] for c in contributions]
+    windows = list(dict.fromkeys(w for _, _, w, _ in columns))
+    # Probe rows: each spine row at its time (edge 0) and at the start of each window
+    # (edge k); a probe sorts before the events of its instant (after them for an
+    # inclusive edge 0), so the running total it reads counts only earlier events.
+    probes = [
+        f"SELECT {', '.join(keys)}, {_q(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
+        f" {2 if inclusive else 0} AS _gm_rank, {', '.join(f'0 AS {t}' for t in totals)}"
+        f" FROM {spine}"
+    ]
+    for k, window in enumerate(windows, start=1):
+        probes.append(
+            f"SELECT {', '.join(keys)}, {_q(spine_ts)} - {_interval(window)} AS {TS}, {ROW},"
+            f" {k} AS _gm_edge, 0 AS _gm_rank, {', '.join(f'0 AS {t}' for t in totals)}"
+            f" FROM {spine}"
+        )
+    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, _q(view.timestamp)])
+    events = (
+        f"SELECT {', '.join(keys)}, {_q(view.timestamp)} AS {TS}, NULL AS {ROW}, NULL AS _gm_edge,"
+        f" 1 AS _gm_rank, {', '.join(contributions)} FROM {selection.relation} WHERE {present}"
+    )
+    running = ", ".join(f"sum({t}) OVER _gm_run AS {t}" for t in totals)
+    sequence = (
+        f"SELECT {ROW}, _gm_edge, {running} FROM ({' UNION ALL '.join([events, *probes])}) AS p"
+        f" WINDOW _gm_run AS (PARTITION BY {', '.join(keys)} ORDER BY {TS}, _gm_rank"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) QUALIFY _gm_edge IS NOT NULL"
+    )
+    edge = {"": 0} | {w: k for k, w in enumerate(windows, start=1)}
+
+    def diff(total: str, window: str) -> str:
+        upper = f"max(CASE WHEN _gm_edge = 0 THEN {total} END)"
+        lower = f"max(CASE WHEN _gm_edge = {edge[window]} THEN {total} END)"
+        return f"(coalesce({upper}, 0) - coalesce({lower}, 0))"
+
+    outputs = []
+    for column, aggregation, window, index in columns:
+        count = diff(f"_gm_n{index}", window)
+        if aggregation == "count":
+            outputs.append(f"{count} AS {_q(column)}")
+        elif aggregation == "sum":
+            total = diff(f"_gm_s{index}", window)
+            outputs.append(f"CASE WHEN {count} > 0 THEN {total} END AS {_q(column)}")
+        else:
+            total = diff(f"_gm_s{index}", window)
+            outputs.append(f"CASE WHEN {count} > 0 THEN {total} / {count} END AS {_q(column)}")
+    return f"SELECT {ROW}, {', '.join(outputs)} FROM ({sequence}) AS t GROUP BY {ROW}"
 
 
 def training_set_sql(
@@ -128,9 +211,22 @@ def training_set_sql(
     parts = [f"_gm_spine AS (SELECT row_number() OVER () AS {ROW}, * FROM ({spine}) AS s)"]
     joins, columns = [], []
     for i, selection in enumerate(selections):
-        parts.append(f"_gm_v{i} AS ({view_sql(selection, '_gm_spine', spine_ts, inclusive)})")
-        joins.append(f" LEFT JOIN _gm_v{i} USING ({ROW})")
-        columns += [f"_gm_v{i}.{_q(c)}" for c in selection.columns]
+        for kind, build in (("f", view_sql), ("t", totals_sql)):
+            sql = build(selection, "_gm_spine", spine_ts, inclusive)
+            if sql is None:
+                continue
+            name = f"_gm_{kind}{i}"
+            parts.append(f"{name} AS ({sql})")
+            joins.append(f" LEFT JOIN {name} USING ({ROW})")
+    for i, selection in enumerate(selections):
+        from_totals = {
+            c
+            for f in selection.view.features
+            if f.aggregation in TOTALS
+            for c, w in f.outputs()
+            if w is not None
+        }
+        columns += [f"_gm_{'t' if c in from_totals else 'f'}{i}.{_q(c)}" for c in selection.columns]
     return (
         f"WITH {', '.join(parts)} SELECT _gm_spine.* EXCLUDE ({ROW}), {', '.join(columns)}"
         f" FROM _gm_spine{''.join(joins)} ORDER BY _gm_spine.{ROW}"
