@@ -4,6 +4,8 @@ timestamptz x2, text, boolean), generated in the server from the key alone."""
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 PG = os.environ.get("GRISTMILL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -41,3 +43,15 @@ def create_table(db: Any, table: str, rows: int) -> None:
     db.execute(
         f"INSERT INTO {table} SELECT {ROW_FROM_KEY} FROM generate_series(1, %s::bigint) g", [rows]
     )
+
+
+def source_project(root: Path, table: str, settings: str) -> Path:
+    """A fresh gristmill project in `root` syncing `table` of the benchmark database with
+    2 parallel streams and the table `settings` (TOML lines)."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "gristmill.toml").write_text(
+        f'[sources.app]\ntype = "postgres"\nurl = "{PG}/{DATABASE}"\n\n'
+        f"[sources.app.tables.{table}]\n{settings}\nparallel = 2\n"
+    )
+    return root

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-from bench_table import DATABASE, PG, ROW_FROM_KEY, connect, create_table, ensure_database
+from bench_table import (
+    DATABASE,
+    ROW_FROM_KEY,
+    connect,
+    create_table,
+    ensure_database,
+    source_project,
+)
 
 TABLE = "diff_tx"
 WORK = Path(__file__).parent / ".work" / "diff"
@@ -89,13 +95,7 @@ def change(rows: int) -> None:
 
 
 def project() -> Path:
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    (WORK / "gristmill.toml").write_text(
-        f'[sources.app]\ntype = "postgres"\nurl = "{PG}/{DATABASE}"\n\n'
-        f'[sources.app.tables.{TABLE}]\nmode = "full"\nparallel = 2\n'
-    )
-    return WORK
+    return source_project(WORK, TABLE, 'mode = "full"')
 
 
 def gristmill(*args: str) -> tuple[float, dict]:  # type: ignore[type-arg]

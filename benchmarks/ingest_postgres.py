@@ -13,12 +13,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_table import DATABASE, PG, connect, create_table, ensure_database
+from bench_table import DATABASE, PG, connect, create_table, ensure_database, source_project
+from measure import measure
 
 TABLE = "bench_tx"
 WORK = Path(__file__).parent / ".work"
@@ -84,14 +84,7 @@ def run_dlt() -> None:
 
 
 def _gristmill_project() -> Path:
-    root = WORK / "gristmill"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    (root / "gristmill.toml").write_text(
-        f'[sources.app]\ntype = "postgres"\nurl = "{PG}/{DATABASE}"\n\n'
-        f'[sources.app.tables.{TABLE}]\nmode = "merge"\ncursor = "updated_at"\nparallel = 2\n'
-    )
-    return root
+    return source_project(WORK / "gristmill", TABLE, 'mode = "merge"\ncursor = "updated_at"')
 
 
 CONTENDERS = {
@@ -101,10 +94,9 @@ CONTENDERS = {
 }
 
 
-def measure(name: str) -> tuple[float, float, float | None]:
+def contender(name: str) -> tuple[float, float, float | None]:
     """Wall seconds, peak RSS (MB) and, for gristmill, the sync's own seconds (without
     the interpreter's start-up), of one contender run in a child process."""
-    started = time.perf_counter()
     if name == "gristmill":
         cmd = [
             str(Path(sys.executable).parent / "gristmill"),
@@ -115,15 +107,9 @@ def measure(name: str) -> tuple[float, float, float | None]:
         ]
     else:
         cmd = [sys.executable, __file__, "--contender", name]
-    out = WORK / "stdout.json"
-    with out.open("wb") as handle:
-        process = subprocess.Popen(cmd, stdout=handle)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{name} failed with status {status}")
-    own = json.loads(out.read_text())["seconds"] if name == "gristmill" else None
-    return seconds, usage.ru_maxrss / 1024, own
+    seconds, peak, output = measure(cmd, WORK / "stdout.json")
+    own = json.loads(output)["seconds"] if name == "gristmill" else None
+    return seconds, peak, own
 
 
 def change_one_percent(rows: int, scattered: bool) -> None:
@@ -155,15 +141,15 @@ def main() -> None:
     for name in ("copy", "connectorx", "dlt"):
         if name not in args.skip:
             print(f"{name} ...", flush=True)
-            results[name] = measure(name)
+            results[name] = contender(name)
     _gristmill_project()
     print("gristmill full ...", flush=True)
-    results["gristmill full sync"] = measure("gristmill")
+    results["gristmill full sync"] = contender("gristmill")
     for scattered in (False, True):
         label = "scattered" if scattered else "newest"
         change_one_percent(args.rows, scattered)
         print(f"gristmill incremental (1% changed, {label}) ...", flush=True)
-        results[f"gristmill incremental, 1% {label} rows changed"] = measure("gristmill")
+        results[f"gristmill incremental, 1% {label} rows changed"] = contender("gristmill")
     print(f"\n| {args.rows:,} rows | seconds | sync's own seconds | peak RSS (MB) | vs COPY |")
     print("|---|---:|---:|---:|---:|")
     base = results.get("copy", (0.0, 0.0, None))[0]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from measure import measure
 
 WORK = Path(__file__).parent / ".work" / "profile"
 SAMPLE_PARQUET = WORK / "sample.parquet"
@@ -84,17 +84,10 @@ def run_ydata() -> None:
     print(json.dumps({"seconds": seconds, "variables": variables}))
 
 
-def measure(cmd: list[str]) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+def measured(cmd: list[str]) -> tuple[float, float, dict]:  # type: ignore[type-arg]
     """Wall seconds, peak RSS (MB) and JSON output of one command."""
-    out = WORK / "stdout.json"
-    started = time.perf_counter()
-    with out.open("wb") as handle:
-        process = subprocess.Popen(cmd, stdout=handle)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with status {status}")
-    return seconds, usage.ru_maxrss / 1024, json.loads(out.read_text())
+    seconds, peak, output = measure(cmd, WORK / "stdout.json")
+    return seconds, peak, json.loads(output)
 
 
 def gristmill(table: str) -> list[str]:
@@ -123,11 +116,11 @@ def main() -> None:
     print(f"creating raw.events: {args.rows:,} rows x 20 columns ...", flush=True)
     prepare(args.rows, args.sample)
     print("gristmill profile (full table) ...", flush=True)
-    full_wall, full_rss, full = measure(gristmill("events"))
+    full_wall, full_rss, full = measured(gristmill("events"))
     print("gristmill profile (sample) ...", flush=True)
-    sample_wall, sample_rss, ours = measure(gristmill("events_sample"))
+    sample_wall, sample_rss, ours = measured(gristmill("events_sample"))
     print("ydata-profiling minimal (sample) ...", flush=True)
-    ydata_wall, ydata_rss, theirs = measure([sys.executable, __file__, "--ydata"])
+    ydata_wall, ydata_rss, theirs = measured([sys.executable, __file__, "--ydata"])
 
     mismatches, no_peer_mean = [], []
     for column in ours["columns"]:

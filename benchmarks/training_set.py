@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from measure import measure
 
 WORK = Path(__file__).parent / ".work" / "training"
 WINDOWS = '["1h", "24h", "7d"]'
@@ -94,19 +93,12 @@ def main() -> None:
         "-p",
         str(WORK),
     ]
-    out = WORK / "stdout.json"
-    started = time.perf_counter()
-    with out.open("wb") as handle:
-        process = subprocess.Popen(cmd, stdout=handle)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"dataset build failed: {out.read_text()}")
-    steps = json.loads(out.read_text())["steps"]
+    seconds, peak, output = measure(cmd, WORK / "stdout.json")
+    steps = json.loads(output)["steps"]
     rows = next(s["rows"] for s in steps if s["name"] == "training")
     print(
         f"| training set: {args.events:,} events, {args.spine:,} spine rows, 30 features |"
-        f" {seconds:.1f} s | {usage.ru_maxrss / 1024:.0f} MB | {rows:,} rows |"
+        f" {seconds:.1f} s | {peak:.0f} MB | {rows:,} rows |"
     )
 
 

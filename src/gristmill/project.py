@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from gristmill.config import CONFIG_FILE, ProjectConfig, load_config
@@ -88,6 +89,29 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def import_project_file(path: Path, display: str, namespace: str) -> ModuleType:
+    """Import a project's Python file (a transform or feature definition) as a module of
+    `namespace`; any error it raises names the file."""
+    import importlib.util
+    import sys
+
+    from gristmill.errors import GristmillError
+
+    module_name = f"{namespace}.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{display}: cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except GristmillError as exc:
+        raise ConfigError(f"{display}: {exc}") from None
+    except Exception as exc:
+        raise ConfigError(f"{display}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    return module
 
 
 def init_project(directory: Path | str, name: str | None = None) -> Path:

@@ -111,7 +111,7 @@ def build(
     project_dir: Path = PROJECT,
 ) -> None:
     """Materialize a training set (and what it reads, if out of date) as a table."""
-    from gristmill.cli.run import print_run_total, print_step
+    from gristmill.cli.run import finish_run, print_step
     from gristmill.features.discover import load_definitions
     from gristmill.graph.run import run
     from gristmill.project import Project
@@ -125,12 +125,7 @@ def build(
             kinds={"transform", "dataset"},
             on_step=None if json_output else print_step,
         )
-    if json_output:
-        print(json.dumps(summary.to_dict(), indent=2, default=str))
-    else:
-        print_run_total(summary)
-    if not summary.ok:
-        raise typer.Exit(1)
+    finish_run(summary, json_output)
 
 
 @features_app.command("verify")

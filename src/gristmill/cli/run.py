@@ -93,6 +93,11 @@ def run(
             workers=workers,
             on_step=None if json_output else print_step,
         )
+    finish_run(summary, json_output)
+
+
+def finish_run(summary: RunSummary, json_output: bool) -> None:
+    """Print a run's summary (or its JSON); exit 1 when a step failed."""
     if json_output:
         print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:

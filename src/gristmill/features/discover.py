@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gristmill.errors import ConfigError, GristmillError, did_you_mean
+from gristmill.errors import ConfigError, did_you_mean
 from gristmill.features.definition import Dataset, FeatureView
 from gristmill.features.pit import Selection
+from gristmill.project import import_project_file
 
 FEATURES_DIR = "features"
 
@@ -63,20 +62,7 @@ def load_definitions(root: Path) -> Definitions:
         if path.name.startswith("_"):
             continue
         display = path.relative_to(root).as_posix()
-        module_name = f"gristmill_project_features.{path.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise ConfigError(f"{display}: cannot be imported as a Python module.")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except GristmillError as exc:
-            raise ConfigError(f"{display}: {exc}") from None
-        except Exception as exc:
-            raise ConfigError(
-                f"{display}: importing it failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        module = import_project_file(path, display, "gristmill_project_features")
         for value in vars(module).values():
             if isinstance(value, FeatureView | Dataset):
                 value.where = display

@@ -11,14 +11,12 @@ Each input arrives as a keyword argument named after the table (without its sche
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gristmill.errors import ConfigError, GristmillError, MissingDependencyError
+from gristmill.errors import ConfigError, MissingDependencyError
 from gristmill.transforms.definition import Frame, Transform, validate_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,20 +45,9 @@ def transform(
 
 def load_python_file(path: Path, display: Path) -> list[Transform]:
     """The transforms a Python file declares; importing it runs its top-level code."""
-    module_name = f"gristmill_project_transforms.{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{display.as_posix()}: cannot be imported as a Python module.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except GristmillError:
-        raise
-    except Exception as exc:
-        raise ConfigError(
-            f"{display.as_posix()}: importing it failed: {type(exc).__name__}: {exc}"
-        ) from exc
+    from gristmill.project import import_project_file
+
+    module = import_project_file(path, display.as_posix(), "gristmill_project_transforms")
     found = []
     for value in vars(module).values():
         declared = getattr(value, _MARK, None)
