@@ -26,7 +26,8 @@ VIEW = FeatureView(
         aggregate("avg", "mean", "amount", windows=["2h"]),
         aggregate("low", "min", "amount", windows=["2h"]),
         aggregate("high", "max", "amount", windows=["2h"]),
-        aggregate("shops", "count_distinct", "shop", windows=["4h"]),
+        aggregate("shops", "count_distinct", "shop", windows=["1h", "4h"]),
+        aggregate("big_shops", "count_distinct", "shop", windows=["2h"], filter="amount >= 50"),
         aggregate("big", "count", windows=["4h"], filter="amount >= 50"),
         expression("last_amount", "amount"),
     ],
@@ -39,7 +40,7 @@ events = st.lists(
         st.integers(1, 3),
         moments,
         st.one_of(st.none(), st.integers(0, 100)),
-        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["a", "b", "c", None]),
     ),
     max_size=40,
 )
@@ -64,7 +65,10 @@ def reference(
     result["avg_2h"] = sum(two) / len(two) if two else None
     result["low_2h"] = min(two) if two else None
     result["high_2h"] = max(two) if two else None
-    result["shops_4h"] = len({r[3] for r in within(4)})
+    result["shops_1h"] = len({r[3] for r in within(1) if r[3] is not None})
+    result["shops_4h"] = len({r[3] for r in within(4) if r[3] is not None})
+    big = [r for r in within(2) if r[2] is not None and r[2] >= 50 and r[3] is not None]
+    result["big_shops_2h"] = len({r[3] for r in big})
     result["big_4h"] = len([r for r in within(4) if r[2] is not None and r[2] >= 50])
     if before:
         latest = max(r[1] for r in before)

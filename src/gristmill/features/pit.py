@@ -3,7 +3,8 @@
 For each feature view the spine's rows are put among the view's events, ordered by
 entity and time, and every feature is a window function over that sequence. Counts, sums
 and means over `[T - window, T)` are differences of running totals, read by probe rows at
-T and at T - window (`totals_sql`); min, max and distinct counts use RANGE frames, and the
+T and at T - window (`totals_sql`), and so are distinct counts (from runs of each value's
+occurrences); min and max use RANGE frames, and the
 latest event a ROWS frame (`view_sql`). A spine row sorts before the events of its own
 instant, so those events are not seen (unless the dataset asks for `inclusive` joins).
 Spine rows contribute nothing to an aggregate.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from gristmill.durations import parse_duration
 from gristmill.features.definition import Feature, FeatureView
 
-TOTALS = ("count", "sum", "mean")
+TOTALS = ("count", "sum", "mean", "count_distinct")
 """Aggregations computed as differences of per-entity running totals (one streaming pass):
 far cheaper than bounded window frames."""
 ROW = "_gm_row"
@@ -54,7 +55,6 @@ def _aggregate(feature: Feature, frame: str, index: int) -> str:
         "mean": f"avg({picked})",
         "min": f"min({picked})",
         "max": f"max({picked})",
-        "count_distinct": f"count(DISTINCT {picked})",
     }[feature.aggregation or "count"]
     return f"{function} OVER {frame}"
 
@@ -129,21 +129,69 @@ def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -
     return f"SELECT {ROW}, {', '.join(outer)} FROM ({computed}) AS c"
 
 
+def _distinct_runs(
+    feature: Feature, index: int, columns: list[tuple[str, str]], keys: list[str], ts: str
+) -> tuple[list[str], list[str]]:
+    """The previous and next occurrence of each event's value (per entity), and from them
+    two flags per window: a run of occurrences (cut wherever two are more than the window
+    apart) starts here, or ends here. A value is in `[T - window, T)` exactly when one of
+    its runs started before T and did not end before T - window, so a distinct count is
+    (runs started, read at T) - (runs ended, read at the window's start): running totals
+    like a count's."""
+    present = f"({feature.filter or 'TRUE'}) AND ({feature.column}) IS NOT NULL"
+    order = f"(PARTITION BY {', '.join(keys)}, {present}, ({feature.column}) ORDER BY {ts})"
+    neighbours = [
+        f"lag({ts}) OVER {order} AS _gm_prev{index}",
+        f"lead({ts}) OVER {order} AS _gm_next{index}",
+    ]
+    flags = []
+    for column, window in columns:
+        gap = _interval(window)
+        starts = f"_gm_prev{index} IS NULL OR _gm_prev{index} + {gap} < {ts}"
+        ends = f"_gm_next{index} IS NULL OR {ts} + {gap} < _gm_next{index}"
+        flags.append(
+            f"CASE WHEN {present} AND ({starts}) THEN 1 ELSE 0 END AS {_q('_gm_a_' + column)}"
+        )
+        flags.append(
+            f"CASE WHEN {present} AND ({ends}) THEN 1 ELSE 0 END AS {_q('_gm_z_' + column)}"
+        )
+    return neighbours, flags
+
+
 def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
-    """Per spine row, the selected counts, sums and means of one view: running totals per
-    entity over its events, read at the spine row's time and at the start of each window
-    (by probe rows in the same ordered pass), and subtracted."""
+    """Per spine row, the selected counts, sums, means and distinct counts of one view:
+    running totals per entity over its events, read at the spine row's time and at the
+    start of each window (by probe rows in the same ordered pass), and subtracted."""
     view = selection.view
     wanted = set(selection.columns)
     keys = [_q(k) for k in view.entity]
-    contributions: list[str] = []
-    columns: list[tuple[str, str, str, int]] = []
-    """(output column, aggregation, window, feature index)"""
+    ts = _q(view.timestamp)
+    picked = []
     for index, feature in enumerate(view.features):
-        if feature.aggregation not in TOTALS:
-            continue
-        picked = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
-        if not picked:
+        columns = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
+        if feature.aggregation in TOTALS and columns:
+            picked.append((feature, index, columns))
+    if not picked:
+        return None
+    windows = list(dict.fromkeys(w for _, _, columns in picked for _, w in columns))
+    edge = {w: k for k, w in enumerate(windows, start=1)}
+
+    def diff(upper_total: str, window: str, lower_total: str | None = None) -> str:
+        upper = f"max(CASE WHEN _gm_edge = 0 THEN {upper_total} END)"
+        lower = f"max(CASE WHEN _gm_edge = {edge[window]} THEN {lower_total or upper_total} END)"
+        return f"(coalesce({upper}, 0) - coalesce({lower}, 0))"
+
+    neighbours: list[str] = []
+    contributions: list[str] = []
+    outputs = []
+    for feature, index, columns in picked:
+        if feature.aggregation == "count_distinct":
+            found, flags = _distinct_runs(feature, index, columns, keys, ts)
+            neighbours += found
+            contributions += flags
+            outputs += [
+                f"{diff(_q('_gm_a_' + c), w, _q('_gm_z_' + c))} AS {_q(c)}" for c, w in columns
+            ]
             continue
         keep = f"({feature.filter})" if feature.filter else "TRUE"
         if feature.aggregation == "count":
@@ -153,29 +201,35 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
             present = f"{keep} AND {value} IS NOT NULL"
             contributions.append(f"CASE WHEN {present} THEN 1 ELSE 0 END AS _gm_n{index}")
             contributions.append(f"CASE WHEN {present} THEN {value} ELSE 0 END AS _gm_s{index}")
-        columns += [(c, feature.aggregation or "count", w, index) for c, w in picked]
-    if not columns:
-        return None
+        for column, window in columns:
+            count = diff(f"_gm_n{index}", window)
+            if feature.aggregation == "count":
+                outputs.append(f"{count} AS {_q(column)}")
+                continue
+            total = diff(f"_gm_s{index}", window)
+            value = total if feature.aggregation == "sum" else f"{total} / {count}"
+            outputs.append(f"CASE WHEN {count} > 0 THEN {value} END AS {_q(column)}")
     totals = [c.split(" AS ")[-1] for c in contributions]
-    windows = list(dict.fromkeys(w for _, _, w, _ in columns))
     # Probe rows: each spine row at its time (edge 0) and at the start of each window
     # (edge k); a probe sorts before the events of its instant (after them for an
     # inclusive edge 0), so the running total it reads counts only earlier events.
+    zeros = ", ".join(f"0 AS {t}" for t in totals)
     probes = [
         f"SELECT {', '.join(keys)}, {_q(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
-        f" {2 if inclusive else 0} AS _gm_rank, {', '.join(f'0 AS {t}' for t in totals)}"
-        f" FROM {spine}"
+        f" {2 if inclusive else 0} AS _gm_rank, {zeros} FROM {spine}"
     ]
-    for k, window in enumerate(windows, start=1):
+    for window, k in edge.items():
         probes.append(
             f"SELECT {', '.join(keys)}, {_q(spine_ts)} - {_interval(window)} AS {TS}, {ROW},"
-            f" {k} AS _gm_edge, 0 AS _gm_rank, {', '.join(f'0 AS {t}' for t in totals)}"
-            f" FROM {spine}"
+            f" {k} AS _gm_edge, 0 AS _gm_rank, {zeros} FROM {spine}"
         )
-    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, _q(view.timestamp)])
+    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, ts])
+    source = f"(SELECT * FROM {selection.relation} WHERE {present})"
+    if neighbours:
+        source = f"(SELECT *, {', '.join(neighbours)} FROM {source} AS e)"
     events = (
-        f"SELECT {', '.join(keys)}, {_q(view.timestamp)} AS {TS}, NULL AS {ROW}, NULL AS _gm_edge,"
-        f" 1 AS _gm_rank, {', '.join(contributions)} FROM {selection.relation} WHERE {present}"
+        f"SELECT {', '.join(keys)}, {ts} AS {TS}, NULL AS {ROW}, NULL AS _gm_edge,"
+        f" 1 AS _gm_rank, {', '.join(contributions)} FROM {source} AS e"
     )
     running = ", ".join(f"sum({t}) OVER _gm_run AS {t}" for t in totals)
     sequence = (
@@ -183,24 +237,6 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
         f" WINDOW _gm_run AS (PARTITION BY {', '.join(keys)} ORDER BY {TS}, _gm_rank"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) QUALIFY _gm_edge IS NOT NULL"
     )
-    edge = {"": 0} | {w: k for k, w in enumerate(windows, start=1)}
-
-    def diff(total: str, window: str) -> str:
-        upper = f"max(CASE WHEN _gm_edge = 0 THEN {total} END)"
-        lower = f"max(CASE WHEN _gm_edge = {edge[window]} THEN {total} END)"
-        return f"(coalesce({upper}, 0) - coalesce({lower}, 0))"
-
-    outputs = []
-    for column, aggregation, window, index in columns:
-        count = diff(f"_gm_n{index}", window)
-        if aggregation == "count":
-            outputs.append(f"{count} AS {_q(column)}")
-        elif aggregation == "sum":
-            total = diff(f"_gm_s{index}", window)
-            outputs.append(f"CASE WHEN {count} > 0 THEN {total} END AS {_q(column)}")
-        else:
-            total = diff(f"_gm_s{index}", window)
-            outputs.append(f"CASE WHEN {count} > 0 THEN {total} / {count} END AS {_q(column)}")
     return f"SELECT {ROW}, {', '.join(outputs)} FROM ({sequence}) AS t GROUP BY {ROW}"
 
 
