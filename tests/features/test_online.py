@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import uuid
@@ -137,3 +138,20 @@ def test_materialize_rewrites_only_entities_with_new_events(project: Path) -> No
             p, ["spender.last_amount"], [{"user_id": 3}], at=START + timedelta(days=5, hours=1)
         )
         assert user.values["last_amount"] == 5
+
+
+def test_materialize_and_get_from_the_command_line(project: Path) -> None:
+    from tests.cli.test_cli import gristmill
+
+    built = gristmill("materialize", "--json", "-p", str(project))
+    assert built.returncode == 0, built.stderr
+    assert json.loads(built.stdout)[0]["entities"] == 6
+    got = gristmill(
+        "features", "get", "spender.payments_1d", "user_id=2", "--json", "-p", str(project)
+    )
+    assert got.returncode == 0, got.stderr
+    read = json.loads(got.stdout)
+    assert read["entity"] == {"user_id": 2} and set(read["values"]) == {"payments_1d"}
+    assert read["age_seconds"]["spender"] > 0
+    wrong = gristmill("features", "get", "spender", "user_id", "-p", str(project))
+    assert wrong.returncode != 0 and "name=value" in wrong.stderr + wrong.stdout

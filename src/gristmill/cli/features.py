@@ -1,13 +1,19 @@
-"""`gristmill features list|show` and `gristmill dataset build`."""
+"""`gristmill features list|show|get|verify`, `gristmill dataset build` and
+`gristmill materialize`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gristmill.cli.output import console
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gristmill.features.api import MaterializeResult, OnlineFeatures
 
 PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -128,6 +134,35 @@ def build(
     finish_run(summary, json_output)
 
 
+@features_app.command("get")
+def get_features(
+    features: str = typer.Argument(..., help="A view, or 'view.column,view.column'."),
+    keys: list[str] = typer.Argument(..., help="The entity key: name=value (one per column)."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Read an entity's features from the online store, as of now."""
+    from dataclasses import asdict
+
+    from gristmill.features.api import get_online_features
+    from gristmill.project import Project
+
+    entity = {}
+    for pair in keys:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(
+                f"Give the entity key as name=value, such as user_id=42 (got {pair!r})."
+            )
+        entity[name] = int(value) if value.lstrip("-").isdigit() else value
+    with Project.load(project_dir) as project:
+        [result] = get_online_features(project, features.split(","), [entity])
+    if json_output:
+        print(json.dumps(asdict(result), indent=2, default=str))
+    else:
+        print_online_features(result)
+
+
 @features_app.command("verify")
 def verify_view(
     name: str = typer.Argument(..., help="A feature view."),
@@ -177,9 +212,35 @@ def materialize_command(
     if json_output:
         print(json.dumps([asdict(r) for r in results], indent=2))
         return
+    print_materialized(results)
+
+
+def print_materialized(results: list[MaterializeResult]) -> None:
+    console.print("[bold]online store[/] (materialized)")
     for r in results:
         kind = "all entities" if r.full else "changed entities"
         console.print(
-            f"{r.view}: {r.entities:,} {kind}, {r.events:,} events in {r.seconds:.2f}s",
+            f"  {r.view}: {r.entities:,} {kind}, {r.events:,} events in {r.seconds:.2f}s",
             highlight=False,
         )
+
+
+def print_online_features(features: OnlineFeatures) -> None:
+    """One entity's online features, and how old each view's latest event is."""
+    entity = ", ".join(f"{k}={v}" for k, v in features.entity.items())
+    ages = ", ".join(
+        f"{view} {'never' if age is None else format_age(age)}"
+        for view, age in features.age_seconds.items()
+    )
+    console.print(
+        f"[bold]online features now[/] of {entity} (latest event: {ages})", highlight=False
+    )
+    for name, value in features.values.items():
+        console.print(f"  {name} = {value}", highlight=False)
+
+
+def format_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{seconds:.1f}s ago"

@@ -280,8 +280,8 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
             if upto > pushed:
                 apply_events(store, view, events.slice(pushed, upto - pushed), now=at)
                 pushed = upto
-            [data] = store.read(view.name, [entity_key(key)])
-            online_values.append(compute(view, Record.decode(data), at))
+            [stored] = store.read(view.name, [entity_key(key)])
+            online_values.append(compute(view, Record.decode(stored), at))
         store.close()
     values_sql = " UNION ALL ".join(
         "SELECT "

@@ -1,11 +1,12 @@
 """Online features: each entity's recent events in the online store, and the features
 computed from them as of now, by the same definitions as the training sets.
 
-A record holds an entity's events within the view's longest window (or its ttl, if
-longer) and always its latest event: their times (epoch microseconds) and, per feature,
-the value it aggregates and whether the event passes the feature's filter, evaluated by
-DuckDB with the view's own SQL. Windowed features are aggregated over `[T - window, T)`
-when they are read; so a record never goes stale, and pushing an event only appends it.
+The store keeps an entity's events within the view's longest window (or its ttl, if
+longer) and always its latest event. An event is its time (epoch microseconds) and, per
+feature, the value it aggregates and whether it passes the feature's filter, evaluated
+by DuckDB with the view's own SQL. Windowed features are aggregated over
+`[T - window, T)` when they are read, so nothing stored goes stale, and pushing an event
+only appends it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -58,6 +60,12 @@ def to_micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
+def encode_event(time: int, values: list[Any], keeps: list[int], nonce: int) -> bytes:
+    """One event as the store keeps it. The nonce tells apart two otherwise equal events
+    of an entity (the same moment and values): a store may keep events as a set."""
+    return json.dumps([time, values, keeps, nonce], separators=(",", ":")).encode()
+
+
 @dataclass
 class Record:
     """One entity's recent events, in time order."""
@@ -68,27 +76,13 @@ class Record:
     keeps: list[list[int]] = field(default_factory=list)
     """Per event: 1 where the event passes each feature's filter."""
 
-    def encode(self) -> bytes:
-        return json.dumps([self.times, self.values, self.keeps], separators=(",", ":")).encode()
-
     @classmethod
-    def decode(cls, data: bytes | None) -> Record:
-        if data is None:
+    def decode(cls, events: list[bytes]) -> Record:
+        """From the store's events, oldest first (one JSON parse for all of them)."""
+        if not events:
             return cls()
-        times, values, keeps = json.loads(data)
-        return cls(times, values, keeps)
-
-    def add(self, time: int, values: list[Any], keeps: list[int]) -> None:
-        at = bisect.bisect_right(self.times, time)
-        self.times.insert(at, time)
-        self.values.insert(at, values)
-        self.keeps.insert(at, keeps)
-
-    def trim(self, now: int, span: int) -> None:
-        """Forget events older than `span` before `now`, but always keep the latest one."""
-        cut = min(bisect.bisect_left(self.times, now - span), max(len(self.times) - 1, 0))
-        if cut > 0:
-            del self.times[:cut], self.values[:cut], self.keeps[:cut]
+        decoded = json.loads(b"[" + b",".join(events) + b"]")
+        return cls([e[0] for e in decoded], [e[1] for e in decoded], [e[2] for e in decoded])
 
 
 def compute(view: FeatureView, record: Record, at: int, inclusive: bool = False) -> dict[str, Any]:
@@ -165,35 +159,39 @@ def apply_events(
     now: int | None = None,
     replace: bool = False,
 ) -> int:
-    """Add event rows (as `event_rows_sql` gives them) to their entities' records; with
-    `replace`, the rows are each entity's whole history. Returns the entities touched."""
+    """Append event rows (as `event_rows_sql` gives them) to their entities, and forget
+    each entity's events older than the view's span before `now` (before its newest new
+    event when `now` is None), never its latest one; with `replace`, the rows are each
+    entity's whole history. Returns the entities touched."""
+    import pyarrow as pa
+
     n = len(view.features)
-    by_entity: dict[str, list[tuple[int, list[Any], list[int]]]] = {}
     columns = rows.to_pydict()
-    keys = list(zip(*(columns[k] for k in view.entity), strict=True))
-    for r, values_of_key in enumerate(keys):
-        events = by_entity.setdefault(entity_key(values_of_key), [])
-        events.append(
-            (
-                int(columns["_gm_time"][r]),
-                [_plain(columns[f"_gm_in{i}"][r]) for i in range(n)],
-                [int(columns[f"_gm_keep{i}"][r]) for i in range(n)],
-            )
+    times = columns["_gm_time"]
+    values = list(zip(*(columns[f"_gm_in{i}"] for i in range(n)), strict=True))
+    keeps = list(zip(*(columns[f"_gm_keep{i}"] for i in range(n)), strict=True))
+    # Decimals and moments are not JSON: those columns go through _plain.
+    plain = any(
+        not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
+        and not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
+        for t in (rows.schema.field(f"_gm_in{i}").type for i in range(n))
+    )
+    by_entity: dict[str, list[tuple[int, bytes]]] = {}
+    newest: dict[str, int] = {}
+    nonce = random.getrandbits(40)
+    for r, values_of_key in enumerate(zip(*(columns[k] for k in view.entity), strict=True)):
+        key = entity_key(values_of_key)
+        time = int(times[r])
+        row = [_plain(v) for v in values[r]] if plain else list(values[r])
+        by_entity.setdefault(key, []).append(
+            (time, encode_event(time, row, list(keeps[r]), nonce + r))
         )
+        if time > newest.get(key, time - 1):
+            newest[key] = time
     if not by_entity:
         return 0
-    entity_keys = list(by_entity)
-    current = (
-        [Record() for _ in entity_keys]
-        if replace
-        else [Record.decode(d) for d in store.read(view.name, entity_keys)]
-    )
     span = span_us(view)
-    records = {}
-    for key, record in zip(entity_keys, current, strict=True):
-        for time, values, keeps in by_entity[key]:
-            record.add(time, values, keeps)
-        record.trim(now if now is not None else record.times[-1], span)
-        records[key] = record.encode()
-    store.write(view.name, records)
-    return len(records)
+    # The newest new event stays, so an entity's latest event is never forgotten.
+    forget = {k: min((now if now is not None else t) - span, t) for k, t in newest.items()}
+    store.write(view.name, by_entity, forget, replace=replace)
+    return len(by_entity)

@@ -1,6 +1,12 @@
-"""The OnlineStore interface: opaque records by (view, entity key), and a watermark per
-view. What a record holds (an entity's recent events) is the features module's business;
-a store only keeps bytes, reads many keys at once and writes many at once."""
+"""The OnlineStore interface: append-only event logs by (view, entity key), and a few
+metadata values per view (the materialization watermark, the definition's version).
+
+An event is opaque bytes with a time (epoch µs); what it holds is the features module's
+business. A push appends an entity's new events and forgets its old ones in the same
+write, without reading anything: the cost of a push does not grow with the history an
+entity already has. A store keeps an entity's events in time order, reads many entities
+at once and writes many at once.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,28 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+Events = Sequence[tuple[int, bytes]]
+"""(time in epoch µs, encoded event); two events of an entity are never equal as bytes."""
+
 
 class OnlineStore(ABC):
     NAME: ClassVar[str]
 
     @abstractmethod
-    def read(self, view: str, keys: Sequence[str]) -> list[bytes | None]:
-        """The records of `keys` (None where there is none), in order."""
+    def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
+        """The events of each key (empty where there are none), oldest first."""
 
     @abstractmethod
-    def write(self, view: str, records: Mapping[str, bytes]) -> None:
-        """Replace the records of these keys, all at once."""
+    def write(
+        self,
+        view: str,
+        events: Mapping[str, Events],
+        forget_before: Mapping[str, int],
+        replace: bool = False,
+    ) -> None:
+        """Append `events` to their keys and drop each key's events older than
+        `forget_before[key]` (µs), all at once; with `replace`, each key's earlier events
+        are dropped first."""
 
     @abstractmethod
     def get_meta(self, view: str, name: str) -> str | None: ...
@@ -28,7 +45,7 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def clear(self, view: str) -> None:
-        """Forget every record of `view`."""
+        """Forget every event and metadata value of `view`."""
 
     @abstractmethod
     def close(self) -> None: ...
