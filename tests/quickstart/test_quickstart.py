@@ -66,8 +66,12 @@ def test_values_are_well_formed(app_db: sqlite3.Connection) -> None:
 
 
 def test_deterministic_for_a_seed(tmp_path: Path) -> None:
-    generate_app_db(tmp_path / "a.sqlite", transactions=2_000, seed=7)
-    generate_app_db(tmp_path / "b.sqlite", transactions=2_000, seed=7)
+    generate_app_db(
+        tmp_path / "a.sqlite", transactions=2_000, seed=7, ends_at=datetime(2026, 10, 31)
+    )
+    generate_app_db(
+        tmp_path / "b.sqlite", transactions=2_000, seed=7, ends_at=datetime(2026, 10, 31)
+    )
     a = sqlite3.connect(tmp_path / "a.sqlite").execute("SELECT * FROM transactions").fetchall()
     b = sqlite3.connect(tmp_path / "b.sqlite").execute("SELECT * FROM transactions").fetchall()
     assert a == b
@@ -106,6 +110,11 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert all(count > 0 for count in derived.values()), derived
     assert 0 <= fraud_rates[0] <= fraud_rates[1] <= 1
     assert "5 ok" in result.stdout and "checks pass" in result.stdout
+    assert "online features now of user_id=" in result.stdout
+    with sqlite3.connect(root / ".gristmill" / "online.sqlite") as online:
+        stored = dict(online.execute("SELECT view, count(DISTINCT key) FROM events GROUP BY view"))
+    users = db_rows(root, "SELECT count(DISTINCT user_id) FROM analytics.clean_transactions")
+    assert stored["user_velocity"] == users[0][0] and stored["merchant_velocity"] > 0
     training = db_rows(
         root, "SELECT count(*), sum(CAST(is_bad AS INTEGER)) FROM analytics.fraud_training"
     )

@@ -31,6 +31,9 @@ def quickstart(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Create a demo fintech project: ingest, transform, check, profile, build a training set."""
+    from dataclasses import asdict
+
+    from gristmill.cli.features import print_materialized, print_online_features
     from gristmill.cli.profile import print_profile
     from gristmill.cli.run import print_run_total, print_step
     from gristmill.quickstart.project import create_quickstart, run_quickstart
@@ -44,6 +47,8 @@ def quickstart(
                     "run": result.run.to_dict(),
                     "profile": result.profile.to_dict(),
                     "report": str(result.report),
+                    "online": [asdict(r) for r in result.online],
+                    "sample": asdict(result.sample) if result.sample else None,
                 },
                 default=str,
             )
@@ -61,5 +66,9 @@ def quickstart(
         console.print()
         print_profile(result.profile)
         console.print(f"report: {result.report}", highlight=False)
+        console.print()
+        print_materialized(result.online)
+        if result.sample:
+            print_online_features(result.sample)
     if not result.ok:
         raise typer.Exit(1)

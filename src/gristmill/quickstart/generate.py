@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-END = np.datetime64("2026-10-31T00:00:00", "us")
 DAYS = 180
 CHUNK = 1_000_000
 US_PER_MIN = 60_000_000
@@ -136,12 +136,14 @@ def _insert(db: sqlite3.Connection, table: str, columns: Sequence[Iterable[Any]]
     return len(rows)
 
 
-def _end_us() -> int:
-    return int(END.astype("int64"))
-
-
-def generate_app_db(path: Path, transactions: int = 100_000, seed: int = 0) -> dict[str, int]:
-    """Write the application database to `path` (replacing any file there); return row counts."""
+def generate_app_db(
+    path: Path, transactions: int = 100_000, seed: int = 0, ends_at: datetime | None = None
+) -> dict[str, int]:
+    """Write the application database to `path` (replacing any file there); return row
+    counts. The history ends at `ends_at` (by default the start of this hour, UTC), so that
+    the online features of a new quickstart are live ones."""
+    if ends_at is None:
+        ends_at = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     rng = np.random.default_rng(seed)
     path = Path(path)
     tmp = path.with_suffix(".tmp")
@@ -151,7 +153,8 @@ def generate_app_db(path: Path, transactions: int = 100_000, seed: int = 0) -> d
     db.execute("PRAGMA synchronous=OFF")
     db.executescript(SCHEMA)
     db.execute("BEGIN")
-    end, start = _end_us(), _end_us() - DAYS * US_PER_DAY
+    end = int(np.datetime64(ends_at.replace(tzinfo=None), "us").astype("int64"))
+    start = end - DAYS * US_PER_DAY
     counts: dict[str, int] = {}
 
     # -- users ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from gristmill.project import Project, init_project
 
 if TYPE_CHECKING:
+    from gristmill.features.api import MaterializeResult, OnlineFeatures
     from gristmill.graph.run import RunSummary, StepResult
     from gristmill.ingest.engine import IngestSummary, Progress
     from gristmill.profile.model import TableProfile
@@ -92,6 +93,9 @@ class QuickstartResult:
     run: RunSummary
     profile: TableProfile
     report: Path
+    online: list[MaterializeResult]
+    sample: OnlineFeatures | None
+    """The online features, as of now, of the user who transacted last."""
 
     @property
     def ok(self) -> bool:
@@ -106,7 +110,8 @@ def run_quickstart(
 ) -> QuickstartResult:
     """Create the quickstart project (if needed), ingest its application database, build
     its transforms (running their checks), and profile its transactions against the fraud
-    label into reports/."""
+    label into reports/, and materialize the online store."""
+    from gristmill.features.api import get_online_features, materialize
     from gristmill.graph.run import run
     from gristmill.ingest import ingest
     from gristmill.profile import profile
@@ -117,6 +122,15 @@ def run_quickstart(
         built = run(project, kinds={"transform", "dataset"}, on_step=on_step)
         profiled = profile(project, PROFILED, target="is_fraud", time="created_at")
         report = project.root / "reports" / f"{PROFILED}.html"
-    report.parent.mkdir(exist_ok=True)
-    report.write_text(profiled.to_html(), encoding="utf-8")
-    return QuickstartResult(synced, built, profiled, report)
+        report.parent.mkdir(exist_ok=True)
+        report.write_text(profiled.to_html(), encoding="utf-8")
+        online = materialize(project) if built.ok else []
+        sample = None
+        if online:
+            derived = project.config.transforms.schema_name
+            [(user,)] = project.warehouse.fetchall(
+                f"SELECT user_id FROM {project.warehouse.qualified(derived, PROFILED)}"
+                " ORDER BY created_at DESC, user_id LIMIT 1"
+            )
+            [sample] = get_online_features(project, ["user_velocity"], [{"user_id": user}])
+    return QuickstartResult(synced, built, profiled, report, online, sample)
