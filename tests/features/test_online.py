@@ -122,8 +122,11 @@ def test_reads_age_ttl_and_pushes(project: Path) -> None:
 
 def test_materialize_rewrites_only_entities_with_new_events(project: Path) -> None:
     with Project.load(project) as p:
+        assert "spender" not in {s.name for s in run(p).steps}  # not online: no step
         materialize(p)
         assert materialize(p)[0].entities == 0
+        assert {s.name: s.status for s in run(p).steps}["spender"] == "ok"  # its version
+        assert {s.name: s.status for s in run(p).steps}["spender"] == "up_to_date"
     app = project.parent / "app.sqlite"
     with sqlite3.connect(app) as db:
         db.execute(
@@ -131,9 +134,11 @@ def test_materialize_rewrites_only_entities_with_new_events(project: Path) -> No
             [(START + timedelta(days=5)).isoformat(" ")],
         )
     with Project.load(project) as p:
-        assert run(p).ok
-        again = materialize(p)
-        assert (again[0].entities, again[0].full) == (1, False)
+        # The run syncs the new payment and refreshes the online store after it.
+        steps = {s.name: s for s in run(p).steps}
+        assert (steps["spender"].status, steps["spender"].rows) == ("ok", 1)
+        assert steps["spender"].mode == "online, changed entities"
+        assert materialize(p)[0].entities == 0
         [user] = get_online_features(
             p, ["spender.last_amount"], [{"user_id": 3}], at=START + timedelta(days=5, hours=1)
         )

@@ -93,12 +93,28 @@ def materialize(
         newest = max(rows.column("_gm_time").to_pylist(), default=int(mark or 0))
         store.set_meta(view.name, WATERMARK, str(max(newest, int(mark or 0))))
         store.set_meta(view.name, "version", view.version)
+        _remember_online(project, view)
         results.append(
             MaterializeResult(
                 view.name, entities, rows.num_rows, not incremental, time.perf_counter() - started
             )
         )
     return results
+
+
+def _remember_online(project: Project, view: FeatureView) -> None:
+    """Tell `gristmill run` that the online store holds this view, so that its runs keep
+    it fresh. The data version stays unknown until a run records it (a run then refreshes
+    the view once, incrementally)."""
+    from gristmill.catalog.base import AssetVersion
+    from gristmill.graph.assets import ONLINE
+
+    recorded = project.catalog.asset_versions().get(view.name)
+    if recorded is None or recorded.definition_hash != view.version:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        project.catalog.record_asset_version(
+            AssetVersion(view.name, view.version, "", ONLINE, 0, stamp)
+        )
 
 
 @dataclass

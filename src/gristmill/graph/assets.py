@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from gristmill.transforms.definition import Transform
 
 AssetKind = Literal["source", "raw", "transform", "external", "feature_view", "dataset"]
-RUNNABLE: frozenset[str] = frozenset({"raw", "transform", "dataset"})
+RUNNABLE: frozenset[str] = frozenset({"raw", "transform", "dataset", "feature_view"})
+"""A feature view's step refreshes its online values (incrementally); it runs only for views
+the online store holds, i.e. that were materialized once."""
+ONLINE = "online"
+"""Where a feature view's recorded version lives: the online store, not a relation."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill.catalog.base import AssetVersion, StepRecord
 from gristmill.errors import CheckFailedError, GristmillError
-from gristmill.graph.assets import RUNNABLE, Asset
+from gristmill.graph.assets import ONLINE, RUNNABLE, Asset
 from gristmill.graph.load import ProjectGraph, load_graph
 
 if TYPE_CHECKING:
@@ -108,12 +108,14 @@ class Runner:
         self.full_refresh = full_refresh
         self.workers = workers
         self.on_step = on_step or (lambda step: None)
+        self.recorded = project.catalog.asset_versions()
         self.steps = [
             n
             for n in self.graph.order()
-            if n in selected and self.graph[n].kind in RUNNABLE & set(kinds)
+            if n in selected
+            and self.graph[n].kind in RUNNABLE & set(kinds)
+            and (self.graph[n].kind != "feature_view" or n in self.recorded)
         ]
-        self.recorded = project.catalog.asset_versions()
         self.versions: dict[str, str | None] = {}
         self.results: dict[str, StepResult] = {}
         self._ingest_lock = threading.Lock()
@@ -166,7 +168,7 @@ class Runner:
                 reason = "full refresh"
             elif recorded is None:
                 reason = "never built"
-            elif asset.relation not in self.loaded.relations:
+            elif asset.relation is not None and asset.relation not in self.loaded.relations:
                 reason = "its table is missing"
             elif recorded.definition_hash != asset.definition_hash:
                 reason = "definition changed"
@@ -240,13 +242,13 @@ class Runner:
             result = StepResult(name, asset.kind, "skipped", error=f"upstream {failed[0]} failed")
             self._record(asset, result, _now(), _now())
             return result
-        if asset.transform is None or self.full_refresh:
+        if (asset.transform is None and asset.kind != "feature_view") or self.full_refresh:
             return None
         recorded = self.recorded.get(name)
         if (
             recorded is not None
             and recorded.data_version == self.expected_version(asset)
-            and asset.relation in self.loaded.relations
+            and (asset.relation is None or asset.relation in self.loaded.relations)
         ):
             self.versions[name] = recorded.data_version
             result = StepResult(name, asset.kind, "up_to_date")
@@ -261,6 +263,8 @@ class Runner:
         try:
             if asset.kind == "raw":
                 self._ingest(asset, result)
+            elif asset.kind == "feature_view":
+                self._materialize(asset, result)
             else:
                 self._build(asset, result)
         except CheckFailedError as exc:
@@ -355,13 +359,26 @@ class Runner:
         result.mode, result.rows = built.mode, built.rows
         result.checks = [r.to_dict() for r in built.checks]
         self.loaded.relations[asset.relation] = "view" if built.mode == "view" else "table"
+        self._record_version(asset, expected)
+
+    def _materialize(self, asset: Asset, result: StepResult) -> None:
+        """Refresh a feature view's online values: only entities with new events."""
+        from gristmill.features.api import materialize
+
+        expected = self.expected_version(asset)
+        [done] = materialize(self.project, [asset.name], full=self.full_refresh)
+        result.mode = "online, " + ("all entities" if done.full else "changed entities")
+        result.rows = done.entities
+        self._record_version(asset, expected)
+
+    def _record_version(self, asset: Asset, expected: str) -> None:
         self.versions[asset.name] = expected
         self.project.catalog.record_asset_version(
             AssetVersion(
                 asset.name,
                 asset.definition_hash,
                 expected,
-                ".".join(asset.relation),
+                ".".join(asset.relation) if asset.relation else ONLINE,
                 self.run_id,
                 _now(),
             )
