@@ -130,32 +130,70 @@ def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -
 
 
 def _distinct_runs(
-    feature: Feature, index: int, columns: list[tuple[str, str]], keys: list[str], ts: str
-) -> tuple[list[str], list[str]]:
-    """The previous and next occurrence of each event's value (per entity), and from them
-    two flags per window: a run of occurrences (cut wherever two are more than the window
-    apart) starts here, or ends here. A value is in `[T - window, T)` exactly when one of
-    its runs started before T and did not end before T - window, so a distinct count is
-    (runs started, read at T) - (runs ended, read at the window's start): running totals
-    like a count's."""
+    feature: Feature, index: int, windows: list[str], keys: list[str], ts: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The previous and next occurrence of each event's value (per entity), and from them,
+    per window, two conditions: a run of occurrences (cut wherever two are more than the
+    window apart) starts here, or ends here. A value is in `[T - window, T)` exactly when
+    one of its runs started before T and did not end before T - window, so a distinct
+    count is (runs started, read at T) - (runs ended, read at the window's start): running
+    totals like a count's."""
     present = f"({feature.filter or 'TRUE'}) AND ({feature.column}) IS NOT NULL"
     order = f"(PARTITION BY {', '.join(keys)}, {present}, ({feature.column}) ORDER BY {ts})"
-    neighbours = [
-        f"lag({ts}) OVER {order} AS _gm_prev{index}",
-        f"lead({ts}) OVER {order} AS _gm_next{index}",
-    ]
-    flags = []
-    for column, window in columns:
+    prev, next_ = f"_gm_prev{index}", f"_gm_next{index}"
+    neighbours = [f"lag({ts}) OVER {order} AS {prev}", f"lead({ts}) OVER {order} AS {next_}"]
+    conditions = []
+    for window in windows:
         gap = _interval(window)
-        starts = f"_gm_prev{index} IS NULL OR _gm_prev{index} + {gap} < {ts}"
-        ends = f"_gm_next{index} IS NULL OR {ts} + {gap} < _gm_next{index}"
-        flags.append(
-            f"CASE WHEN {present} AND ({starts}) THEN 1 ELSE 0 END AS {_q('_gm_a_' + column)}"
-        )
-        flags.append(
-            f"CASE WHEN {present} AND ({ends}) THEN 1 ELSE 0 END AS {_q('_gm_z_' + column)}"
-        )
-    return neighbours, flags
+        starts = f"{present} AND ({prev} IS NULL OR {prev} + {gap} < {ts})"
+        ends = f"{present} AND ({next_} IS NULL OR {ts} + {gap} < {next_})"
+        conditions.append((starts, ends))
+    return neighbours, conditions
+
+
+class _Totals:
+    """What each event adds to the running totals the features read: flags (0 or 1,
+    counted) and values (summed), each computed once however many features use it."""
+
+    PACK = 1 << 32
+    """Two flags share one BIGINT, the second times 2**32: half the running sums, and
+    exact while an entity has fewer than 2**32 events."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+
+    def flag(self, condition: str) -> str:
+        return self.flags.setdefault(condition, f"_gm_c{len(self.flags)}")
+
+    def value(self, expression: str) -> str:
+        return self.values.setdefault(expression, f"_gm_v{len(self.values)}")
+
+    def event_columns(self) -> list[str]:
+        """The events' contributions, flags packed in pairs."""
+        flags = list(self.flags)
+        columns = []
+        for i in range(0, len(flags), 2):
+            pair = [
+                f"CASE WHEN {condition} THEN {weight} ELSE 0 END"
+                for condition, weight in zip(flags[i : i + 2], (1, self.PACK), strict=False)
+            ]
+            columns.append(f"CAST({' + '.join(pair)} AS BIGINT) AS _gm_p{i // 2}")
+        return columns + [f"{expression} AS {name}" for expression, name in self.values.items()]
+
+    def running(self) -> list[str]:
+        """The running totals of the packed columns and values, as window functions."""
+        packed = [f"_gm_p{i}" for i in range((len(self.flags) + 1) // 2)]
+        return [f"sum({c}) OVER _gm_run AS {c}" for c in [*packed, *self.values.values()]]
+
+    def unpacked(self) -> list[str]:
+        """Every flag's and value's total by its own name, from the running totals."""
+        names = list(self.flags.values())
+        columns = [
+            f"CAST(_gm_p{i // 2} {'%' if i % 2 == 0 else '//'} {self.PACK} AS BIGINT) AS {n}"
+            for i, n in enumerate(names)
+        ]
+        return columns + list(self.values.values())
 
 
 def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
@@ -181,39 +219,35 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
         lower = f"max(CASE WHEN _gm_edge = {edge[window]} THEN {lower_total or upper_total} END)"
         return f"(coalesce({upper}, 0) - coalesce({lower}, 0))"
 
+    totals = _Totals()
     neighbours: list[str] = []
-    contributions: list[str] = []
     outputs = []
     for feature, index, columns in picked:
         if feature.aggregation == "count_distinct":
-            found, flags = _distinct_runs(feature, index, columns, keys, ts)
+            found, conditions = _distinct_runs(feature, index, [w for _, w in columns], keys, ts)
             neighbours += found
-            contributions += flags
-            outputs += [
-                f"{diff(_q('_gm_a_' + c), w, _q('_gm_z_' + c))} AS {_q(c)}" for c, w in columns
-            ]
+            for (column, window), (starts, ends) in zip(columns, conditions, strict=True):
+                count = diff(totals.flag(starts), window, totals.flag(ends))
+                outputs.append(f"{count} AS {_q(column)}")
             continue
         keep = f"({feature.filter})" if feature.filter else "TRUE"
         if feature.aggregation == "count":
-            contributions.append(f"CASE WHEN {keep} THEN 1 ELSE 0 END AS _gm_n{index}")
-        else:
-            value = f"({feature.column})"
-            present = f"{keep} AND {value} IS NOT NULL"
-            contributions.append(f"CASE WHEN {present} THEN 1 ELSE 0 END AS _gm_n{index}")
-            contributions.append(f"CASE WHEN {present} THEN {value} ELSE 0 END AS _gm_s{index}")
+            counted = totals.flag(keep)
+            outputs += [f"{diff(counted, w)} AS {_q(c)}" for c, w in columns]
+            continue
+        value = f"({feature.column})"
+        present = f"{keep} AND {value} IS NOT NULL"
+        counted = totals.flag(present)
+        summed = totals.value(f"CASE WHEN {present} THEN {value} ELSE 0 END")
         for column, window in columns:
-            count = diff(f"_gm_n{index}", window)
-            if feature.aggregation == "count":
-                outputs.append(f"{count} AS {_q(column)}")
-                continue
-            total = diff(f"_gm_s{index}", window)
-            value = total if feature.aggregation == "sum" else f"{total} / {count}"
-            outputs.append(f"CASE WHEN {count} > 0 THEN {value} END AS {_q(column)}")
-    totals = [c.split(" AS ")[-1] for c in contributions]
+            count, total = diff(counted, window), diff(summed, window)
+            result = total if feature.aggregation == "sum" else f"{total} / {count}"
+            outputs.append(f"CASE WHEN {count} > 0 THEN {result} END AS {_q(column)}")
+    contributions = totals.event_columns()
     # Probe rows: each spine row at its time (edge 0) and at the start of each window
     # (edge k); a probe sorts before the events of its instant (after them for an
     # inclusive edge 0), so the running total it reads counts only earlier events.
-    zeros = ", ".join(f"0 AS {t}" for t in totals)
+    zeros = ", ".join(f"0 AS {c.split(' AS ')[-1]}" for c in contributions)
     probes = [
         f"SELECT {', '.join(keys)}, {_q(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
         f" {2 if inclusive else 0} AS _gm_rank, {zeros} FROM {spine}"
@@ -231,13 +265,14 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
         f"SELECT {', '.join(keys)}, {ts} AS {TS}, NULL AS {ROW}, NULL AS _gm_edge,"
         f" 1 AS _gm_rank, {', '.join(contributions)} FROM {source} AS e"
     )
-    running = ", ".join(f"sum({t}) OVER _gm_run AS {t}" for t in totals)
     sequence = (
-        f"SELECT {ROW}, _gm_edge, {running} FROM ({' UNION ALL '.join([events, *probes])}) AS p"
+        f"SELECT {ROW}, _gm_edge, {', '.join(totals.running())}"
+        f" FROM ({' UNION ALL '.join([events, *probes])}) AS p"
         f" WINDOW _gm_run AS (PARTITION BY {', '.join(keys)} ORDER BY {TS}, _gm_rank"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) QUALIFY _gm_edge IS NOT NULL"
     )
-    return f"SELECT {ROW}, {', '.join(outputs)} FROM ({sequence}) AS t GROUP BY {ROW}"
+    probed = f"SELECT {ROW}, _gm_edge, {', '.join(totals.unpacked())} FROM ({sequence}) AS s"
+    return f"SELECT {ROW}, {', '.join(outputs)} FROM ({probed}) AS t GROUP BY {ROW}"
 
 
 def training_set_sql(
