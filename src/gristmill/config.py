@@ -94,6 +94,12 @@ class OnlineConfig(_Strict):
     """Redis: the prefix of every key, so that projects can share a server."""
 
 
+class RegistryConfig(_Strict):
+    url: str | None = None
+    """Where model versions live: a folder (relative to the project) or file:// URL; by
+    default .gristmill/registry."""
+
+
 class TransformsConfig(_Strict):
     schema_name: str = Field(default="analytics", alias="schema")
     """The warehouse schema that holds derived tables."""
@@ -111,6 +117,7 @@ class ProjectConfig(_Strict):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     transforms: TransformsConfig = Field(default_factory=TransformsConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

@@ -13,6 +13,7 @@ from gristmill.errors import ConfigError
 if TYPE_CHECKING:
     from gristmill.catalog.base import Catalog
     from gristmill.online.base import OnlineStore
+    from gristmill.registry.api import Registry
     from gristmill.warehouse.base import Warehouse
 
 STATE_DIR = ".gristmill"
@@ -77,6 +78,12 @@ class Project:
         from gristmill.online import open_online_store
 
         return open_online_store(self.config.online, self.root)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from gristmill.registry import open_registry
+
+        return open_registry(self.root, self.config.registry.url)
 
     def close(self) -> None:
         for name in ("warehouse", "catalog", "online"):
