@@ -29,10 +29,20 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "sqlite": "gristmill.online.sqlite:SQLiteOnlineStore",
         "redis": "gristmill.online.redis:RedisOnlineStore",
     },
+    "estimator": {
+        "lightgbm": "gristmill.train.estimators.lightgbm:LightGBMEstimator",
+        "decision_tree": "gristmill.train.estimators.sklearn:DecisionTreeEstimator",
+        "random_forest": "gristmill.train.estimators.sklearn:RandomForestEstimator",
+        "logistic_regression": "gristmill.train.estimators.sklearn:LogisticRegressionEstimator",
+        "linear_regression": "gristmill.train.estimators.sklearn:LinearRegressionEstimator",
+    },
     "diff": {
         "duckdb": "gristmill.checks.diff.duckdb:DuckDBEndpoint",
         "postgres": "gristmill.checks.diff.postgres:PostgresEndpoint",
         "mysql": "gristmill.checks.diff.mysql:MySQLEndpoint",
+    },
+    "registry": {
+        "local": "gristmill.registry.local:LocalRegistryStorage",
     },
 }
 _ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}

@@ -7,11 +7,17 @@ The tree::
     │                              an unknown backend or source name is used
     ├── MissingDependencyError     an optional extra is needed: the message names the pip command
     ├── ConnectionFailedError      a database cannot be reached or refuses the credentials
-    ├── NotFoundError              a table, column or file named in the project does not exist
+    ├── NotFoundError              a table, column or file named in the project does not exist,
+    │                              or a model, version or alias the registry does not hold
     ├── BadRowsError               malformed rows in a source file (more than max_bad_rows)
     ├── SchemaChangeError          a source column changed type incompatibly
     ├── TransformError             a transform's SQL or function failed (file and line named)
     ├── CheckFailedError           a blocking data check failed; nothing was published
+    ├── ArtifactTamperedError      a model artifact differs from what the registry wrote
+    │                              (checksum, or types the file holds): it is not loaded
+    ├── UnsupportedEstimatorError  a fitted estimator the registry cannot store safely
+    ├── EvaluationError            labels, scores or predictions handed to an evaluation are
+    │                              unusable (empty, NaN, mismatched lengths, unknown classes)
     └── BackendError               a database or driver rejected an operation
 
 Driver exceptions are translated into this tree at the edge of each backend, so the
@@ -52,7 +58,8 @@ class ConnectionFailedError(GristmillError):
 
 
 class NotFoundError(GristmillError):
-    """A table, column or file named in the project does not exist."""
+    """A table, column or file named in the project, or a model, version or alias asked of
+    the registry, does not exist."""
 
 
 class BadRowsError(GristmillError):
@@ -76,6 +83,20 @@ class CheckFailedError(GristmillError):
     def __init__(self, message: str, results: list[Any] | None = None) -> None:
         super().__init__(message)
         self.results = results or []
+
+
+class ArtifactTamperedError(GristmillError):
+    """A model artifact's checksum, or the types it holds, differ from what the registry
+    recorded when it wrote the file; the artifact is refused, never loaded."""
+
+
+class UnsupportedEstimatorError(GristmillError):
+    """The registry cannot store this estimator in a safe format (or read this format)."""
+
+
+class EvaluationError(GristmillError):
+    """Arrays handed to a model evaluation or explanation cannot be evaluated: empty,
+    holding NaN, of different lengths, or with labels outside the expected classes."""
 
 
 class BackendError(GristmillError):

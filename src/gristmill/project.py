@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
@@ -96,6 +97,18 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def project_modules(root: Path, folder: str, namespace: str) -> Iterator[tuple[str, ModuleType]]:
+    """(path shown in messages, module) of each `folder/*.py` of a project, in name order;
+    files whose name starts with _ are not definitions."""
+    directory = root / folder
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*.py")):
+        if not path.name.startswith("_"):
+            display = path.relative_to(root).as_posix()
+            yield display, import_project_file(path, display, namespace)
 
 
 def import_project_file(path: Path, display: str, namespace: str) -> ModuleType:

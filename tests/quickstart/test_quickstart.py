@@ -109,7 +109,10 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert "phone" not in columns  # PII excluded in the quickstart's gristmill.toml
     assert all(count > 0 for count in derived.values()), derived
     assert 0 <= fraud_rates[0] <= fraud_rates[1] <= 1
-    assert "5 ok" in result.stdout and "checks pass" in result.stdout
+    assert "6 ok" in result.stdout and "checks pass" in result.stdout
+    printed = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "fraud version 1 (champion)" in printed and "the rule catches" in printed
+    assert (root / "reports" / "models" / "fraud-v1.html").exists()
     assert "online features now of user_id=" in result.stdout
     with sqlite3.connect(root / ".gristmill" / "online.sqlite") as online:
         stored = dict(online.execute("SELECT view, count(DISTINCT key) FROM events GROUP BY view"))

@@ -15,6 +15,7 @@ from gristmill import __version__
 from gristmill.cli import diff as diff_cli
 from gristmill.cli import features as features_cli
 from gristmill.cli import ingest as ingest_cli
+from gristmill.cli import models as models_cli
 from gristmill.cli import profile as profile_cli
 from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
@@ -52,6 +53,7 @@ diff_cli.register(app)
 run_cli.register(app)
 profile_cli.register(app)
 features_cli.register(app)
+models_cli.register(app)
 
 
 def main() -> None:

@@ -30,12 +30,14 @@ def quickstart(
     rows: int = typer.Option(100_000, "--rows", help="Transactions to generate."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Create a demo fintech project: ingest, transform, check, profile, build a training set."""
+    """Create a demo fintech project: ingest, transform, check, profile, features, a model."""
     from dataclasses import asdict
 
     from gristmill.cli.features import print_materialized, print_online_features
+    from gristmill.cli.models import print_version
     from gristmill.cli.profile import print_profile
     from gristmill.cli.run import print_run_total, print_step
+    from gristmill.project import Project
     from gristmill.quickstart.project import create_quickstart, run_quickstart
 
     if json_output:
@@ -49,6 +51,7 @@ def quickstart(
                     "report": str(result.report),
                     "online": [asdict(r) for r in result.online],
                     "sample": asdict(result.sample) if result.sample else None,
+                    "model": result.trained.to_dict() if result.trained else None,
                 },
                 default=str,
             )
@@ -70,5 +73,9 @@ def quickstart(
         print_materialized(result.online)
         if result.sample:
             print_online_features(result.sample)
+        if result.trained:
+            console.print()
+            with Project.load(directory) as project:
+                print_version(project.root, result.trained, project.registry.aliases("fraud"))
     if not result.ok:
         raise typer.Exit(1)

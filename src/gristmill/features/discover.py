@@ -8,7 +8,7 @@ from pathlib import Path
 from gristmill.errors import ConfigError, did_you_mean
 from gristmill.features.definition import Dataset, FeatureView
 from gristmill.features.pit import Selection
-from gristmill.project import import_project_file
+from gristmill.project import project_modules
 
 FEATURES_DIR = "features"
 
@@ -55,14 +55,7 @@ class Definitions:
 def load_definitions(root: Path) -> Definitions:
     """Every FeatureView and Dataset assigned at the top level of features/*.py."""
     found = Definitions()
-    folder = root / FEATURES_DIR
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        display = path.relative_to(root).as_posix()
-        module = import_project_file(path, display, "gristmill_project_features")
+    for display, module in project_modules(root, FEATURES_DIR, "gristmill_project_features"):
         for value in vars(module).values():
             if isinstance(value, FeatureView | Dataset):
                 value.where = display

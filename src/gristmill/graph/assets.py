@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from gristmill.checks import CheckSpec
     from gristmill.transforms.definition import Transform
 
-AssetKind = Literal["source", "raw", "transform", "external", "feature_view", "dataset"]
-RUNNABLE: frozenset[str] = frozenset({"raw", "transform", "dataset", "feature_view"})
+AssetKind = Literal["source", "raw", "transform", "external", "feature_view", "dataset", "model"]
+RUNNABLE: frozenset[str] = frozenset({"raw", "transform", "dataset", "feature_view", "model"})
 """A feature view's step refreshes its online values (incrementally); it runs only for views
 the online store holds, i.e. that were materialized once."""
 ONLINE = "online"
@@ -41,7 +41,7 @@ class Asset:
 
     @property
     def label(self) -> str:
-        if self.kind in ("feature_view", "dataset"):
+        if self.kind in ("feature_view", "dataset", "model"):
             return self.kind.replace("_", " ")
         if self.kind == "transform" and self.transform is not None:
             return f"{self.transform.kind} {self.transform.options.materialized}"

@@ -54,6 +54,7 @@ def to_dot(graph: AssetGraph, only: set[str] | None = None) -> str:
         "transform": "ellipse",
         "feature_view": "hexagon",
         "dataset": "box3d",
+        "model": "component",
     }
     lines = ["digraph gristmill {", "  rankdir=LR;"]
     for name in _nodes(graph, only):
@@ -75,6 +76,7 @@ def to_mermaid(graph: AssetGraph, only: set[str] | None = None) -> str:
         "external": ("[", "]"),
         "feature_view": ("{{", "}}"),
         "dataset": ("[[", "]]"),
+        "model": ("[/", "/]"),
     }
     lines = ["flowchart LR"]
     for name in _nodes(graph, only):

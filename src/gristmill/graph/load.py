@@ -180,6 +180,7 @@ def load_graph(project: Project) -> ProjectGraph:
             )
         )
     assets.extend(_feature_assets(project, derived, resolve, resolved))
+    assets.extend(_model_assets(project, {a.name for a in assets if a.kind == "dataset"}, resolve))
     for asset in assets:
         if asset.kind == "raw":
             for check in asset.checks:
@@ -252,6 +253,27 @@ def _feature_assets(
             )
         )
     return assets
+
+
+def _model_assets(
+    project: Project, datasets: set[str], resolve: Callable[[str, str], str]
+) -> list[Asset]:
+    """ML models: each reads its training set (a dataset, or any table)."""
+    from gristmill.train.discover import load_models
+
+    return [
+        Asset(
+            model.name,
+            "model",
+            upstream=[
+                model.training_set
+                if model.training_set in datasets
+                else resolve(model.training_set, model.where)
+            ],
+            definition_hash=model.version,
+        )
+        for model in load_models(project.root).values()
+    ]
 
 
 def _hash(value: Any) -> str:

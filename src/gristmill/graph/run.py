@@ -242,7 +242,9 @@ class Runner:
             result = StepResult(name, asset.kind, "skipped", error=f"upstream {failed[0]} failed")
             self._record(asset, result, _now(), _now())
             return result
-        if (asset.transform is None and asset.kind != "feature_view") or self.full_refresh:
+        if (
+            asset.transform is None and asset.kind not in ("feature_view", "model")
+        ) or self.full_refresh:
             return None
         recorded = self.recorded.get(name)
         if (
@@ -265,6 +267,8 @@ class Runner:
                 self._ingest(asset, result)
             elif asset.kind == "feature_view":
                 self._materialize(asset, result)
+            elif asset.kind == "model":
+                self._train(asset, result)
             else:
                 self._build(asset, result)
         except CheckFailedError as exc:
@@ -369,6 +373,18 @@ class Runner:
         [done] = materialize(self.project, [asset.name], full=self.full_refresh)
         result.mode = "online, " + ("all entities" if done.full else "changed entities")
         result.rows = done.entities
+        self._record_version(asset, expected)
+
+    def _train(self, asset: Asset, result: StepResult) -> None:
+        """Train a model on its training set as it stands, and register the version."""
+        from gristmill.train.trainer import train_model
+
+        expected = self.expected_version(asset)
+        trained = train_model(self.project, asset.name)
+        result.mode = f"version {trained.version}" + (
+            f" ({trained.alias})" if trained.alias else ""
+        )
+        result.rows = trained.rows
         self._record_version(asset, expected)
 
     def _record_version(self, asset: Asset, expected: str) -> None:

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from gristmill.graph.run import RunSummary, StepResult
     from gristmill.ingest.engine import IngestSummary, Progress
     from gristmill.profile.model import TableProfile
+    from gristmill.registry.base import ModelVersion
 
 APP_DB = "data/app.sqlite"
 TRANSFORMS = Path(__file__).parent / "transforms"
 FEATURES = Path(__file__).parent / "features"
+MODELS = Path(__file__).parent / "models"
 """The quickstart's transforms and feature definitions, copied into the project."""
 
 QUICKSTART_CONFIG = """\
@@ -74,7 +76,7 @@ def create_quickstart(directory: Path, rows: int = 100_000, seed: int = 0) -> Pa
         return root
     init_project(root, name="quickstart")
     (root / "gristmill.toml").write_text(QUICKSTART_CONFIG.format(app_db=APP_DB))
-    for folder in (TRANSFORMS, FEATURES):
+    for folder in (TRANSFORMS, FEATURES, MODELS):
         for definition in sorted(folder.iterdir()):
             if definition.suffix in (".sql", ".py"):
                 shutil.copyfile(definition, root / folder.name / definition.name)
@@ -96,6 +98,8 @@ class QuickstartResult:
     online: list[MaterializeResult]
     sample: OnlineFeatures | None
     """The online features, as of now, of the user who transacted last."""
+    trained: ModelVersion | None
+    """The fraud model's version that the run trained (the champion on a first run)."""
 
     @property
     def ok(self) -> bool:
@@ -110,7 +114,8 @@ def run_quickstart(
 ) -> QuickstartResult:
     """Create the quickstart project (if needed), ingest its application database, build
     its transforms (running their checks), and profile its transactions against the fraud
-    label into reports/, and materialize the online store."""
+    label into reports/, materialize the online store, and train the fraud model (its
+    report into reports/models/, the version registered as champion)."""
     from gristmill.features.api import get_online_features, materialize
     from gristmill.graph.run import run
     from gristmill.ingest import ingest
@@ -119,7 +124,7 @@ def run_quickstart(
     create_quickstart(directory, rows)
     with Project.load(directory) as project:
         synced = ingest(project, progress=progress)
-        built = run(project, kinds={"transform", "dataset"}, on_step=on_step)
+        built = run(project, kinds={"transform", "dataset", "model"}, on_step=on_step)
         profiled = profile(project, PROFILED, target="is_fraud", time="created_at")
         report = project.root / "reports" / f"{PROFILED}.html"
         report.parent.mkdir(exist_ok=True)
@@ -133,4 +138,5 @@ def run_quickstart(
                 " ORDER BY created_at DESC, user_id LIMIT 1"
             )
             [sample] = get_online_features(project, ["user_velocity"], [{"user_id": user}])
-    return QuickstartResult(synced, built, profiled, report, online, sample)
+        trained = project.registry.get("fraud") if built.ok else None
+    return QuickstartResult(synced, built, profiled, report, online, sample, trained)

@@ -1,0 +1,179 @@
+"""`gristmill train` and `gristmill models list|show|promote|rollback`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from gristmill.cli.output import console
+
+if TYPE_CHECKING:
+    from gristmill.registry.base import ModelVersion
+    from gristmill.train.trainer import TrainResult
+
+PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+models_app = typer.Typer(
+    help="Model versions in the registry: list, show, promote, roll back.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.add_typer(models_app, name="models")
+
+
+def train_command(
+    name: str = typer.Argument(..., help="A model of models/*.py."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Train a model on its training set, evaluate it, write its report, register it."""
+    from gristmill.project import Project
+    from gristmill.train.trainer import train_model
+
+    with Project.load(project_dir) as project:
+        result = train_model(project, name)
+    if json_output:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print_trained(result)
+
+
+def print_trained(result: TrainResult) -> None:
+    from rich.table import Table
+
+    alias = f", {result.alias}" if result.alias else ""
+    console.print(
+        f"[bold]{result.model}[/] version {result.version}{alias}: {result.estimator} on"
+        f" {result.train_rows:,} rows, evaluated on {result.test_rows:,} ({result.split})"
+        f" in {result.seconds:.1f}s",
+        highlight=False,
+    )
+    console.print(
+        f"  features ({len(result.features)}): {', '.join(result.features)}", highlight=False
+    )
+    if result.left_out:
+        left = ", ".join(f"{c} ({why})" for c, why in result.left_out.items())
+        console.print(f"  left out: {left}", highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for label, value in result.summary:
+        table.add_row(label, value)
+    console.print(table)
+    for line in result.notes:
+        console.print(f"  {line}", highlight=False)
+    console.print(f"  report: {result.report}", highlight=False)
+
+
+@models_app.command("list")
+def list_models(json_output: bool = JSON, project_dir: Path = PROJECT) -> None:
+    """Every registered model: its versions and aliases."""
+    from rich.table import Table
+
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        registry = project.registry
+        rows: list[dict[str, Any]] = []
+        for model in registry.list_models():
+            versions = registry.list_versions(model)
+            latest = versions[-1] if versions else None
+            rows.append(
+                {
+                    "model": model,
+                    "versions": len(versions),
+                    "latest": latest.version if latest else None,
+                    "created_at": latest.created_at if latest else None,
+                    "aliases": registry.aliases(model),
+                }
+            )
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("model", "versions", "latest", "aliases", "trained")
+    for row in rows:
+        aliases = ", ".join(f"{a} → v{v}" for a, v in sorted(row["aliases"].items()))
+        table.add_row(
+            row["model"], str(row["versions"]), f"v{row['latest']}", aliases, str(row["created_at"])
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def show_model(
+    name: str = typer.Argument(..., help="A registered model."),
+    ref: str = typer.Argument("latest", help="A version number, 'latest' or an alias."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """One version: its metrics, parameters, data, aliases."""
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        version = project.registry.get(name, ref)
+        aliases = project.registry.aliases(name)
+    if json_output:
+        print(json.dumps({**version.to_dict(), "aliases": aliases}, indent=2, default=str))
+        return
+    print_version(project.root, version, aliases)
+
+
+def print_version(root: Path, version: ModelVersion, aliases: dict[str, int]) -> None:
+    """A registered version: what it is, how it did, where its report is."""
+    from gristmill.train.trainer import report_path
+
+    pointing = [a for a, v in aliases.items() if v == version.version]
+    meta = version.metadata
+    console.print(
+        f"[bold]{version.model}[/] version {version.version}"
+        f"{' (' + ', '.join(pointing) + ')' if pointing else ''}: {meta.get('estimator')}"
+        f" {meta.get('task')}, trained {version.created_at} by {version.created_by}",
+        highlight=False,
+    )
+    console.print(
+        f"  training set {meta.get('training_set')} (version"
+        f" {meta.get('training_set_version') or 'unrecorded'}), {meta.get('train_rows', 0):,}"
+        f" rows trained, {meta.get('test_rows', 0):,} evaluated",
+        highlight=False,
+    )
+    for label, value in meta.get("summary", []):
+        console.print(f"  {label}: {value}", highlight=False)
+    for note in meta.get("notes", []):
+        console.print(f"  {note}", highlight=False)
+    report = report_path(root, version.model, version.version)
+    if report.exists():
+        console.print(f"  report: {report}", highlight=False)
+
+
+@models_app.command("promote")
+def promote(
+    name: str = typer.Argument(..., help="A registered model."),
+    ref: str = typer.Argument(..., help="The version to promote (a number or an alias)."),
+    alias: str = typer.Option("champion", "--alias", help="The alias to move."),
+    project_dir: Path = PROJECT,
+) -> None:
+    """Point an alias (champion by default) at a version, atomically."""
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        moved = project.registry.promote(name, ref, alias=alias)
+    before = f" (was v{moved.previous})" if moved.previous is not None else ""
+    console.print(f"{name}: {alias} → v{moved.version}{before}", highlight=False)
+
+
+@models_app.command("rollback")
+def rollback(
+    name: str = typer.Argument(..., help="A registered model."),
+    alias: str = typer.Option("champion", "--alias", help="The alias to move back."),
+    project_dir: Path = PROJECT,
+) -> None:
+    """Move an alias back to the version it pointed at before its last promotion."""
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        moved = project.registry.rollback(name, alias=alias)
+    console.print(f"{name}: {alias} → v{moved.version} (was v{moved.previous})", highlight=False)

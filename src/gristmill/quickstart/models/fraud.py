@@ -1,0 +1,16 @@
+"""The fraud model: gradient-boosted trees on the transaction and the behaviour features of
+its user and merchant as of its time, trained on the past and evaluated on the newest 20%,
+beside the rule it replaces (flag the largest 1% of amounts)."""
+
+from gristmill.train import Model, time_split
+
+fraud = Model(
+    name="fraud",
+    training_set="fraud_training",
+    target="is_bad",
+    task="binary",
+    estimator="lightgbm",
+    params={"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15},
+    split=time_split(test=0.2),
+    baseline="amount >= quantile_cont(amount, 0.99) OVER ()",
+)

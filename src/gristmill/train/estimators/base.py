@@ -1,0 +1,48 @@
+"""The Estimator interface: fit a matrix (float64, NaN for missing, category codes for
+categorical columns) and predict from one. What a family can do is declared as data."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gristmill.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class Estimator(ABC):
+    NAME: ClassVar[str]
+    TASKS: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression"})
+    NATIVE_CATEGORICAL: ClassVar[bool] = False
+    """Splits on category codes as categories (else they are one-hot encoded or, for trees,
+    taken as ordered codes)."""
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        task: str,
+        categorical: list[int],
+        params: dict[str, Any],
+        classes: int,
+    ) -> Any:
+        """The fitted model. `y` holds class codes 0..classes-1 for classification."""
+
+    @abstractmethod
+    def predict(self, fitted: Any, X: np.ndarray, task: str) -> np.ndarray:
+        """binary: the probability of class 1; multiclass: one column per class;
+        regression: the predicted values."""
+
+
+def require(module: str, package: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(package, "train", "Training models") from None

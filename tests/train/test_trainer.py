@@ -1,0 +1,173 @@
+"""Training models end to end: every estimator family and split, the registry's versions
+and aliases, the graph retraining when the training set changes, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gristmill.errors import ConfigError
+from gristmill.graph.run import run
+from gristmill.project import Project
+from gristmill.train.trainer import train_model
+from tests.cli.test_cli import gristmill
+from tests.helpers import write_project
+
+ROWS = 3000
+
+
+def make_loans(root: Path, rows: int = ROWS, seed: int = 1) -> None:
+    """A table of loans whose default depends on income, a region and a missing-prone
+    score, over 300 days."""
+    import duckdb
+
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(8, 0.5, rows)
+    region = rng.choice(["north", "south", "east", "west"], rows)
+    score = np.where(rng.random(rows) < 0.1, np.nan, rng.normal(600, 80, rows))
+    risk = -0.002 * (income - 3000) + (region == "south") * 1.5 - 0.01 * np.nan_to_num(score - 600)
+    defaulted = rng.random(rows) < 1 / (1 + np.exp(-(risk - 1)))
+    (root / ".gristmill").mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb")) as db:
+        db.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+        db.execute("DROP TABLE IF EXISTS analytics.loans")
+        db.execute(
+            "CREATE TABLE analytics.loans (loan_id INTEGER, customer_id INTEGER, applied_at"
+            " TIMESTAMP, income DOUBLE, region VARCHAR, score DOUBLE, grade VARCHAR,"
+            " loss DOUBLE, defaulted BOOLEAN)"
+        )
+        grade = np.where(score > 650, "A", np.where(score > 550, "B", "C"))
+        db.executemany(
+            "INSERT INTO analytics.loans VALUES (?, ?, TIMESTAMP '2025-01-01' + to_minutes(?),"
+            " ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    i,
+                    i % 400,
+                    int(i * 300 * 1440 / rows),
+                    float(income[i]),
+                    str(region[i]),
+                    None if np.isnan(score[i]) else float(score[i]),
+                    str(grade[i]),
+                    float(income[i] * 0.1 * defaulted[i] + rng.normal(0, 10)),
+                    bool(defaulted[i]),
+                )
+                for i in range(rows)
+            ],
+        )
+
+
+MODELS = """
+from gristmill.train import Model, group_kfold, kfold, time_split
+
+default = Model(
+    name="default", training_set="loans", target="defaulted", time_column="applied_at",
+    estimator="lightgbm", params={"n_estimators": 60, "num_threads": 1},
+    exclude=["loss", "grade"], baseline="income < 2000",
+)
+tree = Model(
+    name="tree", training_set="loans", target="defaulted", estimator="decision_tree",
+    split=kfold(3), exclude=["loss", "grade"],
+)
+forest = Model(
+    name="forest", training_set="loans", target="grade", task="multiclass",
+    estimator="random_forest", params={"n_estimators": 30, "n_jobs": 1},
+    split=group_kfold("customer_id", 3), exclude=["loss", "score"],
+)
+logistic = Model(
+    name="logistic", training_set="loans", target="defaulted",
+    estimator="logistic_regression", time_column="applied_at", exclude=["loss", "grade"],
+)
+linear = Model(
+    name="linear", training_set="loans", target="loss", task="regression",
+    estimator="linear_regression", time_column="applied_at", exclude=["grade"],
+)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "loans.py").write_text(MODELS)
+    write_project(root, {})
+    make_loans(root)
+    return root
+
+
+def test_every_family_trains_evaluates_and_round_trips(project: Path) -> None:
+    from gristmill.train.data import load_training_data
+    from gristmill.train.discover import load_models
+
+    with Project.load(project) as p:
+        models = load_models(p.root)
+        for name in ("default", "tree", "forest", "logistic", "linear"):
+            result = train_model(p, name)
+            assert (result.version, result.alias) == (1, "champion")
+            assert result.report.exists() and "<svg" in result.report.read_text()
+            # What the registry gives back predicts exactly as what was trained.
+            version = p.registry.get(name, "champion")
+            loaded = p.registry.load_estimator(name, "champion")
+            from gristmill.train.encode import Encoding
+            from gristmill.train.estimators import estimator
+
+            data = load_training_data(p, models[name])
+            X = Encoding.from_dict(version.metadata["encoding"]).transform(data.table)
+            family = estimator(version.metadata["estimator"])
+            predicted = family.predict(loaded, X[:50], version.metadata["task"])
+            assert predicted.shape[0] == 50 and np.isfinite(predicted).all()
+        default = p.registry.get("default", "champion").metadata
+    assert default["metrics"]["roc_auc"] > 0.75
+    assert default["left_out"]["loan_id"] == "an identifier"
+    assert "region" in default["features"] and default["test_rows"] == pytest.approx(
+        ROWS * 0.2, abs=5
+    )
+    assert "the rule catches" in default["notes"][0]
+    linear = p.registry.get("linear").metadata
+    assert linear["metrics"]["r2"] > 0.3
+
+
+def test_versions_aliases_and_the_command_line(project: Path) -> None:
+    first = gristmill("train", "default", "--json", "-p", str(project))
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["alias"] == "champion"
+    second = json.loads(gristmill("train", "default", "--json", "-p", str(project)).stdout)
+    assert (second["version"], second["alias"]) == (2, "challenger")
+    promoted = gristmill("models", "promote", "default", "2", "-p", str(project))
+    assert promoted.returncode == 0 and "champion → v2 (was v1)" in promoted.stdout
+    listed = json.loads(gristmill("models", "list", "--json", "-p", str(project)).stdout)
+    assert listed[0]["aliases"] == {"champion": 2, "challenger": 2}
+    back = gristmill("models", "rollback", "default", "-p", str(project))
+    assert back.returncode == 0 and "champion → v1" in back.stdout
+    shown = gristmill("models", "show", "default", "champion", "-p", str(project))
+    assert "version 1 (champion)" in shown.stdout and "ROC AUC" in shown.stdout
+
+
+def test_run_retrains_only_when_the_training_set_changes(project: Path) -> None:
+    with Project.load(project) as p:
+        steps = {s.name: s for s in run(p, ["default"]).steps}
+        assert steps["default"].status == "ok" and steps["default"].mode == "version 1 (champion)"
+        assert {s.name: s.status for s in run(p, ["default"]).steps}["default"] == "up_to_date"
+
+
+def test_clear_errors(project: Path, tmp_path: Path) -> None:
+    (project / "models" / "bad.py").write_text(
+        "from gristmill.train import Model\n"
+        "bad = Model(name='bad', training_set='loans', target='region')\n"
+        "typo = Model(name='typo', training_set='loans', target='defaulted',"
+        " features=['incme'], time_column='applied_at')\n"
+        "rule = Model(name='rule', training_set='loans', target='defaulted',"
+        " time_column='applied_at', baseline='no_such_column > 1')\n"
+    )
+    with Project.load(project) as p:
+        with pytest.raises(ConfigError, match="binary target holds true/false or 1/0"):
+            train_model(p, "bad")
+        with pytest.raises(ConfigError, match="Did you mean 'income'"):
+            train_model(p, "typo")
+        with pytest.raises(ConfigError, match="baseline 'no_such_column > 1' is not a SQL"):
+            train_model(p, "rule")
+        with pytest.raises(ConfigError, match="Did you mean 'default'"):
+            train_model(p, "defualt")
