@@ -61,7 +61,7 @@ def make_loans(root: Path, rows: int = ROWS, seed: int = 1) -> None:
 
 
 MODELS = """
-from gristmill.train import Model, group_kfold, kfold, time_split
+from gristmill.train import Model, Search, group_kfold, kfold, time_split
 
 default = Model(
     name="default", training_set="loans", target="defaulted", time_column="applied_at",
@@ -80,6 +80,10 @@ forest = Model(
 logistic = Model(
     name="logistic", training_set="loans", target="defaulted",
     estimator="logistic_regression", time_column="applied_at", exclude=["loss", "grade"],
+)
+tuned = Model(
+    name="tuned", training_set="loans", target="defaulted", time_column="applied_at",
+    estimator="decision_tree", exclude=["loss", "grade"], search=Search(trials=6, seconds=20),
 )
 linear = Model(
     name="linear", training_set="loans", target="loss", task="regression",
@@ -171,3 +175,13 @@ def test_clear_errors(project: Path, tmp_path: Path) -> None:
             train_model(p, "rule")
         with pytest.raises(ConfigError, match="Did you mean 'default'"):
             train_model(p, "defualt")
+
+
+def test_search_finds_parameters_within_its_budget(project: Path) -> None:
+    with Project.load(project) as p:
+        result = train_model(p, "tuned")
+        meta = p.registry.get("tuned").metadata
+    assert meta["search"]["trials"] == 6 and meta["search"]["metric"] == "log_loss"
+    assert set(meta["search"]["best_params"]) >= {"max_depth", "min_samples_leaf"}
+    assert meta["params"]["max_depth"] == meta["search"]["best_params"]["max_depth"]
+    assert any("Searched 6 parameter sets" in note for note in result.notes)

@@ -54,6 +54,7 @@ class TrainingData:
                     " task='multiclass'."
                 )
             classes = [False, True] if isinstance(classes[0], bool) else [0, 1]
+            return pc.cast(column, pa.int32()).to_numpy(), classes  # the value is the code
         codes = pc.index_in(column, value_set=pa.array(classes, column.type))
         return codes.to_numpy().astype(np.int32), classes
 

@@ -95,7 +95,9 @@ class Encoding:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        matrix = np.empty((table.num_rows, len(self.columns)), dtype=np.float64)
+        # Column-major, so that each feature is written in one contiguous run (LightGBM and
+        # scikit-learn take either layout).
+        matrix = np.empty((table.num_rows, len(self.columns)), dtype=np.float64, order="F")
         for i, column in enumerate(self.columns):
             if column.name not in table.column_names:
                 raise ConfigError(f"The rows have no column {column.name}, a feature of the model.")

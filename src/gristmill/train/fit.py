@@ -1,5 +1,6 @@
-"""Fitting a model spec on its training data: encode, split, fit, predict the held-out
-rows. No registry and no report here: `trainer.py` puts the pieces together."""
+"""Fitting a model spec on its training data: encode, split, search parameters (when
+asked), fit, predict the held-out rows. No registry and no report here: `trainer.py` puts
+the pieces together."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from gristmill.train.data import TrainingData
+    from gristmill.train.search import SearchResult
     from gristmill.train.spec import Model
 
 
@@ -27,6 +29,8 @@ class Fitted:
     encoding: Encoding
     classes: list[Any]
     split: Split
+    params: dict[str, Any]
+    """The parameters fitted with: the spec's, or the search's best."""
     y_test: np.ndarray
     predicted: np.ndarray
     """Predictions for the evaluation rows (out of fold for k-fold splits)."""
@@ -37,6 +41,20 @@ class Fitted:
     test_rows: int
     fit_seconds: float
     """The estimator's own fitting time, for the overhead benchmark."""
+    search: SearchResult | None = None
+
+
+def _inner_split(rows: np.ndarray, times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows divided again for the search: the newest fifth (by time) or a
+    seeded random fifth is scored."""
+    import numpy as np
+
+    if times is not None:
+        order = rows[np.argsort(times[rows], kind="stable")]
+    else:
+        order = np.random.default_rng(0).permutation(rows)
+    cut = int(len(order) * 0.8)
+    return order[:cut], order[cut:]
 
 
 def fit(model: Model, data: TrainingData) -> Fitted:
@@ -44,20 +62,45 @@ def fit(model: Model, data: TrainingData) -> Fitted:
 
     family = estimator(model.estimator)
     y, classes = data.target(model)
+    times = data.times()
     split = model.split or (time_split() if data.time_column else kfold())
     groups = data.table.column(split.group).to_numpy() if split.group else None
-    folds = make_folds(split, data.table.num_rows, data.times(), groups)
+    folds = make_folds(split, data.table.num_rows, times, groups)
     features = data.table.select(data.features)
-    params = dict(model.params)
+    if split.kind == "time":
+        [fold] = folds
+        # Categories are learned from the training rows only, as they would be in production.
+        encoding = Encoding.fit(features.take(fold.train), data.features)
+        training = fold.train
+    else:
+        encoding = Encoding.fit(features, data.features)
+        training = np.arange(len(y))
+
+    def matrix(rows: np.ndarray) -> np.ndarray:
+        return encoding.transform(features.take(rows))
+
+    params, found = dict(model.params), None
+    if model.search is not None:
+        from gristmill.train.search import search
+
+        inner_train, inner_valid = _inner_split(training, times)
+        found = search(
+            model,
+            family,
+            (matrix(inner_train), y[inner_train]),
+            (matrix(inner_valid), y[inner_valid]),
+            encoding.categorical,
+            len(classes),
+        )
+        params = found.best_params
     fit_seconds = 0.0
 
-    def fit_rows(rows: np.ndarray, encoding: Encoding) -> Any:
+    def fit_rows(X: np.ndarray, labels: np.ndarray) -> Any:
         nonlocal fit_seconds
         started = time.perf_counter()
-        X = encoding.transform(features.take(rows))
         fitted = family.fit(
             X,
-            y[rows],
+            labels,
             task=model.task,
             categorical=encoding.categorical,
             params=params,
@@ -67,44 +110,31 @@ def fit(model: Model, data: TrainingData) -> Fitted:
         return fitted
 
     if split.kind == "time":
-        [fold] = folds
-        # Categories are learned from the training rows only, as they would be in production.
-        encoding = Encoding.fit(features.take(fold.train), data.features)
-        fitted = fit_rows(fold.train, encoding)
-        X_test = encoding.transform(features.take(fold.test))
+        fitted = fit_rows(matrix(fold.train), y[fold.train])
+        X_test = matrix(fold.test)
         predicted = family.predict(fitted, X_test, model.task)
-        return Fitted(
-            fitted,
-            encoding,
-            classes,
-            split,
-            y[fold.test],
-            predicted,
-            X_test,
-            fold.test,
-            len(fold.train),
-            len(fold.test),
-            fit_seconds,
-        )
-    encoding = Encoding.fit(features, data.features)
-    X_all = encoding.transform(features)
-    shape = (len(y), len(classes)) if model.task == "multiclass" else (len(y),)
-    predicted = np.empty(shape, dtype=np.float64)
-    for fold in folds:
-        predicted[fold.test] = family.predict(
-            fit_rows(fold.train, encoding), X_all[fold.test], model.task
-        )
-    fitted = fit_rows(np.arange(len(y)), encoding)
+        test = fold.test
+    else:
+        X_test = matrix(training)
+        shape = (len(y), len(classes)) if model.task == "multiclass" else (len(y),)
+        predicted = np.empty(shape, dtype=np.float64)
+        for each in folds:
+            part = fit_rows(X_test[each.train], y[each.train])
+            predicted[each.test] = family.predict(part, X_test[each.test], model.task)
+        fitted = fit_rows(X_test, y)
+        test = training
     return Fitted(
-        fitted,
-        encoding,
-        classes,
-        split,
-        y,
-        predicted,
-        X_all,
-        np.arange(len(y)),
-        len(y),
-        len(y),
-        fit_seconds,
+        fitted=fitted,
+        encoding=encoding,
+        classes=classes,
+        split=split,
+        params=params,
+        y_test=y[test],
+        predicted=predicted,
+        X_test=X_test,
+        test_index=test,
+        train_rows=len(training),
+        test_rows=len(test),
+        fit_seconds=fit_seconds,
+        search=found,
     )

@@ -61,6 +61,16 @@ def train_model(project: Project, name: str) -> TrainResult:
     comparison = compare_baseline(model, data, fitted) if model.baseline else None
     importance = _importance(model, fitted)
     notes = [comparison.sentence()] if comparison else []
+    if fitted.search:
+        notes.append(
+            f"Searched {fitted.search.trials} parameter sets in {fitted.search.seconds:.0f}s;"
+            f" best {fitted.search.metric} {fitted.search.best_score:.4g} on held-back training rows."
+        )
+        if fitted.split.kind != "time":
+            notes.append(
+                "The search scored rows that k-fold evaluation also uses: its metrics are"
+                " slightly optimistic (a time split avoids this)."
+            )
     if data.unlabelled:
         notes.append(f"{data.unlabelled:,} rows without a {model.target} were left out.")
     metadata = _metadata(project, model, data, fitted, evaluation, comparison, importance)
@@ -185,7 +195,8 @@ def _metadata(
         "spec": model.to_dict(),
         "task": model.task,
         "estimator": model.estimator,
-        "params": {**estimator(model.estimator).DEFAULTS, **model.params},
+        "params": {**estimator(model.estimator).DEFAULTS, **fitted.params},
+        "search": fitted.search.to_dict() if fitted.search else None,
         "split": fitted.split.to_dict(),
         "training_set": model.training_set,
         "training_set_relation": data.relation,
