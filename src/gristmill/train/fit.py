@@ -15,6 +15,7 @@ from gristmill.train.split import make_folds
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
     from gristmill.train.data import TrainingData
     from gristmill.train.search import SearchResult
@@ -67,17 +68,24 @@ def fit(model: Model, data: TrainingData) -> Fitted:
     groups = data.table.column(split.group).to_numpy() if split.group else None
     folds = make_folds(split, data.table.num_rows, times, groups)
     features = data.table.select(data.features)
+
+    def rows_of(rows: np.ndarray) -> pa.Table:
+        # Rows in one run (a time split's, over rows in time order) are a zero-copy slice.
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1:
+            return features.slice(int(rows[0]), len(rows))
+        return features.take(rows)
+
     if split.kind == "time":
         [fold] = folds
         # Categories are learned from the training rows only, as they would be in production.
-        encoding = Encoding.fit(features.take(fold.train), data.features)
+        encoding = Encoding.fit(rows_of(fold.train), data.features)
         training = fold.train
     else:
         encoding = Encoding.fit(features, data.features)
         training = np.arange(len(y))
 
     def matrix(rows: np.ndarray) -> np.ndarray:
-        return encoding.transform(features.take(rows))
+        return encoding.transform(rows_of(rows))
 
     params, found = dict(model.params), None
     if model.search is not None:
