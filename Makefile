@@ -36,6 +36,8 @@ bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/REA
 	$(BIN)/python benchmarks/profile_table.py
 	$(BIN)/python benchmarks/online_features.py
 	$(BIN)/python benchmarks/training_set.py
+	$(BIN)/python benchmarks/training_set_feast.py
+	$(BIN)/python benchmarks/train_overhead.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
