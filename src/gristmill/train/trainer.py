@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gristmill.train.data import TrainingData
     from gristmill.train.evaluation import Evaluation
     from gristmill.train.evaluation.rules import RuleComparison
+    from gristmill.train.explain import PermutationImportance
     from gristmill.train.fit import Fitted
     from gristmill.train.spec import Model
 
@@ -60,6 +61,7 @@ def train_model(project: Project, name: str) -> TrainResult:
     evaluation = evaluate(model, fitted)
     comparison = compare_baseline(model, data, fitted) if model.baseline else None
     importance = _importance(model, fitted)
+    permutation = _permutation(model, fitted)
     notes = [comparison.sentence()] if comparison else []
     if fitted.search:
         notes.append(
@@ -75,12 +77,13 @@ def train_model(project: Project, name: str) -> TrainResult:
         notes.append(f"{data.unlabelled:,} rows without a {model.target} were left out.")
     metadata = _metadata(project, model, data, fitted, evaluation, comparison, importance)
     metadata["notes"] = notes
+    metadata["permutation_importance"] = permutation.to_dict() if permutation else None
     registry = project.registry
     version = registry.register_estimator(model.name, fitted.fitted, metadata)
     alias = "challenger" if "champion" in registry.aliases(model.name) else "champion"
     registry.promote(model.name, version.version, alias=alias)
     report = _write_report(
-        project, model, version.version, fitted, evaluation, importance, comparison
+        project, model, version.version, fitted, evaluation, importance, comparison, permutation
     )
     return TrainResult(
         model=model.name,
@@ -159,6 +162,50 @@ def _importance(model: Model, fitted: Fitted) -> list[tuple[str, float]]:
     return importance(model.estimator, fitted.fitted, fitted.encoding.names, fitted.X_test[:20_000])
 
 
+def _permutation(model: Model, fitted: Fitted) -> PermutationImportance | None:
+    """How much the evaluation metric drops when each feature is shuffled, on a sample of
+    the evaluation rows (small: it costs features x repeats predictions)."""
+    import numpy as np
+
+    from gristmill.train.estimators import estimator
+    from gristmill.train.explain import permutation_importance
+
+    y = fitted.y_test
+    if model.task != "regression" and len(np.unique(y)) < 2:
+        return None  # a metric over one class says nothing
+    family = estimator(model.estimator)
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        return family.predict(fitted.fitted, X, model.task)
+
+    if model.task == "binary":
+        from sklearn.metrics import roc_auc_score
+
+        metric, better = (lambda t, p: float(roc_auc_score(t, p))), True
+    elif model.task == "multiclass":
+
+        def metric(t: np.ndarray, p: np.ndarray) -> float:
+            return float(np.mean(np.argmax(p, axis=1) == t))
+
+        better = True
+    else:
+
+        def metric(t: np.ndarray, p: np.ndarray) -> float:
+            return float(np.sqrt(np.mean((t - p) ** 2)))
+
+        better = False
+    return permutation_importance(
+        predict,
+        fitted.X_test,
+        y,
+        metric,
+        n_repeats=2,
+        max_rows=2_000,
+        feature_names=fitted.encoding.names,
+        greater_is_better=better,
+    )
+
+
 def _describe_split(fitted: Fitted) -> str:
     split = fitted.split
     if split.kind == "time":
@@ -229,6 +276,7 @@ def _write_report(
     evaluation: Evaluation,
     importance: list[tuple[str, float]],
     comparison: RuleComparison | None,
+    permutation: PermutationImportance | None,
 ) -> Path:
     from gristmill.train.report import render_report
 
@@ -247,6 +295,7 @@ def _write_report(
         importance,
         meta,
         rules=[comparison] if comparison else (),
+        permutation=permutation,
     )
     path = report_path(project.root, model.name, version)
     path.parent.mkdir(parents=True, exist_ok=True)
