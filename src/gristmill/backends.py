@@ -31,6 +31,7 @@ _REGISTRY: dict[str, dict[str, str]] = {
     },
     "estimator": {
         "lightgbm": "gristmill.train.estimators.lightgbm:LightGBMEstimator",
+        "xgboost": "gristmill.train.estimators.xgboost:XGBoostEstimator",
         "decision_tree": "gristmill.train.estimators.sklearn:DecisionTreeEstimator",
         "random_forest": "gristmill.train.estimators.sklearn:RandomForestEstimator",
         "logistic_regression": "gristmill.train.estimators.sklearn:LogisticRegressionEstimator",

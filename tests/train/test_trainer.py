@@ -68,6 +68,10 @@ default = Model(
     estimator="lightgbm", params={"n_estimators": 60, "num_threads": 1},
     exclude=["loss", "grade"], baseline="income < 2000",
 )
+boosted = Model(
+    name="boosted", training_set="loans", target="defaulted", time_column="applied_at",
+    estimator="xgboost", params={"n_estimators": 40, "nthread": 1}, exclude=["loss", "grade"],
+)
 tree = Model(
     name="tree", training_set="loans", target="defaulted", estimator="decision_tree",
     split=kfold(3), exclude=["loss", "grade"],
@@ -108,7 +112,7 @@ def test_every_family_trains_evaluates_and_round_trips(project: Path) -> None:
 
     with Project.load(project) as p:
         models = load_models(p.root)
-        for name in ("default", "tree", "forest", "logistic", "linear"):
+        for name in ("default", "boosted", "tree", "forest", "logistic", "linear"):
             result = train_model(p, name)
             assert (result.version, result.alias) == (1, "champion")
             assert result.report.exists() and "<svg" in result.report.read_text()
@@ -130,6 +134,7 @@ def test_every_family_trains_evaluates_and_round_trips(project: Path) -> None:
         ROWS * 0.2, abs=5
     )
     assert "the rule catches" in default["notes"][0]
+    assert p.registry.get("boosted").metadata["metrics"]["roc_auc"] > 0.75
     linear = p.registry.get("linear").metadata
     assert linear["metrics"]["r2"] > 0.3
 

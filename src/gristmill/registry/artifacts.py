@@ -9,7 +9,7 @@
   recorded at save time (`trusted_types`) and are the only ones trusted at load, so a
   file that gained a type after it was saved is refused. Recorded types must also come
   from sklearn, numpy or scipy, so an edited metadata document cannot trust `os.system`.
-- XGBoost is not supported yet.
+- XGBoost: a `Booster` as its native JSON model (no pickle), loaded back as a `Booster`.
 
 ML packages are imported only here, inside the functions, so `import gristmill` stays fast.
 """
@@ -29,12 +29,14 @@ from gristmill.errors import (
 )
 
 SUPPORTED = (
-    "LightGBM (Booster, LGBMClassifier, LGBMRegressor) and scikit-learn estimators and "
+    "LightGBM (Booster, LGBMClassifier, LGBMRegressor), XGBoost Boosters, and scikit-learn"
+    " estimators and "
     "pipelines built from scikit-learn's own classes (e.g. DecisionTree*, RandomForest*, "
     "LogisticRegression, LinearRegression, StandardScaler, OneHotEncoder, ColumnTransformer)"
 )
 LIGHTGBM_FILE = "model.txt"
 SKOPS_FILE = "model.skops"
+XGBOOST_FILE = "model.json"
 _TRUSTABLE_MODULES = ("sklearn.", "numpy.", "scipy.")
 
 
@@ -69,6 +71,11 @@ def save(estimator: Any) -> tuple[dict[str, bytes], dict[str, Any]]:
         return _save_lightgbm(estimator)
     if _defined_in(estimator, "sklearn"):
         return _save_skops(estimator)
+    if _defined_in(estimator, "xgboost") and type(estimator).__name__ == "Booster":
+        return {XGBOOST_FILE: bytes(estimator.save_raw("json"))}, {
+            "format": "xgboost",
+            "xgboost_version": importlib.metadata.version(_distribution("xgboost", "xgboost-cpu")),
+        }
     name = _type_name(estimator)
     raise UnsupportedEstimatorError(
         f"The registry cannot store a {name} safely (it never pickles). Supported: {SUPPORTED}."
@@ -83,9 +90,15 @@ def load(artifacts: dict[str, bytes], artifact_format: dict[str, Any]) -> Any:
         return _load_lightgbm(artifacts, artifact_format)
     if kind == "skops":
         return _load_skops(artifacts, artifact_format)
+    if kind == "xgboost":
+        xgboost = _require("xgboost", "xgboost", "Loading an XGBoost model", extra="xgboost")
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(_artifact(artifacts, XGBOOST_FILE)))
+        return booster
     raise UnsupportedEstimatorError(
-        f"Unknown artifact format {kind!r}: this version of gristmill reads 'lightgbm' and "
-        "'skops'. Upgrade gristmill if a newer one registered the model, or retrain it."
+        f"Unknown artifact format {kind!r}: this version of gristmill reads 'lightgbm',"
+        " 'xgboost' and 'skops'. Upgrade gristmill if a newer one registered the model, or"
+        " retrain it."
     )
 
 
@@ -193,8 +206,19 @@ def _type_name(estimator: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _require(module: str, package: str, purpose: str) -> Any:
+def _require(module: str, package: str, purpose: str, extra: str = "train") -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingDependencyError(package, "train", purpose) from None
+        raise MissingDependencyError(package, extra, purpose) from None
+
+
+def _distribution(*names: str) -> str:
+    """The first of these distributions that is installed (xgboost ships as two)."""
+    for name in names:
+        try:
+            importlib.metadata.version(name)
+            return name
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return names[0]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 FAMILIES = {
     # gristmill's estimator names, and the family names themselves
     "lightgbm": "lightgbm",
+    "xgboost": "xgboost",
     "decision_tree": "tree",
     "random_forest": "tree",
     "tree": "tree",
@@ -119,7 +120,7 @@ def _family(model_kind: str, fitted: Any) -> str:
             f"Unknown model kind '{model_kind}'.{did_you_mean(model_kind, FAMILIES)}"
             f" Known: {', '.join(FAMILIES)}."
         )
-    if (family == "lightgbm") != _is_lightgbm(fitted):
+    if family != "xgboost" and (family == "lightgbm") != _is_lightgbm(fitted):
         raise EvaluationError(
             f"model_kind '{model_kind}' does not match the fitted {type(fitted).__name__}."
         )
@@ -145,8 +146,8 @@ def importance(
     """Global importance per input feature, largest first, summing to 1 (all 0 when the
     model uses no feature).
 
-    `model_kind`: gristmill's estimator name (lightgbm, decision_tree, random_forest,
-    logistic_regression, linear_regression) or a family (tree, linear).
+    `model_kind`: gristmill's estimator name (lightgbm, xgboost, decision_tree,
+    random_forest, logistic_regression, linear_regression) or a family (tree, linear).
     For linear models the importance of a column is |coefficient| x its standard deviation
     in the matrix the model saw (averaged over classes), summed per input feature. That
     spread is measured on `X` when given; without `X`, a Pipeline's preparing steps are
@@ -164,6 +165,11 @@ def importance(
             raise EvaluationError(
                 f"The LightGBM model has {len(gains)} features but {len(names)} names were given."
             )
+        return _ranked(names, gains)
+    if family == "xgboost":
+        # Keyed f0, f1, ... by position; a feature never split on is absent.
+        scores = fitted.get_score(importance_type="total_gain")
+        gains = np.array([float(scores.get(f"f{i}", 0.0)) for i in range(len(names))])
         return _ranked(names, gains)
 
     prepare, estimator = _parts(fitted)

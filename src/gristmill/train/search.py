@@ -24,6 +24,13 @@ SPACES: dict[str, dict[str, tuple[str, float, float]]] = {
         "feature_fraction": ("float", 0.5, 1.0),
         "lambda_l2": ("float_log", 1e-3, 10.0),
     },
+    "xgboost": {
+        "max_depth": ("int", 2, 10),
+        "learning_rate": ("float_log", 0.01, 0.3),
+        "min_child_weight": ("float_log", 0.1, 50.0),
+        "subsample": ("float", 0.5, 1.0),
+        "reg_lambda": ("float_log", 1e-3, 10.0),
+    },
     "decision_tree": {"max_depth": ("int", 2, 12), "min_samples_leaf": ("int_log", 1, 200)},
     "random_forest": {
         "max_features": ("float", 0.2, 1.0),
