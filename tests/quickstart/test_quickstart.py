@@ -138,6 +138,7 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert rerun.returncode == 0, rerun.stderr
     statuses = {s["name"]: s["status"] for s in json.loads(rerun.stdout)["steps"]}
     assert statuses["clean_transactions"] == statuses["user_daily"] == "up_to_date"
+    assert statuses["fraud"] == statuses["fraud_training"] == "up_to_date"  # no needless retrain
     again = subprocess.run(
         [sys.executable, "-m", "gristmill", "ingest", "--json", "-p", str(root)],
         capture_output=True,

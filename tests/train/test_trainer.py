@@ -190,3 +190,45 @@ def test_search_finds_parameters_within_its_budget(project: Path) -> None:
     assert set(meta["search"]["best_params"]) >= {"max_depth", "min_samples_leaf"}
     assert meta["params"]["max_depth"] == meta["search"]["best_params"]["max_depth"]
     assert any("Searched 6 parameter sets" in note for note in result.notes)
+
+
+def test_run_retrains_when_its_synced_training_set_changes(tmp_path: Path) -> None:
+    import sqlite3
+
+    import duckdb
+
+    staging = tmp_path / "staging"
+    make_loans(staging, rows=600)
+    app = tmp_path / "app.sqlite"
+    with duckdb.connect(str(staging / ".gristmill" / "warehouse.duckdb")) as db:
+        rows = db.execute("SELECT * FROM analytics.loans").fetchall()
+    with sqlite3.connect(app) as db:
+        db.execute(
+            "CREATE TABLE loans (loan_id INTEGER PRIMARY KEY, customer_id INTEGER, applied_at"
+            " TIMESTAMP, income REAL, region TEXT, score REAL, grade TEXT, loss REAL,"
+            " defaulted BOOLEAN)"
+        )
+        db.executemany(
+            "INSERT INTO loans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*r[:2], r[2].isoformat(" "), *r[3:]) for r in rows[:500]],
+        )
+    root = tmp_path / "proj"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "loans.py").write_text(
+        "from gristmill.train import Model\n"
+        "default = Model(name='default', training_set='raw.loans', target='defaulted',"
+        " time_column='applied_at', estimator='decision_tree', exclude=['loss', 'grade'])\n"
+    )
+    write_project(root, {"app": {"type": "sqlite", "path": str(app), "tables": {"loans": {}}}})
+    with Project.load(root) as p:
+        assert {s.name: s.mode for s in run(p).steps}["default"] == "version 1 (champion)"
+        assert {s.name: s.status for s in run(p).steps}["default"] == "up_to_date"
+    with sqlite3.connect(app) as db:
+        db.executemany(
+            "INSERT INTO loans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*r[:2], r[2].isoformat(" "), *r[3:]) for r in rows[500:]],
+        )
+    with Project.load(root) as p:
+        steps = {s.name: s for s in run(p).steps}
+        assert steps["default"].mode == "version 2 (challenger)"
+        assert p.registry.get("default", 2).metadata["rows"] == 600
