@@ -232,3 +232,21 @@ def test_run_retrains_when_its_synced_training_set_changes(tmp_path: Path) -> No
         steps = {s.name: s for s in run(p).steps}
         assert steps["default"].mode == "version 2 (challenger)"
         assert p.registry.get("default", 2).metadata["rows"] == 600
+
+
+def test_rows_are_explained_by_their_contributions(project: Path) -> None:
+    from gristmill.train.reasons import explain_rows
+
+    with Project.load(project) as p:
+        for name in ("default", "boosted", "logistic"):
+            train_model(p, name)
+            [row] = explain_rows(p, name, "champion", where="loan_id = 7", limit=1)
+            # The model's three features (income, region, score), largest effect first.
+            assert row.row["loan_id"] == 7 and len(row.contributions) == 3
+            effects = [abs(effect) for _, _, effect in row.contributions]
+            assert effects == sorted(effects, reverse=True)
+            if name == "default":  # LightGBM: the contributions add up to the log-odds
+                total = row.bias + sum(effect for _, _, effect in row.contributions)
+                assert 1 / (1 + np.exp(-total)) == pytest.approx(row.prediction)
+        with pytest.raises(ConfigError, match="is not a condition"):
+            explain_rows(p, "default", where="no_such_column = 1")

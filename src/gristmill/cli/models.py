@@ -18,7 +18,8 @@ PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 models_app = typer.Typer(
-    help="Model versions in the registry: list, show, promote, roll back.", no_args_is_help=True
+    help="Model versions in the registry: list, show, explain, promote, roll back.",
+    no_args_is_help=True,
 )
 
 
@@ -147,6 +148,33 @@ def print_version(root: Path, version: ModelVersion, aliases: dict[str, int]) ->
     report = report_path(root, version.model, version.version)
     if report.exists():
         console.print(f"  report: {report}", highlight=False)
+
+
+@models_app.command("explain")
+def explain(
+    name: str = typer.Argument(..., help="A registered model."),
+    ref: str = typer.Argument("champion", help="A version number, 'latest' or an alias."),
+    where: str = typer.Option("", "--where", help="SQL condition picking training-set rows."),
+    limit: int = typer.Option(5, "--limit", min=1, help="Rows to explain."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Score rows of the training set and say which features moved each score most."""
+    from dataclasses import asdict
+
+    from gristmill.project import Project
+    from gristmill.train.reasons import explain_rows
+
+    with Project.load(project_dir) as project:
+        explained = explain_rows(project, name, ref, where, limit)
+    if json_output:
+        print(json.dumps([asdict(r) for r in explained], indent=2, default=str))
+        return
+    for reasons in explained:
+        label = ", ".join(f"{k}={v}" for k, v in reasons.row.items())
+        console.print(f"[bold]{label}[/]: {reasons.prediction}", highlight=False)
+        for feature, value, effect in reasons.contributions:
+            console.print(f"  {effect:+.3f}  {feature} = {value}", highlight=False)
 
 
 @models_app.command("promote")

@@ -113,6 +113,10 @@ def _matrix(X: ArrayLike, feature_names: Sequence[str]) -> np.ndarray:
     return matrix
 
 
+def _defined_in_xgboost(fitted: Any) -> bool:
+    return type(fitted).__module__.partition(".")[0] == "xgboost"
+
+
 def _family(model_kind: str, fitted: Any) -> str:
     family = FAMILIES.get(model_kind)
     if family is None:
@@ -353,6 +357,11 @@ def contributions(
 
     names = list(feature_names)
     matrix = _matrix(X, names)
+    if _defined_in_xgboost(fitted):
+        import xgboost
+
+        data = xgboost.DMatrix(matrix, feature_types=fitted.feature_types, enable_categorical=True)
+        return np.asarray(fitted.predict(data, pred_contribs=True), dtype=float)
     if _is_lightgbm(fitted):
         booster = _booster(fitted)
         if booster.num_feature() != len(names):

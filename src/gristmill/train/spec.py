@@ -105,6 +105,11 @@ class Model:
     baseline: str | None = None
     """A rule the model must beat (binary tasks): a SQL condition on the training set's
     columns, compared with the model flagging as many evaluation rows."""
+    thresholds: list[float] | None = None
+    """Binary: the scores at which confusion matrices are reported (by default 0.5, and
+    the cheapest one when `costs` are given, else the KS one)."""
+    costs: dict[str, float] | None = None
+    """Binary: the cost of a false positive and of a false negative, {"fp": 1, "fn": 20}."""
     description: str = ""
     where: str = field(default="", compare=False)
     """The file that defines the model, for messages."""
@@ -146,6 +151,8 @@ class Model:
             "time_column": self.time_column,
             "search": self.search.to_dict() if self.search else None,
             "baseline": self.baseline,
+            "thresholds": self.thresholds,
+            "costs": self.costs,
         }
 
     @property

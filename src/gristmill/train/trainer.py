@@ -114,7 +114,9 @@ def evaluate(model: Model, fitted: Fitted) -> Evaluation:
     )
 
     if model.task == "binary":
-        return evaluate_binary(fitted.y_test, fitted.predicted)
+        return evaluate_binary(
+            fitted.y_test, fitted.predicted, thresholds=model.thresholds, costs=model.costs
+        )
     if model.task == "multiclass":
         return evaluate_multiclass(
             fitted.y_test, fitted.predicted, list(range(len(fitted.classes)))
