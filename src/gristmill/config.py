@@ -100,6 +100,14 @@ class RegistryConfig(_Strict):
     default .gristmill/registry."""
 
 
+class ServeConfig(_Strict):
+    api_keys: list[str] = Field(default_factory=list)
+    """Keys a client must send (Authorization: Bearer KEY, or X-API-Key); none: open."""
+    alias: str = "champion"
+    """The alias of each model the server scores with."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+
+
 class TransformsConfig(_Strict):
     schema_name: str = Field(default="analytics", alias="schema")
     """The warehouse schema that holds derived tables."""
@@ -118,6 +126,7 @@ class ProjectConfig(_Strict):
     transforms: TransformsConfig = Field(default_factory=TransformsConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

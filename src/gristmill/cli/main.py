@@ -19,6 +19,7 @@ from gristmill.cli import models as models_cli
 from gristmill.cli import profile as profile_cli
 from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
+from gristmill.cli import serve as serve_cli
 
 app = typer.Typer(
     name="gristmill",
@@ -54,6 +55,7 @@ run_cli.register(app)
 profile_cli.register(app)
 features_cli.register(app)
 models_cli.register(app)
+serve_cli.register(app)
 
 
 def main() -> None:

@@ -204,7 +204,9 @@ class Pusher:
         import pyarrow as pa
 
         view = self.definitions.view(view_name)
-        table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events))
+        if not isinstance(events, pa.Table):
+            events = [_parse_time(e, view.timestamp, i) for i, e in enumerate(events)]
+        table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(events)
         self._db.register("_gm_pushed", table)
         try:
             rows = self._db.sql(self._sql[view_name]).to_arrow_table()
@@ -214,6 +216,25 @@ class Pusher:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _parse_time(event: Mapping[str, Any], column: str, index: int) -> Mapping[str, Any]:
+    """An event whose time came as text (JSON) with the time as a UTC datetime."""
+    value = event.get(column)
+    if value is None:
+        raise ConfigError(f"events[{index}]: missing {column!r}, the view's event time.")
+    if not isinstance(value, str):
+        return event
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"events[{index}].{column}: {value!r} is not an ISO 8601 time, such as"
+            " 2026-11-26T10:00:00Z."
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return {**event, column: moment}
 
 
 def push(project: Project, view_name: str, events: pa.Table | Sequence[Mapping[str, Any]]) -> int:

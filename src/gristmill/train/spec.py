@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from gristmill import backends
 from gristmill.errors import ConfigError, did_you_mean
+from gristmill.train.policy import Policy
 
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
@@ -110,6 +111,8 @@ class Model:
     the cheapest one when `costs` are given, else the KS one)."""
     costs: dict[str, float] | None = None
     """Binary: the cost of a false positive and of a false negative, {"fp": 1, "fn": 20}."""
+    policy: Policy | None = None
+    """How a served score becomes a decision (thresholds, and rules on request fields)."""
     description: str = ""
     where: str = field(default="", compare=False)
     """The file that defines the model, for messages."""
@@ -154,6 +157,13 @@ class Model:
             "thresholds": self.thresholds,
             "costs": self.costs,
         }
+
+    @property
+    def served_policy(self) -> Policy:
+        """The decision policy; without one, a binary score of 0.5 or more is 'positive'."""
+        if self.policy is not None:
+            return self.policy
+        return Policy(thresholds={"positive": 0.5}, default="negative")
 
     @property
     def version(self) -> str:

@@ -1,0 +1,41 @@
+"""`gristmill serve`: the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from gristmill.errors import MissingDependencyError
+
+PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    project_dir: Path = PROJECT,
+) -> None:
+    """Serve every model of the project at its alias: scores with fresh features."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingDependencyError("uvicorn", "serve", "gristmill serve") from None
+    from gristmill.project import Project
+
+    root = Project.load(project_dir).root  # fails here, not in each worker, when absent
+    os.environ["GRISTMILL_PROJECT"] = str(root)
+    uvicorn.run(
+        "gristmill.serve.app:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

@@ -1,0 +1,214 @@
+"""Scoring requests with a registered model: the request's fields, plus the features its
+entities have in the online store as of now, encoded as at training time; then the score,
+the decision of the model's policy, and the contributions that moved the score most."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gristmill.errors import GristmillError
+
+if TYPE_CHECKING:
+    from gristmill.features.api import OnlineReader
+    from gristmill.project import Project
+    from gristmill.registry.base import ModelVersion
+    from gristmill.train.policy import Policy
+    from gristmill.train.spec import Model
+
+RELOAD_SECONDS = 1.0
+"""How often a model's alias is looked up again, so that a promotion reaches a running
+server without a restart."""
+
+
+class BadRequestError(GristmillError):
+    """A request the server cannot score; its message names the field."""
+
+
+@dataclass
+class Scored:
+    score: Any
+    decision: str
+    why: str
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    freshness: dict[str, float | None] = field(default_factory=dict)
+    """Per feature view: seconds since the entity's latest event (None: none known)."""
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedModel:
+    """One version of a model, ready to score."""
+
+    spec: Model
+    version: ModelVersion
+    alias: str
+    fitted: Any
+    views: list[str]
+    """Feature views whose online values the model reads."""
+    request_fields: list[str]
+    """Model features that come with the request (the training set's spine columns)."""
+    entity_keys: list[str]
+
+    @property
+    def policy(self) -> Policy:
+        return self.spec.served_policy
+
+    def features_of(
+        self, requests: list[dict[str, Any]], reader: OnlineReader
+    ) -> list[dict[str, Any]]:
+        """Each request's feature row: its own fields, then its entities' online values."""
+        for i, request in enumerate(requests):
+            if not isinstance(request, dict):
+                raise BadRequestError(f"rows[{i}]: expected an object of fields.")
+            missing = [k for k in [*self.entity_keys, *self.request_fields] if k not in request]
+            if missing:
+                raise BadRequestError(
+                    f"rows[{i}]: missing field {missing[0]!r}; {self.spec.name} needs"
+                    f" {', '.join(self.entity_keys + self.request_fields)}."
+                )
+        rows = [{k: r[k] for k in self.request_fields} for r in requests]
+        freshness: list[dict[str, float | None]] = [{} for _ in requests]
+        if self.views:
+            found = reader.read(self.views, requests)
+            for row, ages, online in zip(rows, freshness, found, strict=True):
+                row.update(online.values)
+                ages.update(online.age_seconds)
+        for row, ages in zip(rows, freshness, strict=True):
+            row["_gm_freshness"] = ages
+        return rows
+
+
+class Scorer:
+    """Scores requests for every model of a project, each at its alias (champion by
+    default), loading a newly promoted version when the alias moves."""
+
+    def __init__(self, project: Project, alias: str = "champion") -> None:
+        from gristmill.features.api import OnlineReader
+        from gristmill.features.discover import load_definitions
+        from gristmill.train.discover import load_models
+
+        self.project = project
+        self.alias = alias
+        self.definitions = load_definitions(project.root)
+        self.models = load_models(project.root)
+        self.reader = OnlineReader(project, self.definitions)
+        self._loaded: dict[str, LoadedModel] = {}
+        self._checked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def model(self, name: str) -> LoadedModel:
+        """The model at its alias, looked up again at most every RELOAD_SECONDS."""
+        from gristmill.train.discover import find_model
+
+        spec = find_model(self.models, name)
+        now = time.monotonic()
+        current = self._loaded.get(name)
+        if current is not None and now - self._checked.get(name, 0.0) < RELOAD_SECONDS:
+            return current
+        with self._lock:
+            number = self.project.registry.resolve(name, self.alias)
+            self._checked[name] = now
+            current = self._loaded.get(name)
+            if current is None or current.version.version != number:
+                current = self._load(spec, number)
+                self._loaded[name] = current  # requests holding the old one finish with it
+            return current
+
+    def _load(self, spec: Model, number: int) -> LoadedModel:
+        registry = self.project.registry
+        version = registry.get(spec.name, number)
+        fitted = registry.load_estimator(spec.name, number)
+        features = list(version.metadata["features"])
+        views: list[str] = []
+        keys: list[str] = []
+        from_views: set[str] = set()
+        dataset = self.definitions.datasets.get(version.metadata["training_set"])
+        if dataset is not None:
+            for entry in dataset.features:
+                view = self.definitions.view(entry.partition(".")[0])
+                if view.name not in views:
+                    views.append(view.name)
+                    keys += [k for k in view.entity if k not in keys]
+                from_views |= set(view.columns())
+        request_fields = [f for f in features if f not in from_views]
+        return LoadedModel(spec, version, self.alias, fitted, views, request_fields, keys)
+
+    def score(
+        self, name: str, requests: list[dict[str, Any]], top: int = 3
+    ) -> tuple[LoadedModel, list[Scored]]:
+        import numpy as np
+        import pyarrow as pa
+
+        from gristmill.train.encode import Encoding
+        from gristmill.train.estimators import estimator
+        from gristmill.train.explain import contributions
+
+        loaded = self.model(name)
+        meta = loaded.version.metadata
+        rows = loaded.features_of(requests, self.reader)
+        ages = [row.pop("_gm_freshness") for row in rows]
+        encoding = Encoding.from_dict(meta["encoding"])
+        table = _table(rows, encoding, pa)
+        X = encoding.transform(table)
+        family = estimator(meta["estimator"])
+        predicted = family.predict(loaded.fitted, X, meta["task"])
+        parts = contributions(loaded.fitted, X, encoding.names) if top else None
+        scored = []
+        for i, row in enumerate(rows):
+            value = predicted[i]
+            score: Any = value.tolist() if np.ndim(value) else float(value)
+            headline = float(value) if np.ndim(value) == 0 else float(np.max(value))
+            decision, why = loaded.policy.decide(headline, {**requests[i], **row})
+            reasons = []
+            if parts is not None:
+                effects = parts[i] if parts.ndim == 2 else parts[i, int(np.argmax(value))]
+                for j in np.argsort(-np.abs(effects[:-1]))[:top]:
+                    reasons.append(
+                        {
+                            "feature": encoding.names[j],
+                            "value": row.get(encoding.names[j]),
+                            "effect": round(float(effects[j]), 6),
+                        }
+                    )
+            scored.append(Scored(score, decision, why, reasons, ages[i], row))
+        return loaded, scored
+
+
+def _table(rows: list[dict[str, Any]], encoding: Any, pa: Any) -> Any:
+    """The rows as Arrow columns of the types the encoding expects; a value of the wrong
+    type is a bad request naming its field."""
+    columns = {}
+    for column in encoding.columns:
+        values = [row.get(column.name) for row in rows]
+        kind = pa.float64() if column.kind == "numeric" else pa.string()
+        for i, value in enumerate(values):
+            wrong = (
+                value is not None and (isinstance(value, str) or not isinstance(value, int | float))
+                if column.kind == "numeric"
+                else value is not None and not isinstance(value, str)
+            )
+            if wrong:
+                expected = "a number" if column.kind == "numeric" else "a string"
+                raise BadRequestError(
+                    f"rows[{i}].{column.name}: expected {expected}, got {type(value).__name__}."
+                )
+        columns[column.name] = pa.array(
+            [float(v) if column.kind == "numeric" and v is not None else v for v in values],
+            kind,
+        )
+    return pa.table(columns)
+
+
+def check_request_rows(body: Any) -> list[dict[str, Any]]:
+    """The rows of a predict request: {"rows": [...]} or one object."""
+    if isinstance(body, dict) and "rows" in body:
+        rows = body["rows"]
+        if not isinstance(rows, list) or not rows:
+            raise BadRequestError("rows: expected a non-empty list of objects.")
+        return rows
+    if isinstance(body, dict):
+        return [body]
+    raise BadRequestError('The body must be a JSON object (one row) or {"rows": [...]}.')
