@@ -112,12 +112,17 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert "6 ok" in result.stdout and "checks pass" in result.stdout
     printed = " ".join(result.stdout.split())  # the console wraps long lines
     assert "fraud version 1 (champion)" in printed and "the rule catches" in printed
+    # Served over HTTP: a normal payment approved, a burst of foreign transfers declined.
+    assert "normal: payment of 250 → approve" in printed
+    assert "after 8 foreign-IP transfers in 8 minutes: p2p_transfer of 150,000 → decline" in printed
+    assert "tx_count_1h = 8" in printed
     assert (root / "reports" / "models" / "fraud-v1.html").exists()
     assert "online features now of user_id=" in result.stdout
     with sqlite3.connect(root / ".gristmill" / "online.sqlite") as online:
         stored = dict(online.execute("SELECT view, count(DISTINCT key) FROM events GROUP BY view"))
     users = db_rows(root, "SELECT count(DISTINCT user_id) FROM analytics.clean_transactions")
-    assert stored["user_velocity"] == users[0][0] and stored["merchant_velocity"] > 0
+    # Every user, and the new one whose burst of transfers the serving demo pushed.
+    assert stored["user_velocity"] == users[0][0] + 1 and stored["merchant_velocity"] > 0
     training = db_rows(
         root, "SELECT count(*), sum(CAST(is_bad AS INTEGER)) FROM analytics.fraud_training"
     )

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gristmill.cli.output import RichProgress, console, print_summary
+
+if TYPE_CHECKING:
+    from gristmill.quickstart.serving import DemoDecision
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +27,24 @@ def init(directory: Path = typer.Argument(..., help="Folder for the new project.
     console.print(
         f"Created a gristmill project in [bold]{root}[/]. Edit gristmill.toml to add sources."
     )
+
+
+def print_served(url: str, decisions: list[DemoDecision]) -> None:
+    console.print()
+    console.print(
+        f"[bold]serving[/] (gristmill serve at {url}, started and stopped for the demo)",
+        highlight=False,
+    )
+    for decision in decisions:
+        answer = decision.response
+        why = ", ".join(
+            f"{r['feature']} = {r['value']} ({r['effect']:+.2f})" for r in answer["reasons"]
+        )
+        console.print(
+            f"  {decision.label}: {decision.request['kind']} of {decision.request['amount']:,.0f}"
+            f" → [bold]{answer['decision']}[/] (score {answer['score']:.3f}); {why}",
+            highlight=False,
+        )
 
 
 def quickstart(
@@ -52,6 +74,7 @@ def quickstart(
                     "online": [asdict(r) for r in result.online],
                     "sample": asdict(result.sample) if result.sample else None,
                     "model": result.trained.to_dict() if result.trained else None,
+                    "served": [asdict(d) for d in result.served[1]] if result.served else None,
                 },
                 default=str,
             )
@@ -77,5 +100,7 @@ def quickstart(
             console.print()
             with Project.load(directory) as project:
                 print_version(project.root, result.trained, project.registry.aliases("fraud"))
+        if result.served:
+            print_served(*result.served)
     if not result.ok:
         raise typer.Exit(1)

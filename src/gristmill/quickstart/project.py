@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gristmill.graph.run import RunSummary, StepResult
     from gristmill.ingest.engine import IngestSummary, Progress
     from gristmill.profile.model import TableProfile
+    from gristmill.quickstart.serving import DemoDecision
     from gristmill.registry.base import ModelVersion
 
 APP_DB = "data/app.sqlite"
@@ -100,6 +101,8 @@ class QuickstartResult:
     """The online features, as of now, of the user who transacted last."""
     trained: ModelVersion | None
     """The fraud model's version that the run trained (the champion on a first run)."""
+    served: tuple[str, list[DemoDecision]] | None = None
+    """The server's address and the decisions it gave over HTTP."""
 
     @property
     def ok(self) -> bool:
@@ -132,11 +135,16 @@ def run_quickstart(
         online = materialize(project) if built.ok else []
         sample = None
         if online:
-            derived = project.config.transforms.schema_name
-            [(user,)] = project.warehouse.fetchall(
-                f"SELECT user_id FROM {project.warehouse.qualified(derived, PROFILED)}"
-                " ORDER BY created_at DESC, user_id LIMIT 1"
+            derived = project.warehouse.qualified(project.config.transforms.schema_name, PROFILED)
+            [(user, merchant, new_user)] = project.warehouse.fetchall(
+                f"SELECT arg_max(user_id, created_at), arg_max(merchant_id, created_at),"
+                f" max(user_id) + 1 FROM {derived} WHERE merchant_id IS NOT NULL"
             )
             [sample] = get_online_features(project, ["user_velocity"], [{"user_id": user}])
         trained = project.registry.get("fraud") if built.ok else None
-    return QuickstartResult(synced, built, profiled, report, online, sample, trained)
+    served = None
+    if trained is not None and online:
+        from gristmill.quickstart.serving import serving_demo
+
+        served = serving_demo(Path(directory), user, merchant, new_user)
+    return QuickstartResult(synced, built, profiled, report, online, sample, trained, served)
