@@ -56,7 +56,7 @@ class Project:
         start = Path(path).resolve()
         for folder in [start, *start.parents]:
             if (folder / CONFIG_FILE).is_file():
-                return cls(folder, load_config(folder / CONFIG_FILE))
+                return cls(folder, with_prediction_log(folder, load_config(folder / CONFIG_FILE)))
         raise ConfigError(
             f"No {CONFIG_FILE} in {start} or any folder above it. "
             "Create a project with: gristmill init DIR"
@@ -97,6 +97,31 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+PREDICTIONS_SOURCE = "gristmill"
+PREDICTIONS_PATH = ".gristmill/predictions/*.jsonl"
+
+
+def with_prediction_log(root: Path, config: ProjectConfig) -> ProjectConfig:
+    """Once `gristmill serve` has logged predictions, they are a source the project syncs
+    like any other (`gristmill.predictions` into raw.predictions, merged on prediction_id),
+    for monitoring and retraining; a source of that name in gristmill.toml overrides it."""
+    from gristmill.config import SourceConfig, TableConfig
+
+    if PREDICTIONS_SOURCE in config.sources or not any(
+        (root / PREDICTIONS_PATH).parent.glob("*.jsonl")
+    ):
+        return config
+    table = TableConfig(
+        path=PREDICTIONS_PATH,
+        format="jsonl",
+        mode="merge",
+        primary_key=["prediction_id"],
+        max_bad_rows=1_000,  # a line cut short by a crash is quarantined, not fatal
+    )
+    source = SourceConfig(type="files", tables={"predictions": table})
+    return config.model_copy(update={"sources": {**config.sources, PREDICTIONS_SOURCE: source}})
 
 
 def project_modules(root: Path, folder: str, namespace: str) -> Iterator[tuple[str, ModuleType]]:

@@ -191,3 +191,25 @@ def test_gristmill_serve_answers_over_http(project: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def test_run_loads_the_prediction_log_into_the_warehouse(project: Path) -> None:
+    from gristmill.ingest import ingest
+
+    with client(project) as api:
+        for amount in (10.0, 20.0, 30.0):
+            api.post("/v1/models/fraud/predict", json={**TRANSACTION, "amount": amount})
+    log = next((project / ".gristmill" / "predictions").glob("*.jsonl"))
+    with log.open("ab") as handle:
+        handle.write(b'{"prediction_id": "cut-sh')  # a crash in the middle of a line
+    for _ in range(2):  # the second sync re-reads the grown file: merged, not doubled
+        with Project.load(project) as p:
+            assert ingest(p, "gristmill.predictions").ok
+    with Project.load(project) as p:
+        rows = p.warehouse.fetchall(
+            "SELECT count(*), count(DISTINCT prediction_id), sum(CASE WHEN json_extract("
+            "request, '$.amount')::DOUBLE IN (10, 20, 30) THEN 1 ELSE 0 END)"
+            " FROM raw.predictions"
+        )
+    logged = len(read_log(project))
+    assert rows == [(logged, logged, 3)]

@@ -108,7 +108,8 @@ def create_app(project: Project) -> Starlette:
                         "policy_version": policy,
                         "request": row,
                         "features": s.features,
-                        "score": s.score,
+                        "score": s.headline,
+                        "scores": s.score if isinstance(s.score, list) else None,
                         "decision": s.decision,
                         "latency_ms": round(latency, 3),
                     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,18 @@ class PredictionLog:
         self._fd = -1
 
     def write(self, records: list[dict[str, Any]]) -> None:
+        """Append records; nested values (the request, the features) are kept as JSON
+        text, so that every line has the same flat columns."""
         now = datetime.now(UTC)
         lines = "".join(
-            json.dumps({"logged_at": now.isoformat(), **r}, default=str, separators=(",", ":"))
+            json.dumps(
+                {
+                    "prediction_id": uuid.uuid4().hex,
+                    "logged_at": now.isoformat(),
+                    **{k: _flat(v) for k, v in r.items()},
+                },
+                separators=(",", ":"),
+            )
             + "\n"
             for r in records
         ).encode()
@@ -48,13 +58,23 @@ class PredictionLog:
                 self._fd = -1
 
 
+def _flat(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str, separators=(",", ":"))
+    return value
+
+
 def read_log(root: Path) -> list[dict[str, Any]]:
-    """Every whole line of the log, oldest first."""
+    """Every whole line of the log, oldest first, its JSON text fields parsed."""
     records = []
     for path in sorted((root / LOG_DIR).glob("*.jsonl")):
         for line in path.read_bytes().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
                 continue  # a line a crash cut short
+            for key in ("request", "features", "scores"):
+                if isinstance(record.get(key), str):
+                    record[key] = json.loads(record[key])
+            records.append(record)
     return records

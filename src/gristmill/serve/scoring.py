@@ -36,6 +36,9 @@ class Scored:
     freshness: dict[str, float | None] = field(default_factory=dict)
     """Per feature view: seconds since the entity's latest event (None: none known)."""
     features: dict[str, Any] = field(default_factory=dict)
+    headline: float = 0.0
+    """The one number a policy decides on: the probability of the positive class, the
+    predicted value, or the top class's probability."""
 
 
 @dataclass
@@ -173,7 +176,7 @@ class Scorer:
                             "effect": round(float(effects[j]), 6),
                         }
                     )
-            scored.append(Scored(score, decision, why, reasons, ages[i], row))
+            scored.append(Scored(score, decision, why, reasons, ages[i], row, headline))
         return loaded, scored
 
 
