@@ -123,6 +123,12 @@ def test_unknown_models_bodies_and_sizes(project: Path) -> None:
         assert view.status_code == 404
         assert api.get("/healthz").json() == {"status": "ok"}
         assert api.get("/readyz").json() == {"status": "ready", "models": ["fraud"]}
+        api.post("/v1/models/fraud/predict", json=TRANSACTION)
+        metrics = api.get("/metrics").text
+    assert 'gristmill_requests_total{model="fraud",route="predict",status="200"} 1.0' in metrics
+    assert 'gristmill_requests_total{model="(unknown)",route="predict",status="404"} 1.0' in metrics
+    assert 'gristmill_predict_seconds_count{model="fraud"} 1.0' in metrics
+    assert "gristmill_decisions_total" in metrics and "gristmill_scores_bucket" in metrics
 
 
 def test_api_keys_are_required_and_never_logged(project: Path) -> None:

@@ -4,6 +4,7 @@
     POST /v1/events/{view}           one event, a list, or {"events": [...]}
     GET  /healthz                    the process is up
     GET  /readyz                     every model loads at its alias
+    GET  /metrics                    Prometheus: requests, latencies, scores, decisions
 
 Bad input is a 4xx whose message names the field; a gristmill error never becomes a 500.
 """
@@ -25,23 +26,25 @@ if TYPE_CHECKING:
 
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
 
     from gristmill.project import Project
 
 
 def create_app(project: Project) -> Starlette:
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     from gristmill.features.api import Pusher
     from gristmill.serve.log import PredictionLog
+    from gristmill.serve.metrics import ServerMetrics
 
     config = project.config.serve
     scorer = Scorer(project, alias=config.alias)
     pusher = Pusher(project, scorer.definitions)
     log = PredictionLog(project.root)
+    metrics = ServerMetrics()
     keys = [k.encode() for k in config.api_keys]
 
     def error(status: int, message: str) -> JSONResponse:
@@ -72,6 +75,16 @@ def create_app(project: Project) -> Starlette:
             raise BadRequestError(f"The body is not JSON: {exc}") from None
 
     async def guarded(request: Request, handler: Any) -> JSONResponse:
+        response = await answer(request, handler)
+        route = "predict" if "name" in request.path_params else "events"
+        name = request.path_params.get("name") or request.path_params.get("view", "")
+        # Only names the project defines become label values: a client cannot mint series.
+        if name not in scorer.models and name not in scorer.definitions.views:
+            name = "(unknown)"
+        metrics.requests.labels(route, name, str(response.status_code)).inc()
+        return response
+
+    async def answer(request: Request, handler: Any) -> JSONResponse:
         if not authorised(request):
             return error(401, "A valid API key is needed (Authorization: Bearer KEY).")
         try:
@@ -97,6 +110,7 @@ def create_app(project: Project) -> Starlette:
             rows = check_request_rows(body)
             loaded, scored = scorer.score(name, rows)
             latency = (time.perf_counter() - started) * 1000
+            metrics.predicted(name, latency / 1000, scored)
             version = loaded.version.version
             policy = loaded.policy.version
             log.write(
@@ -153,6 +167,10 @@ def create_app(project: Project) -> Starlette:
 
         return await guarded(request, handle)
 
+    async def metrics_page(request: Request) -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -179,6 +197,7 @@ def create_app(project: Project) -> Starlette:
             Route("/v1/events/{view}", push_events, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_page),
         ],
         lifespan=lifespan,
     )

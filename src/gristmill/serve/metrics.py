@@ -1,0 +1,54 @@
+"""Prometheus metrics of the server: requests by model and status, latencies, scores and
+decisions. Each app has a registry of its own (several apps in one process, as in tests,
+do not collide); with several workers each reports its own process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gristmill_requests",
+            "Requests, by route, model and status.",
+            ["route", "model", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gristmill_predict_seconds",
+            "Time to answer a predict request.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "gristmill_scores",
+            "Scores given (the probability of the positive class).",
+            ["model"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "gristmill_decisions",
+            "Decisions, by model and action.",
+            ["model", "decision"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def predicted(self, model: str, seconds: float, scored: list[Any]) -> None:
+        self.latency.labels(model).observe(seconds)
+        for s in scored:
+            self.scores.labels(model).observe(s.headline)
+            self.decisions.labels(model, s.decision).inc()
