@@ -219,3 +219,36 @@ def test_run_loads_the_prediction_log_into_the_warehouse(project: Path) -> None:
         )
     logged = len(read_log(project))
     assert rows == [(logged, logged, 3)]
+
+
+def test_batch_scoring_uses_the_training_sets_features(project: Path) -> None:
+    import numpy as np
+
+    from gristmill.errors import ConfigError
+    from gristmill.serve.batch import score_table
+    from gristmill.train.encode import Encoding
+    from gristmill.train.estimators import estimator
+
+    with Project.load(project) as p:
+        result = score_table(p, "fraud", "clean_transactions", "scored", batch_rows=1_000)
+        [(rows,)] = p.warehouse.fetchall("SELECT count(*) FROM analytics.clean_transactions")
+        assert (result.rows, result.table, result.version) == (rows, "analytics.scored", 1)
+        scored = p.warehouse.query_arrow(
+            "SELECT s.transaction_id, s.score, s.decision FROM analytics.scored s"
+            " JOIN analytics.fraud_training USING (transaction_id) ORDER BY transaction_id LIMIT 50"
+        )
+        training = p.warehouse.query_arrow(
+            "SELECT * FROM analytics.fraud_training ORDER BY transaction_id LIMIT 50"
+        )
+        version = p.registry.get("fraud", 1)
+        fitted = p.registry.load_estimator("fraud", 1)
+        X = Encoding.from_dict(version.metadata["encoding"]).transform(training)
+        expected = estimator("lightgbm").predict(fitted, X, "binary")
+        assert np.allclose(scored.column("score").to_numpy(), expected)
+        assert set(scored.column("decision").to_pylist()) <= {"approve", "review", "decline"}
+        p.warehouse.execute(
+            "CREATE TABLE analytics.partial AS SELECT user_id FROM analytics.clean_transactions"
+        )
+        with pytest.raises(ConfigError, match="lacks"):
+            score_table(p, "fraud", "partial", "nowhere")
+        assert ("analytics", "_gm_build_nowhere") not in p.warehouse.relations()

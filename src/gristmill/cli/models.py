@@ -25,6 +25,7 @@ models_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
+    app.command("score")(score_command)
     app.add_typer(models_app, name="models")
 
 
@@ -43,6 +44,32 @@ def train_command(
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print_trained(result)
+
+
+def score_command(
+    name: str = typer.Argument(..., help="A registered model."),
+    table: str = typer.Option(..., "--table", help="The warehouse table to score."),
+    out: str = typer.Option(..., "--out", help="The table to write (schema.name or name)."),
+    ref: str = typer.Option("champion", "--version", help="A version number or an alias."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Score a whole warehouse table in batches, with the features as of each row's time."""
+    from dataclasses import asdict
+
+    from gristmill.project import Project
+    from gristmill.serve.batch import score_table
+
+    with Project.load(project_dir) as project:
+        result = score_table(project, name, table, out, ref)
+    if json_output:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        console.print(
+            f"{result.table}: {result.rows:,} rows scored by {result.model} v{result.version}"
+            f" in {result.seconds:.1f}s",
+            highlight=False,
+        )
 
 
 def print_trained(result: TrainResult) -> None:

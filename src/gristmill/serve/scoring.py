@@ -13,6 +13,7 @@ from gristmill.errors import GristmillError
 
 if TYPE_CHECKING:
     from gristmill.features.api import OnlineReader
+    from gristmill.features.discover import Definitions
     from gristmill.project import Project
     from gristmill.registry.base import ModelVersion
     from gristmill.train.policy import Policy
@@ -116,28 +117,9 @@ class Scorer:
             self._checked[name] = now
             current = self._loaded.get(name)
             if current is None or current.version.version != number:
-                current = self._load(spec, number)
+                current = load_model(self.project, self.definitions, spec, number, self.alias)
                 self._loaded[name] = current  # requests holding the old one finish with it
             return current
-
-    def _load(self, spec: Model, number: int) -> LoadedModel:
-        registry = self.project.registry
-        version = registry.get(spec.name, number)
-        fitted = registry.load_estimator(spec.name, number)
-        features = list(version.metadata["features"])
-        views: list[str] = []
-        keys: list[str] = []
-        from_views: set[str] = set()
-        dataset = self.definitions.datasets.get(version.metadata["training_set"])
-        if dataset is not None:
-            for entry in dataset.features:
-                view = self.definitions.view(entry.partition(".")[0])
-                if view.name not in views:
-                    views.append(view.name)
-                    keys += [k for k in view.entity if k not in keys]
-                from_views |= set(view.columns())
-        request_fields = [f for f in features if f not in from_views]
-        return LoadedModel(spec, version, self.alias, fitted, views, request_fields, keys)
 
     def score(
         self, name: str, requests: list[dict[str, Any]], top: int = 3
@@ -178,6 +160,30 @@ class Scorer:
                     )
             scored.append(Scored(score, decision, why, reasons, ages[i], row, headline))
         return loaded, scored
+
+
+def load_model(
+    project: Project, definitions: Definitions, spec: Model, number: int, alias: str
+) -> LoadedModel:
+    """Version `number` of a model, with what it reads: its feature views and the request
+    fields (the training set's columns that no view makes)."""
+    registry = project.registry
+    version = registry.get(spec.name, number)
+    fitted = registry.load_estimator(spec.name, number)
+    features = list(version.metadata["features"])
+    views: list[str] = []
+    keys: list[str] = []
+    from_views: set[str] = set()
+    dataset = definitions.datasets.get(version.metadata["training_set"])
+    if dataset is not None:
+        for entry in dataset.features:
+            view = definitions.view(entry.partition(".")[0])
+            if view.name not in views:
+                views.append(view.name)
+                keys += [k for k in view.entity if k not in keys]
+            from_views |= set(view.columns())
+    request_fields = [f for f in features if f not in from_views]
+    return LoadedModel(spec, version, alias, fitted, views, request_fields, keys)
 
 
 def _table(rows: list[dict[str, Any]], encoding: Any, pa: Any) -> Any:

@@ -104,6 +104,11 @@ class Warehouse(ABC):
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Run a query and return its result as an Arrow table."""
 
+    def query_batches(self, sql: str, rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        """A query's result in batches of about `rows` rows. Engines that can stream do
+        (DuckDB); the default reads the whole result first."""
+        yield from self.query_arrow(sql).to_batches(max_chunksize=rows)
+
     @abstractmethod
     def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:
         """Resolve unqualified table names in `schemas`, in order, for the rest of `tx`."""

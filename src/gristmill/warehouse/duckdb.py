@@ -70,7 +70,11 @@ def _run(
     try:
         return cursor.execute(sql, list(params) if params else None)
     except duckdb.Error as exc:
-        raise BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}", str(exc)) from exc
+        raise _rejected(sql, exc) from exc
+
+
+def _rejected(sql: str, exc: duckdb.Error) -> BackendError:
+    return BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}", str(exc))
 
 
 def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:
@@ -78,7 +82,7 @@ def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -
         relation = cursor.sql(sql, params=list(params) if params else None)
         table: pa.Table = relation.to_arrow_table()
     except duckdb.Error as exc:
-        raise BackendError(f"DuckDB rejected: {sql.strip()[:300]}\n  {exc}", str(exc)) from exc
+        raise _rejected(sql, exc) from exc
     return table
 
 
@@ -173,6 +177,18 @@ class DuckDBWarehouse(Warehouse):
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return _arrow(self._cursor(), sql, params)
+
+    def query_batches(self, sql: str, rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        # A cursor of its own: the caller may write through this warehouse meanwhile.
+        cursor = self._con.cursor()
+        try:
+            try:
+                reader: pa.RecordBatchReader = cursor.sql(sql).to_arrow_reader(rows)
+            except duckdb.Error as exc:
+                raise _rejected(sql, exc) from exc
+            yield from reader
+        finally:
+            cursor.close()
 
     def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:
         # A session setting: it stays on this thread's cursor, where every other
