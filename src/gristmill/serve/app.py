@@ -5,6 +5,7 @@
     GET  /healthz                    the process is up
     GET  /readyz                     every model loads at its alias
     GET  /metrics                    Prometheus: requests, latencies, scores, decisions
+    GET  /openapi.json, /docs        the operations, with each model's fields and types
 
 Bad input is a 4xx whose message names the field; a gristmill error never becomes a 500.
 """
@@ -26,19 +27,20 @@ if TYPE_CHECKING:
 
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import HTMLResponse, JSONResponse, Response
 
     from gristmill.project import Project
 
 
 def create_app(project: Project) -> Starlette:
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     from gristmill.features.api import Pusher
     from gristmill.serve.log import PredictionLog
     from gristmill.serve.metrics import ServerMetrics
+    from gristmill.serve.openapi import docs_page, openapi_document
 
     config = project.config.serve
     scorer = Scorer(project, alias=config.alias)
@@ -171,6 +173,12 @@ def create_app(project: Project) -> Starlette:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(openapi_document(scorer))
+
+    async def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(docs_page(openapi_document(scorer)))
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -198,6 +206,8 @@ def create_app(project: Project) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_page),
+            Route("/openapi.json", openapi),
+            Route("/docs", docs),
         ],
         lifespan=lifespan,
     )

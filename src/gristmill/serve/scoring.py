@@ -73,6 +73,7 @@ class LoadedModel:
                     f"rows[{i}]: missing field {missing[0]!r}; {self.spec.name} needs"
                     f" {', '.join(self.entity_keys + self.request_fields)}."
                 )
+        self._check_keys(requests)
         rows = [{k: r[k] for k in self.request_fields} for r in requests]
         freshness: list[dict[str, float | None]] = [{} for _ in requests]
         if self.views:
@@ -83,6 +84,19 @@ class LoadedModel:
         for row, ages in zip(rows, freshness, strict=True):
             row["_gm_freshness"] = ages
         return rows
+
+    def _check_keys(self, requests: list[dict[str, Any]]) -> None:
+        """Entity keys of the type the training set had: 7 and "7" are not one user."""
+        types = self.version.metadata.get("column_types", {})
+        for key in self.entity_keys:
+            kind = types.get(key, "")
+            whole = kind.startswith(("int", "uint"))
+            for i, request in enumerate(requests):
+                value = request[key]
+                if whole and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise BadRequestError(f"rows[{i}].{key}: expected an integer, got {value!r}.")
+                if kind in ("string", "large_string") and not isinstance(value, str):
+                    raise BadRequestError(f"rows[{i}].{key}: expected a string, got {value!r}.")
 
 
 class Scorer:

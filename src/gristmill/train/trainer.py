@@ -257,6 +257,7 @@ def _metadata(
         "test_rows": fitted.test_rows,
         "features": data.features,
         "left_out": data.left_out,
+        "column_types": {f.name: str(f.type) for f in data.table.schema},
         "encoding": fitted.encoding.to_dict(),
         "classes": [str(c) for c in fitted.classes],
         "metrics": evaluation.to_dict(),
