@@ -19,7 +19,8 @@ PROJECT = typer.Option(Path("."), "--project", "-p", help="Project folder.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 features_app = typer.Typer(
-    help="Feature views: list them, show one, verify the online path.", no_args_is_help=True
+    help="Feature views: list them, show one, read one entity online, verify the online path.",
+    no_args_is_help=True,
 )
 dataset_app = typer.Typer(help="Point-in-time training sets.", no_args_is_help=True)
 

@@ -52,7 +52,7 @@ def quickstart(
     rows: int = typer.Option(100_000, "--rows", help="Transactions to generate."),
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Create a demo fintech project: ingest, transform, check, profile, features, a model."""
+    """Create a demo fintech project: ingest, transform, check, profile, features, a model, serving."""
     from dataclasses import asdict
 
     from gristmill.cli.features import print_materialized, print_online_features
