@@ -121,23 +121,20 @@ def feature_rows(requests: list[dict[str, Any]]) -> tuple[list[str], list[list[A
     score it now (column names, rows with NaN for a missing value: MLflow's server parses
     JSON with Python's `json`, which reads the NaN literal; a null would make a one-row
     column of objects, which LightGBM refuses) and gristmill's scores."""
-    import pyarrow as pa
-
     from gristmill.project import Project
-    from gristmill.serve.scoring import Scorer, _table
-    from gristmill.train.encode import Encoding
+    from gristmill.serve.scoring import Scorer
 
     with Project.load(PROJECT) as project:
         scorer = Scorer(project)
         loaded = scorer.model("fraud")
-        encoding = Encoding.from_dict(loaded.version.metadata["encoding"])
+        encoding = loaded.encoding
         matrix = []
         for i in range(0, len(requests), 500):
             part = requests[i : i + 500]
             rows = loaded.features_of(part, scorer.reader)
             for row in rows:
                 row.pop("_gm_freshness")
-            matrix += encoding.transform(_table(rows, encoding, pa)).tolist()
+            matrix += encoding.transform_rows(rows).tolist()
         _, scored = scorer.score("fraud", requests[:200])
     return encoding.names, matrix, [s.headline for s in scored]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import GristmillError
+from gristmill.train.encode import Encoding
 
 if TYPE_CHECKING:
     from gristmill.features.api import OnlineReader
@@ -55,6 +56,7 @@ class LoadedModel:
     request_fields: list[str]
     """Model features that come with the request (the training set's spine columns)."""
     entity_keys: list[str]
+    encoding: Encoding
 
     @property
     def policy(self) -> Policy:
@@ -139,9 +141,7 @@ class Scorer:
         self, name: str, requests: list[dict[str, Any]], top: int = 3
     ) -> tuple[LoadedModel, list[Scored]]:
         import numpy as np
-        import pyarrow as pa
 
-        from gristmill.train.encode import Encoding
         from gristmill.train.estimators import estimator
         from gristmill.train.explain import contributions
 
@@ -149,9 +149,9 @@ class Scorer:
         meta = loaded.version.metadata
         rows = loaded.features_of(requests, self.reader)
         ages = [row.pop("_gm_freshness") for row in rows]
-        encoding = Encoding.from_dict(meta["encoding"])
-        table = _table(rows, encoding, pa)
-        X = encoding.transform(table)
+        encoding = loaded.encoding
+        _check_types(rows, encoding)
+        X = encoding.transform_rows(rows)
         family = estimator(meta["estimator"])
         predicted = family.predict(loaded.fitted, X, meta["task"])
         parts = contributions(loaded.fitted, X, encoding.names) if top else None
@@ -197,32 +197,28 @@ def load_model(
                 keys += [k for k in view.entity if k not in keys]
             from_views |= set(view.columns())
     request_fields = [f for f in features if f not in from_views]
-    return LoadedModel(spec, version, alias, fitted, views, request_fields, keys)
+    encoding = Encoding.from_dict(version.metadata["encoding"])
+    return LoadedModel(spec, version, alias, fitted, views, request_fields, keys, encoding)
 
 
-def _table(rows: list[dict[str, Any]], encoding: Any, pa: Any) -> Any:
-    """The rows as Arrow columns of the types the encoding expects; a value of the wrong
-    type is a bad request naming its field."""
-    columns = {}
+def _check_types(rows: list[dict[str, Any]], encoding: Encoding) -> None:
+    """A value of the wrong type is a bad request naming its field."""
     for column in encoding.columns:
-        values = [row.get(column.name) for row in rows]
-        kind = pa.float64() if column.kind == "numeric" else pa.string()
-        for i, value in enumerate(values):
+        numeric = column.kind == "numeric"
+        for i, row in enumerate(rows):
+            value = row.get(column.name)
+            if value is None:
+                continue
             wrong = (
-                value is not None and (isinstance(value, str) or not isinstance(value, int | float))
-                if column.kind == "numeric"
-                else value is not None and not isinstance(value, str)
+                (isinstance(value, str) or not isinstance(value, int | float))
+                if numeric
+                else not isinstance(value, str)
             )
             if wrong:
-                expected = "a number" if column.kind == "numeric" else "a string"
+                expected = "a number" if numeric else "a string"
                 raise BadRequestError(
                     f"rows[{i}].{column.name}: expected {expected}, got {type(value).__name__}."
                 )
-        columns[column.name] = pa.array(
-            [float(v) if column.kind == "numeric" and v is not None else v for v in values],
-            kind,
-        )
-    return pa.table(columns)
 
 
 def check_request_rows(body: Any) -> list[dict[str, Any]]:

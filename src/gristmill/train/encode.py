@@ -113,6 +113,28 @@ class Encoding:
             matrix[:, i] = pc.fill_null(values, float("nan")).to_numpy()
         return matrix
 
+    def transform_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """The matrix of a few rows given as dicts (a served request), without Arrow:
+        the same codes as `transform`, at a fraction of its fixed cost per call."""
+        import numpy as np
+
+        if not hasattr(self, "_codes"):
+            self._codes = [
+                {v: float(i) for i, v in enumerate(c.categories or [])} for c in self.columns
+            ]
+        nan = float("nan")
+        matrix = np.empty((len(rows), len(self.columns)), dtype=np.float64)
+        for r, row in enumerate(rows):
+            for i, column in enumerate(self.columns):
+                value = row.get(column.name)
+                if value is None:
+                    matrix[r, i] = nan
+                elif column.kind == "categorical":
+                    matrix[r, i] = self._codes[i].get(str(value), nan)
+                else:
+                    matrix[r, i] = float(value)
+        return matrix
+
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [c.to_dict() for c in self.columns]}
 

@@ -369,7 +369,12 @@ def contributions(
                 f"The LightGBM model has {booster.num_feature()} features but X has "
                 f"{len(names)} columns."
             )
-        raw = np.asarray(booster.predict(matrix, pred_contrib=True), dtype=float)
+        from gristmill.train.estimators.lightgbm import threads_for
+
+        raw = np.asarray(
+            booster.predict(matrix, pred_contrib=True, num_threads=threads_for(len(matrix))),
+            dtype=float,
+        )
         classes = int(booster.num_model_per_iteration())
         return raw if classes == 1 else raw.reshape(len(matrix), classes, len(names) + 1)
 
