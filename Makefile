@@ -38,6 +38,7 @@ bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/REA
 	$(BIN)/python benchmarks/training_set.py
 	$(BIN)/python benchmarks/training_set_feast.py
 	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/serve_latency.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
