@@ -252,3 +252,30 @@ def test_batch_scoring_uses_the_training_sets_features(project: Path) -> None:
         with pytest.raises(ConfigError, match="lacks"):
             score_table(p, "fraud", "partial", "nowhere")
         assert ("analytics", "_gm_build_nowhere") not in p.warehouse.relations()
+
+
+def test_a_model_without_contributions_still_decides(project: Path) -> None:
+    import importlib.util
+
+    from gristmill.train.trainer import train_model
+
+    spec = project / "models" / "fraud.py"
+    spec.write_text(
+        spec.read_text()
+        .replace('estimator="lightgbm"', 'estimator="decision_tree"')
+        .replace(
+            'params={"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15}', "params={}"
+        )
+    )
+    with Project.load(project) as p:
+        version = train_model(p, "fraud").version
+        p.registry.promote("fraud", version)
+    with client(project) as api:
+        answer = api.post("/v1/models/fraud/predict", json=TRANSACTION)
+    assert answer.status_code == 200 and answer.json()["decision"] in (
+        "approve",
+        "review",
+        "decline",
+    )
+    if importlib.util.find_spec("shap") is None:  # TreeSHAP for scikit-learn trees is optional
+        assert answer.json()["reasons"] == []

@@ -4,12 +4,13 @@ the decision of the model's policy, and the contributions that moved the score m
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gristmill.errors import GristmillError
+from gristmill.errors import GristmillError, MissingDependencyError
 from gristmill.train.encode import Encoding
 
 if TYPE_CHECKING:
@@ -154,7 +155,10 @@ class Scorer:
         X = encoding.transform_rows(rows)
         family = estimator(meta["estimator"])
         predicted = family.predict(loaded.fitted, X, meta["task"])
-        parts = contributions(loaded.fitted, X, encoding.names) if top else None
+        parts = None
+        # A scikit-learn tree without shap: scores and decisions, but no reasons.
+        with contextlib.suppress(MissingDependencyError):
+            parts = contributions(loaded.fitted, X, encoding.names) if top else None
         scored = []
         for i, row in enumerate(rows):
             value = predicted[i]
