@@ -27,14 +27,13 @@ event before T; it is NULL when that event is older than the view's `ttl`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
 from gristmill.durations import parse_duration
 from gristmill.errors import ConfigError, did_you_mean
+from gristmill.values import content_hash
 
 Aggregation = Literal["count", "sum", "mean", "min", "max", "count_distinct"]
 AGGREGATIONS: tuple[str, ...] = ("count", "sum", "mean", "min", "max", "count_distinct")
@@ -153,8 +152,7 @@ class FeatureView:
     @property
     def version(self) -> str:
         """The content hash of the definition."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return content_hash(self.to_dict())
 
 
 @dataclass

@@ -4,7 +4,6 @@ and what its warehouse holds."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from gristmill.errors import ConfigError, did_you_mean
 from gristmill.graph.assets import Asset, AssetGraph
 from gristmill.transforms.definition import Transform, parse_sql_file
 from gristmill.transforms.sql import TableRef
+from gristmill.values import content_hash
 from gristmill.warehouse.base import STATE_TABLE
 
 if TYPE_CHECKING:
@@ -277,4 +277,4 @@ def _model_assets(
 
 
 def _hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_hash(value, length=16)

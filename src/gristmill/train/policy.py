@@ -10,17 +10,16 @@ come first (the first that matches decides); then the score's thresholds, highes
 
 from __future__ import annotations
 
-import hashlib
-import json
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gristmill.errors import ConfigError
+from gristmill.values import content_hash
+
 if TYPE_CHECKING:
     import numpy as np
-
-from gristmill.errors import ConfigError
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -105,5 +104,4 @@ class Policy:
 
     @property
     def version(self) -> str:
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return content_hash(self.to_dict())

@@ -23,14 +23,13 @@ identifiers (the feature views' entity keys, `id` and columns ending in `_id`), 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gristmill import backends
 from gristmill.errors import ConfigError, did_you_mean
 from gristmill.train.policy import Policy
+from gristmill.values import content_hash
 
 Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
@@ -168,5 +167,4 @@ class Model:
     @property
     def version(self) -> str:
         """The content hash of the spec."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return content_hash(self.to_dict())

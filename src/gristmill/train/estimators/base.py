@@ -39,6 +39,26 @@ class Estimator(ABC):
         regression: the predicted values."""
 
 
+class BoostedEstimator(Estimator):
+    """Gradient-boosting libraries: their settings from the defaults, the spec's params
+    (`n_estimators` is the number of rounds), the task's objective and the class count."""
+
+    OBJECTIVES: ClassVar[dict[str, str]]
+    QUIET: ClassVar[dict[str, Any]]
+    """Settings that keep the library from printing."""
+
+    def settings(
+        self, task: str, params: dict[str, Any], classes: int
+    ) -> tuple[dict[str, Any], int]:
+        """(the library's settings, the number of rounds)."""
+        settings = {**self.DEFAULTS, **params}
+        rounds = int(settings.pop("n_estimators"))
+        settings |= {"objective": self.OBJECTIVES[task], **self.QUIET}
+        if task == "multiclass":
+            settings["num_class"] = classes
+        return settings, rounds
+
+
 def require(module: str, package: str) -> Any:
     import importlib
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gristmill.train.estimators.base import Estimator, require
+from gristmill.train.estimators.base import BoostedEstimator, require
 
 if TYPE_CHECKING:
     import numpy as np
 
-OBJECTIVES = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
 
-
-class LightGBMEstimator(Estimator):
+class LightGBMEstimator(BoostedEstimator):
     NAME = "lightgbm"
     NATIVE_CATEGORICAL = True
+    OBJECTIVES: ClassVar[dict[str, str]] = {
+        "binary": "binary",
+        "multiclass": "multiclass",
+        "regression": "regression",
+    }
+    QUIET: ClassVar[dict[str, Any]] = {"verbosity": -1}
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "n_estimators": 200,
         "learning_rate": 0.05,
@@ -35,11 +39,7 @@ class LightGBMEstimator(Estimator):
         classes: int,
     ) -> Any:
         lgb = require("lightgbm", "lightgbm")
-        settings = {**self.DEFAULTS, **params}
-        rounds = int(settings.pop("n_estimators"))
-        settings |= {"objective": OBJECTIVES[task], "verbosity": -1}
-        if task == "multiclass":
-            settings["num_class"] = classes
+        settings, rounds = self.settings(task, params, classes)
         data = lgb.Dataset(
             X, label=y, categorical_feature=categorical or "auto", free_raw_data=True
         )

@@ -7,16 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gristmill.errors import MissingDependencyError
-from gristmill.train.estimators.base import Estimator
+from gristmill.train.estimators.base import BoostedEstimator
 
 if TYPE_CHECKING:
     import numpy as np
-
-OBJECTIVES = {
-    "binary": "binary:logistic",
-    "multiclass": "multi:softprob",
-    "regression": "reg:squarederror",
-}
 
 
 def _xgboost() -> Any:
@@ -27,9 +21,15 @@ def _xgboost() -> Any:
     return xgboost
 
 
-class XGBoostEstimator(Estimator):
+class XGBoostEstimator(BoostedEstimator):
     NAME = "xgboost"
     NATIVE_CATEGORICAL = True
+    OBJECTIVES: ClassVar[dict[str, str]] = {
+        "binary": "binary:logistic",
+        "multiclass": "multi:softprob",
+        "regression": "reg:squarederror",
+    }
+    QUIET: ClassVar[dict[str, Any]] = {"tree_method": "hist", "verbosity": 0}
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "n_estimators": 200,
         "learning_rate": 0.1,
@@ -48,11 +48,7 @@ class XGBoostEstimator(Estimator):
         classes: int,
     ) -> Any:
         xgb = _xgboost()
-        settings = {**self.DEFAULTS, **params}
-        rounds = int(settings.pop("n_estimators"))
-        settings |= {"objective": OBJECTIVES[task], "tree_method": "hist", "verbosity": 0}
-        if task == "multiclass":
-            settings["num_class"] = classes
+        settings, rounds = self.settings(task, params, classes)
         types = ["c" if i in categorical else "q" for i in range(X.shape[1])]
         data = xgb.DMatrix(X, label=y, feature_types=types, enable_categorical=True)
         return xgb.train(settings, data, num_boost_round=rounds)
