@@ -106,6 +106,11 @@ class ServeConfig(_Strict):
     alias: str = "champion"
     """The alias of each model the server scores with."""
     max_body_bytes: int = Field(default=1_000_000, ge=1)
+    reasons: Literal["paths", "shap"] = "paths"
+    """How a prediction's top reasons are computed: "paths" credits the splits on each
+    tree's decision path (fast; LightGBM models), "shap" gives exact Shapley values (what
+    `gristmill models explain` shows; ~0.5 ms more per row for the quickstart's model).
+    Models without path attributions always use Shapley values."""
 
 
 class TransformsConfig(_Strict):

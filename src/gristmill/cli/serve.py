@@ -55,7 +55,9 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 def _serve_one(host: str, port: int) -> None:
     import uvicorn
 
-    config = uvicorn.Config(FACTORY, factory=True, host=host, port=port, log_level="warning")
+    config = uvicorn.Config(
+        FACTORY, factory=True, host=host, port=port, log_level="warning", access_log=False
+    )
     server = uvicorn.Server(config)
     server.run(sockets=[_listening_socket(host, port)])
 

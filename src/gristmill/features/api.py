@@ -154,15 +154,17 @@ class OnlineReader:
             else:
                 wanted[name] = None
         results = [OnlineFeatures(dict(e)) for e in entities]
-        for name, columns in wanted.items():
+        lookups = []
+        for name in wanted:
             view = self.definitions.view(name)
             missing = [k for k in view.entity if any(k not in e for e in entities)]
             if missing:
                 raise ConfigError(f"Feature view {name} needs the entity key {missing[0]}.")
-            keys = [entity_key(e[k] for k in view.entity) for e in entities]
-            for result, data in zip(
-                results, self.project.online.read(view.name, keys), strict=True
-            ):
+            lookups.append((name, [entity_key(e[k] for k in view.entity) for e in entities]))
+        found = self.project.online.read_views(lookups)
+        for (name, columns), stored in zip(wanted.items(), found, strict=True):
+            view = self.definitions.view(name)
+            for result, data in zip(results, stored, strict=True):
                 record = Record.decode(data)
                 values = compute(view, record, moment)
                 result.values.update(values if columns is None else {c: values[c] for c in columns})

@@ -46,15 +46,16 @@ class RedisOnlineStore(OnlineStore):
             raise ConnectionFailedError(f"The Redis online store failed to {what}: {exc}") from None
 
     def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
-        if len(keys) == 1:
-            return [
-                self._call("read", lambda: self._redis.zrange(self._events(view, keys[0]), 0, -1))
-            ]
+        return self.read_views([(view, keys)])[0]
+
+    def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
         pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrange(self._events(view, key), 0, -1)
+        for view, keys in lookups:
+            for key in keys:
+                pipe.zrange(self._events(view, key), 0, -1)
         found: list[list[bytes]] = self._call("read", pipe.execute)
-        return found
+        answers = iter(found)
+        return [[next(answers) for _ in keys] for _, keys in lookups]
 
     def write(
         self,

@@ -4,7 +4,6 @@ the decision of the model's policy, and the contributions that moved the score m
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,10 @@ from gristmill.errors import GristmillError, MissingDependencyError
 from gristmill.train.encode import Encoding
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+
     from gristmill.features.api import OnlineReader
     from gristmill.features.discover import Definitions
     from gristmill.project import Project
@@ -58,6 +61,9 @@ class LoadedModel:
     """Model features that come with the request (the training set's spine columns)."""
     entity_keys: list[str]
     encoding: Encoding
+    explain: Callable[[np.ndarray], np.ndarray] | None = None
+    """Per-row contributions (the reasons); None: none can be computed (a scikit-learn
+    tree without shap)."""
 
     @property
     def policy(self) -> Policy:
@@ -135,6 +141,7 @@ class Scorer:
             current = self._loaded.get(name)
             if current is None or current.version.version != number:
                 current = load_model(self.project, self.definitions, spec, number, self.alias)
+                current.explain = explainer(current, self.project.config.serve.reasons)
                 self._loaded[name] = current  # requests holding the old one finish with it
             return current
 
@@ -144,7 +151,6 @@ class Scorer:
         import numpy as np
 
         from gristmill.train.estimators import estimator
-        from gristmill.train.explain import contributions
 
         loaded = self.model(name)
         meta = loaded.version.metadata
@@ -155,10 +161,7 @@ class Scorer:
         X = encoding.transform_rows(rows)
         family = estimator(meta["estimator"])
         predicted = family.predict(loaded.fitted, X, meta["task"])
-        parts = None
-        # A scikit-learn tree without shap: scores and decisions, but no reasons.
-        with contextlib.suppress(MissingDependencyError):
-            parts = contributions(loaded.fitted, X, encoding.names) if top else None
+        parts = loaded.explain(X) if top and loaded.explain is not None else None
         scored = []
         for i, row in enumerate(rows):
             value = predicted[i]
@@ -178,6 +181,25 @@ class Scorer:
                     )
             scored.append(Scored(score, decision, why, reasons, ages[i], row, headline))
         return loaded, scored
+
+
+def explainer(loaded: LoadedModel, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How `loaded` computes its reasons: path attributions when asked for and the family
+    has them, else Shapley values; None for a scikit-learn tree without shap, which is
+    served with scores and decisions but no reasons."""
+    from gristmill.train.estimators import estimator
+    from gristmill.train.explain import contributions
+
+    if method == "paths":
+        paths = estimator(loaded.version.metadata["estimator"]).path_attributions(loaded.fitted)
+        if paths is not None:
+            return paths
+    names = loaded.encoding.names
+    try:
+        contributions(loaded.fitted, loaded.encoding.transform_rows([{}]), names)
+    except MissingDependencyError:
+        return None
+    return lambda X: contributions(loaded.fitted, X, names)
 
 
 def load_model(

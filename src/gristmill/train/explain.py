@@ -411,4 +411,5 @@ def contributions(
     grouped = _by_source(per_column, sources, len(names))
     bias_column = np.broadcast_to(bias, grouped.shape[:2])[:, :, None]
     out = np.concatenate([grouped, bias_column], axis=2)
-    return out[:, 0, :] if out.shape[1] == 1 else out
+    result: np.ndarray = out[:, 0, :] if out.shape[1] == 1 else out
+    return result

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from gristmill.errors import MissingDependencyError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
 
@@ -37,6 +39,11 @@ class Estimator(ABC):
     def predict(self, fitted: Any, X: np.ndarray, task: str) -> np.ndarray:
         """binary: the probability of class 1; multiclass: one column per class;
         regression: the predicted values."""
+
+    def path_attributions(self, fitted: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Per-row contributions read off the trees' decision paths (`train.paths`), or
+        None when the family has none."""
+        return None
 
 
 class BoostedEstimator(Estimator):

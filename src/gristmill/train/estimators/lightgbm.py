@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from gristmill.train.estimators.base import BoostedEstimator, require
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
 
@@ -48,6 +50,11 @@ class LightGBMEstimator(BoostedEstimator):
     def predict(self, fitted: Any, X: np.ndarray, task: str) -> np.ndarray:
         predicted: np.ndarray = fitted.predict(X, num_threads=threads_for(len(X)))
         return predicted
+
+    def path_attributions(self, fitted: Any) -> Callable[[np.ndarray], np.ndarray]:
+        from gristmill.train.paths import PathAttributions
+
+        return PathAttributions.of_lightgbm(fitted)
 
 
 def threads_for(rows: int) -> int:
