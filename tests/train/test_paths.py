@@ -52,9 +52,7 @@ def test_multiclass_has_contributions_per_class() -> None:
     model = train(X, y, rounds=10, objective="multiclass", num_class=3)
     parts = PathAttributions.of_lightgbm(model)(X[:50])
     assert parts.shape == (50, 3, X.shape[1] + 1)
-    np.testing.assert_allclose(
-        parts.sum(axis=2), model.predict(X[:50], raw_score=True), atol=1e-9
-    )
+    np.testing.assert_allclose(parts.sum(axis=2), model.predict(X[:50], raw_score=True), atol=1e-9)
 
 
 def test_a_tree_of_one_leaf_is_all_bias() -> None:
