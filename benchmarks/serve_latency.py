@@ -259,6 +259,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.waiter: asyncio.Future[int] | None = None
+        self.answered = time.perf_counter()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -293,7 +294,14 @@ class Connection(asyncio.Protocol):
             return 0
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
-        return await self.waiter
+        status = await self.waiter
+        self.answered = time.perf_counter()
+        return status
+
+    def stale(self) -> bool:
+        """Closed, or idle long enough that the server may be closing it (uvicorn closes
+        a keep-alive connection idle for 5 s; HTTP clients expire theirs sooner)."""
+        return self.transport is None or time.perf_counter() - self.answered > IDLE_EXPIRY
 
 
 @dataclass
@@ -342,6 +350,7 @@ def http_requests(path: str, bodies: list[bytes]) -> list[bytes]:
 
 
 CONNECTIONS = itertools.count()
+IDLE_EXPIRY = 4.0
 
 
 async def connect(port: int | list[int]) -> Connection:
@@ -363,9 +372,10 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(request: bytes, scheduled: float) -> None:
-        # uvicorn closes a connection idle for 5 s: skip those.
-        while idle and idle[-1].transport is None:
-            idle.pop()
+        while idle and idle[-1].stale():
+            stale = idle.pop()
+            if stale.transport is not None:
+                stale.transport.close()
         connection = idle.pop() if idle else await connect(port)
         run.late = max(run.late, time.perf_counter() - scheduled)
         status = await connection.send(request)
@@ -453,6 +463,12 @@ def measure_server(
     print(f"  closed loop, {args.connections} connections: {fmt(closed)}", flush=True)
     if run.failures:
         print(f"    errors by status (0: closed): {run.failures}", flush=True)
+    if args.p99_target:
+        rate, row = capacity(process, port, requests, closed["rps"], args)
+        key = f"capacity p99 {args.p99_target:g}"
+        if row:
+            results[key] = row
+        print(f"  highest rate with p99 under {args.p99_target:g} ms: {rate:g}/s", flush=True)
     rates = list(args.rates)
     for rate in rates:
         time.sleep(1)
@@ -467,6 +483,38 @@ def measure_server(
         if rate == max(args.rates) and not kept_up:
             rates.append(round(min(closed["rps"], rate) * 0.7, -1))
     return results
+
+
+def capacity(
+    process: Any,
+    port: int | list[int],
+    requests: list[bytes],
+    closed_rps: float,
+    args: argparse.Namespace,
+) -> tuple[float, dict[str, float] | None]:
+    """The highest constant rate (of those probed) that the server answers in full with a
+    p99 under args.p99_target: probes for args.probe_seconds each, from half its
+    closed-loop throughput, up by 10% steps while it holds (down by 20% while it does not
+    hold at the start)."""
+    rate = max(10.0, round(closed_rps * 0.5, -1))
+    best: tuple[float, dict[str, float] | None] = (0.0, None)
+    falling = True
+    for _ in range(20):
+        time.sleep(1)
+        before = tree_cpu(process)
+        run = asyncio.run(open_loop(port, requests, rate, args.probe_seconds))
+        run.server_cpu = tree_cpu(process) - before
+        row = run.row()
+        held = not run.errors and row["rps"] > 0.97 * rate and row["p99"] <= args.p99_target
+        print(f"    probe {rate:g}/s: {'holds' if held else 'does not hold'}: {fmt(row)}")
+        if held:
+            best, falling = (rate, row), False
+            rate = max(rate + 10, round(rate * 1.1, -1))
+        elif falling and rate > 10:
+            rate = max(10.0, min(rate - 10, round(rate * 0.8, -1)))
+        else:
+            break
+    return best
 
 
 def fmt(row: dict[str, float]) -> str:
@@ -563,6 +611,13 @@ def main() -> None:
         default=["default", "1"],
         help="OMP_NUM_THREADS of the servers (LightGBM's threads); 'default' leaves it unset.",
     )
+    parser.add_argument(
+        "--p99-target",
+        type=float,
+        default=10.0,
+        help="Also find each server's highest rate with p99 under this many ms (0: skip).",
+    )
+    parser.add_argument("--probe-seconds", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="Profile requests in-process.")
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument(
@@ -709,6 +764,8 @@ def markdown(table: list[tuple[str, str, dict[str, float]]]) -> str:
     ]
     for label, run, row in table:
         load = run.replace("open", "open loop").replace("closed", "closed loop,")
+        if run.startswith("capacity"):
+            load = f"highest rate with p99 ≤ {run.split()[-1]} ms (open loop)"
         if run.startswith("closed"):
             load += " connections"
         lines.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -31,8 +32,10 @@ _UNITS = {
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(text: str) -> timedelta:
-    """A duration such as "30m", "24h", "7d", "2 days" or "1h30m" as a timedelta."""
+    """A duration such as "30m", "24h", "7d", "2 days" or "1h30m" as a timedelta (cached:
+    a served request reads every window of its views)."""
     position, seconds = 0, 0.0
     stripped = text.strip()
     if not stripped:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from gristmill.errors import ConfigError
 from gristmill.project import Project
 from gristmill.quickstart.project import run_quickstart
 from gristmill.serve import scoring
@@ -67,6 +68,20 @@ def test_a_prediction_has_a_score_a_decision_reasons_and_freshness(project: Path
     assert len(logged) == 4 and logged[0]["request"] == TRANSACTION
     assert logged[0]["version"] == 1 and "tx_count_24h" in logged[0]["features"]
     assert logged[0]["policy_version"] == body["policy_version"]
+
+
+def test_reasons_by_paths_or_by_shapley_values(project: Path) -> None:
+    """Both methods credit the same log-odds: effects plus bias sum to the raw score."""
+    answers = {}
+    for method in ("paths", "shap"):
+        with client(project, reasons=method) as api:
+            answers[method] = api.post("/v1/models/fraud/predict", json=TRANSACTION).json()
+    paths, shap = answers["paths"], answers["shap"]
+    assert paths["score"] == pytest.approx(shap["score"])
+    assert len(paths["reasons"]) == len(shap["reasons"]) == 3
+    assert paths["reasons"] != shap["reasons"]  # different credit, same model
+    with pytest.raises(ConfigError, match="reasons"):
+        client(project, reasons="lime")
 
 
 def test_a_pushed_event_counts_at_once(project: Path) -> None:
