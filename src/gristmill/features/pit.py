@@ -186,14 +186,16 @@ class _Totals:
         packed = [f"_gm_p{i}" for i in range((len(self.flags) + 1) // 2)]
         return [f"sum({c}) OVER _gm_run AS {c}" for c in [*packed, *self.values.values()]]
 
-    def unpacked(self) -> list[str]:
-        """Every flag's and value's total by its own name, from the running totals."""
-        names = list(self.flags.values())
-        columns = [
-            f"CAST(_gm_p{i // 2} {'%' if i % 2 == 0 else '//'} {self.PACK} AS BIGINT) AS {n}"
-            for i, n in enumerate(names)
-        ]
-        return columns + list(self.values.values())
+    def at(self, name: str, edge: int) -> str:
+        """A flag's or value's running total as read by a spine row's probe at `edge`,
+        in the spine row's group. A flag is taken out of its packed pair after the
+        grouping, on one row per spine row instead of one per probe."""
+        read = f"max(CASE WHEN _gm_edge = {edge} THEN {{}} END)"
+        if name in self.values.values():
+            return read.format(name)
+        index = list(self.flags.values()).index(name)
+        packed = read.format(f"_gm_p{index // 2}")
+        return f"CAST({packed} {'%' if index % 2 == 0 else '//'} {self.PACK} AS BIGINT)"
 
 
 def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
@@ -214,12 +216,13 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
     windows = list(dict.fromkeys(w for _, _, columns in picked for _, w in columns))
     edge = {w: k for k, w in enumerate(windows, start=1)}
 
+    totals = _Totals()
+
     def diff(upper_total: str, window: str, lower_total: str | None = None) -> str:
-        upper = f"max(CASE WHEN _gm_edge = 0 THEN {upper_total} END)"
-        lower = f"max(CASE WHEN _gm_edge = {edge[window]} THEN {lower_total or upper_total} END)"
+        upper = totals.at(upper_total, 0)
+        lower = totals.at(lower_total or upper_total, edge[window])
         return f"(coalesce({upper}, 0) - coalesce({lower}, 0))"
 
-    totals = _Totals()
     neighbours: list[str] = []
     outputs = []
     for feature, index, columns in picked:
@@ -271,8 +274,7 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
         f" WINDOW _gm_run AS (PARTITION BY {', '.join(keys)} ORDER BY {TS}, _gm_rank"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) QUALIFY _gm_edge IS NOT NULL"
     )
-    probed = f"SELECT {ROW}, _gm_edge, {', '.join(totals.unpacked())} FROM ({sequence}) AS s"
-    return f"SELECT {ROW}, {', '.join(outputs)} FROM ({probed}) AS t GROUP BY {ROW}"
+    return f"SELECT {ROW}, {', '.join(outputs)} FROM ({sequence}) AS t GROUP BY {ROW}"
 
 
 def training_set_sql(
