@@ -58,6 +58,16 @@ def test_forgetting_and_replacing(store: OnlineStore) -> None:
     assert store.read("v", ["k", "other"]) == [[b"9"], [b"1"]]
 
 
+def test_several_views_read_at_once(store: OnlineStore) -> None:
+    store.write("v", {"a": [(1, b"1"), (3, b"3")], "b": [(2, b"2")]}, {})
+    store.write("w", {"a": [(4, b"4")]}, {})
+    assert store.read_views([("v", ["b", "a"]), ("w", ["a", "zz"]), ("v", [])]) == [
+        [[b"2"], [b"1", b"3"]],
+        [[b"4"], []],
+        [],
+    ]
+
+
 def test_views_are_apart_and_clear_forgets_one(store: OnlineStore) -> None:
     store.write("v", {"k": [(1, b"1")]}, {})
     store.write("w", {"k": [(2, b"2")]}, {})
