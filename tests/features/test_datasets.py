@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gristmill.errors import ConfigError
 from gristmill.graph.run import run
 from gristmill.project import Project
 from tests.cli.test_cli import gristmill
+from tests.conftest import PG_URL, require_server
 from tests.helpers import write_project
 
 FEATURES = """
@@ -39,8 +41,9 @@ training = Dataset(
 """
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+@pytest.fixture(params=["duckdb", "postgres"])
+def project(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[Path]:
+    """The project on every warehouse backend (its datasets are built by the warehouse)."""
     app = tmp_path / "app.sqlite"
     with sqlite3.connect(app) as db:
         db.executescript(
@@ -59,14 +62,28 @@ def project(tmp_path: Path) -> Path:
     (root / "features").mkdir(parents=True)
     (root / "features" / "payments.py").write_text(FEATURES)
     tables = {"payments": {}, "decisions": {}}
-    write_project(root, {"app": {"type": "sqlite", "path": str(app), "tables": tables}})
-    return root
+    sources = {"app": {"type": "sqlite", "path": str(app), "tables": tables}}
+    if request.param == "duckdb":
+        write_project(root, sources)
+        yield root
+        return
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    raw, derived = f"{unique_name}_raw", f"{unique_name}_an"
+    warehouse = {"type": "postgres", "url": PG_URL, "raw_schema": raw}
+    write_project(root, sources, warehouse=warehouse, transforms={"schema": derived})
+    yield root
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as db:
+        for schema in (raw, derived, f"_gristmill_{raw}"):
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def rows(root: Path) -> list[dict[str, object]]:
     with Project.load(root) as project:
+        derived = project.config.transforms.schema_name
         found: list[dict[str, object]] = project.warehouse.query_arrow(
-            'SELECT * FROM analytics."training"'
+            f'SELECT * FROM "{derived}"."training" ORDER BY user_id, happened'
         ).to_pylist()
         return found
 

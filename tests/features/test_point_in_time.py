@@ -12,6 +12,10 @@ from hypothesis import strategies as st
 
 from gristmill.features.definition import FeatureView, aggregate, expression
 from gristmill.features.pit import Selection, training_set_sql
+from gristmill.warehouse.base import Warehouse
+from gristmill.warehouse.duckdb import DuckDBWarehouse
+from gristmill.warehouse.postgres import PostgresWarehouse
+from tests.conftest import PG_URL, require_server
 
 BASE = datetime(2025, 1, 1)
 VIEW = FeatureView(
@@ -80,32 +84,85 @@ def reference(
     return result
 
 
+class Engine:
+    """One warehouse engine the training-set SQL runs on: tables loaded, queries answered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "duckdb":
+            self.warehouse: type[Warehouse] = DuckDBWarehouse
+            self.db: Any = duckdb.connect()
+            self.mark = "?"
+        else:
+            import psycopg
+
+            require_server("PostgreSQL", "127.0.0.1", 5432)
+            self.warehouse = PostgresWarehouse
+            self.db = psycopg.connect(PG_URL, autocommit=True)
+            self.mark = "%s"
+
+    def load(self, rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]]) -> None:
+        temporary = "TEMP " if self.name == "postgres" else ""
+        for table in ("events", "spine"):
+            self.db.execute(f"DROP TABLE IF EXISTS {table}")
+        self.db.execute(
+            f"CREATE {temporary}TABLE events"
+            " (user_id INTEGER, event_at TIMESTAMP, amount INTEGER, shop VARCHAR)"
+        )
+        self.db.execute(
+            f"CREATE {temporary}TABLE spine (user_id INTEGER, decided_at TIMESTAMP, label BOOLEAN)"
+        )
+        with self.db.cursor() as cursor:
+            if rows:
+                cursor.executemany(f"INSERT INTO events VALUES ({self.marks(4)})", rows)
+            cursor.executemany(
+                f"INSERT INTO spine VALUES ({self.marks(3)})",
+                [(u, t, u % 2 == 0) for u, t in points],
+            )
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self.db.cursor() as cursor:
+            cursor.execute(sql)
+            return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """One connection per engine for the whole module (hypothesis runs many examples)."""
+    if request.param not in ENGINES:
+        ENGINES[request.param] = Engine(request.param)
+    return ENGINES[request.param]
+
+
 @pytest.mark.parametrize("inclusive", [False, True])
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(rows=events, points=spine)
 def test_matches_the_reference(
-    rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]], inclusive: bool
+    engine: Engine, rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]], inclusive: bool
 ) -> None:
-    db = duckdb.connect()
-    db.execute(
-        "CREATE TABLE events (user_id INTEGER, event_at TIMESTAMP, amount INTEGER, shop VARCHAR)"
-    )
-    db.execute("CREATE TABLE spine (user_id INTEGER, decided_at TIMESTAMP, label BOOLEAN)")
-    if rows:
-        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)
-    db.executemany("INSERT INTO spine VALUES (?, ?, ?)", [(u, t, u % 2 == 0) for u, t in points])
+    engine.load(rows, points)
     selection = Selection(VIEW, VIEW.columns(), '"events"')
     sql = training_set_sql(
-        "SELECT user_id, decided_at, label FROM spine", "decided_at", [selection], inclusive
+        "SELECT user_id, decided_at, label FROM spine",
+        "decided_at",
+        [selection],
+        engine.warehouse,
+        inclusive,
     )
-    got = db.sql(sql).fetchall()
-    names = [d[0] for d in db.sql(sql).description]
+    names, got = engine.query(sql)
     assert len(got) == len(points)
     for (user, at), row in zip(points, got, strict=True):
         values = dict(zip(names, row, strict=True))
         assert (values["user_id"], values["decided_at"]) == (user, at)  # the spine's order, kept
+        assert list(values)[:3] == ["user_id", "decided_at", "label"]  # and only its columns
         expected = reference(rows, user, at, inclusive)
         for column, value in expected.items():
             found = values[column]

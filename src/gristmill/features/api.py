@@ -328,7 +328,8 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
         + f", make_timestamp({at}) AS _gm_at"
         for key, at in points
     )
-    sql = training_set_sql(values_sql, "_gm_at", [Selection(view, view.columns(), source)])
+    selection = Selection(view, view.columns(), source)
+    sql = training_set_sql(values_sql, "_gm_at", [selection], type(project.warehouse))
     batch = project.warehouse.query_arrow(sql).to_pylist()
     mismatches = []
     for (key, at), online, offline in zip(points, online_values, batch, strict=True):

@@ -1,4 +1,5 @@
-"""Point-in-time training sets in one SQL query, computed by the warehouse (DuckDB).
+"""Point-in-time training sets in one SQL query, computed by the warehouse (DuckDB or
+PostgreSQL: where their SQL differs, the warehouse class says what it offers).
 
 For each feature view the spine's rows are put among the view's events, ordered by
 entity and time, and every feature is a window function over that sequence. Counts, sums
@@ -14,9 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gristmill.durations import parse_duration
 from gristmill.features.definition import Feature, FeatureView
+
+if TYPE_CHECKING:
+    from gristmill.warehouse.base import Warehouse
 
 TOTALS = ("count", "sum", "mean", "count_distinct")
 """Aggregations computed as differences of per-entity running totals (one streaming pass):
@@ -59,14 +64,19 @@ def _aggregate(feature: Feature, frame: str, index: int) -> str:
     return f"{function} OVER {frame}"
 
 
-def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
+def view_sql(
+    selection: Selection, spine: str, spine_ts: str, inclusive: bool, engine: type[Warehouse]
+) -> str | None:
     """A query giving, per spine row (`_gm_row`), the selected columns of one view."""
     view = selection.view
     keys = [_q(k) for k in view.entity]
     partition = f"PARTITION BY {', '.join(keys)}"
     wanted = set(selection.columns)
     inputs, filters, inner, outer = [], [], [], []
+    carried: list[str] = []
+    regroup: list[str] = []
     windows: dict[str, str] = {}
+    groups: dict[str, str] = {}
     upper = "CURRENT ROW" if inclusive else "INTERVAL '1 microseconds' PRECEDING"
     for index, feature in enumerate(view.features):
         inputs.append(f"{feature.sql or feature.column or '1'} AS _gm_in{index}")
@@ -88,25 +98,41 @@ def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -
                 continue
             # The latest event: spine rows sort before the events of their own instant
             # (after them when inclusive), and ties among events go to the largest value.
+            order = f"{partition} ORDER BY {TS}, _gm_rank, _gm_in{index} NULLS FIRST"
             name = f"w_latest{index}"
-            windows[name] = (
-                f"({partition} ORDER BY {TS}, _gm_rank, _gm_in{index} NULLS FIRST"
-                " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-            )
-            struct = f"{{'v': _gm_in{index}, 't': {TS}}}"
-            inner.append(
-                f"last_value(CASE WHEN {EVENT} = 1 THEN {struct} END IGNORE NULLS) OVER {name}"
-                f" AS _gm_latest{index}"
-            )
+            if engine.SUPPORTS_IGNORE_NULLS:
+                windows[name] = f"({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+                struct = f"{{'v': _gm_in{index}, 't': {TS}}}"
+                inner.append(
+                    f"last_value(CASE WHEN {EVENT} = 1 THEN {struct} END IGNORE NULLS)"
+                    f" OVER {name} AS _gm_latest{index}"
+                )
+                value, at = f"_gm_latest{index}.v", f"_gm_latest{index}.t"
+            else:
+                # Numbered by the events up to it, each row shares a group with the latest
+                # event before it (group 0: none), whose value the group then takes.
+                windows[name] = f"({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+                inner.append(f"count(CASE WHEN {EVENT} = 1 THEN 1 END) OVER {name} AS _gm_g{index}")
+                carried.append(f"_gm_in{index}")
+                group = f"g_latest{index}"
+                groups[group] = (
+                    f"({partition}, _gm_g{index} ORDER BY {EVENT} DESC"
+                    " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+                )
+                regroup += [
+                    f"first_value(CASE WHEN {EVENT} = 1 THEN _gm_in{index} END) OVER {group}"
+                    f" AS _gm_lv{index}",
+                    f"first_value(CASE WHEN {EVENT} = 1 THEN _gm_at END) OVER {group}"
+                    f" AS _gm_lt{index}",
+                ]
+                value, at = f"_gm_lv{index}", f"_gm_lt{index}"
             ttl = view.ttl_delta
             stale = (
-                f"_gm_at - _gm_latest{index}.t > INTERVAL '{int(ttl.total_seconds() * 1e6)} microseconds'"
+                f"_gm_at - {at} > INTERVAL '{int(ttl.total_seconds() * 1e6)} microseconds'"
                 if ttl
                 else "FALSE"
             )
-            outer.append(
-                f"CASE WHEN {stale} THEN NULL ELSE _gm_latest{index}.v END AS {_q(column)}"
-            )
+            outer.append(f"CASE WHEN {stale} THEN NULL ELSE {value} END AS {_q(column)}")
     spine_rank = "2" if inclusive else "0"
     event_columns = [*keys, f"{_q(view.timestamp)} AS {TS}", f"NULL AS {ROW}", f"1 AS {EVENT}"]
     spine_columns = [*keys, f"{_q(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
@@ -122,11 +148,12 @@ def view_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -
     if not outer:
         return None
     frames = ", ".join(f"{name} AS {frame}" for name, frame in windows.items())
-    computed = (
-        f"SELECT {ROW}, {TS} AS _gm_at, {', '.join(inner)} FROM ({points}) AS p"
-        f" WINDOW {frames} QUALIFY {ROW} IS NOT NULL"
-    )
-    return f"SELECT {ROW}, {', '.join(outer)} FROM ({computed}) AS c"
+    taken = [ROW, f"{TS} AS _gm_at", *([*keys, EVENT, *carried] if regroup else []), *inner]
+    computed = f"SELECT {', '.join(taken)} FROM ({points}) AS p WINDOW {frames}"
+    if regroup:
+        latest = ", ".join(f"{name} AS {frame}" for name, frame in groups.items())
+        computed = f"SELECT *, {', '.join(regroup)} FROM ({computed}) AS l WINDOW {latest}"
+    return f"SELECT {ROW}, {', '.join(outer)} FROM ({computed}) AS c WHERE {ROW} IS NOT NULL"
 
 
 def _distinct_runs(
@@ -159,7 +186,8 @@ class _Totals:
     """Two flags share one BIGINT, the second times 2**32: half the running sums, and
     exact while an entity has fewer than 2**32 events."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: type[Warehouse]) -> None:
+        self.engine = engine
         self.flags: dict[str, str] = {}
         self.values: dict[str, str] = {}
 
@@ -195,10 +223,17 @@ class _Totals:
             return read.format(name)
         index = list(self.flags.values()).index(name)
         packed = read.format(f"_gm_p{index // 2}")
-        return f"CAST({packed} {'%' if index % 2 == 0 else '//'} {self.PACK} AS BIGINT)"
+        half = (
+            f"{packed} % {self.PACK}"
+            if index % 2 == 0
+            else self.engine.INTEGER_DIVISION_SQL.format(a=packed, b=self.PACK)
+        )
+        return f"CAST({half} AS BIGINT)"
 
 
-def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool) -> str | None:
+def totals_sql(
+    selection: Selection, spine: str, spine_ts: str, inclusive: bool, engine: type[Warehouse]
+) -> str | None:
     """Per spine row, the selected counts, sums, means and distinct counts of one view:
     running totals per entity over its events, read at the spine row's time and at the
     start of each window (by probe rows in the same ordered pass), and subtracted."""
@@ -216,7 +251,7 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
     windows = list(dict.fromkeys(w for _, _, columns in picked for _, w in columns))
     edge = {w: k for k, w in enumerate(windows, start=1)}
 
-    totals = _Totals()
+    totals = _Totals(engine)
 
     def diff(upper_total: str, window: str, lower_total: str | None = None) -> str:
         upper = totals.at(upper_total, 0)
@@ -244,7 +279,8 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
         summed = totals.value(f"CASE WHEN {present} THEN {value} ELSE 0 END")
         for column, window in columns:
             count, total = diff(counted, window), diff(summed, window)
-            result = total if feature.aggregation == "sum" else f"{total} / {count}"
+            mean = f"CAST({total} AS DOUBLE PRECISION) / {count}"
+            result = total if feature.aggregation == "sum" else mean
             outputs.append(f"CASE WHEN {count} > 0 THEN {result} END AS {_q(column)}")
     contributions = totals.event_columns()
     # Probe rows: each spine row at its time (edge 0) and at the start of each window
@@ -272,20 +308,32 @@ def totals_sql(selection: Selection, spine: str, spine_ts: str, inclusive: bool)
         f"SELECT {ROW}, _gm_edge, {', '.join(totals.running())}"
         f" FROM ({' UNION ALL '.join([events, *probes])}) AS p"
         f" WINDOW _gm_run AS (PARTITION BY {', '.join(keys)} ORDER BY {TS}, _gm_rank"
-        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) QUALIFY _gm_edge IS NOT NULL"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     )
-    return f"SELECT {ROW}, {', '.join(outputs)} FROM ({sequence}) AS t GROUP BY {ROW}"
+    return (
+        f"SELECT {ROW}, {', '.join(outputs)} FROM ({sequence}) AS t"
+        f" WHERE _gm_edge IS NOT NULL GROUP BY {ROW}"
+    )
 
 
 def training_set_sql(
-    spine: str, spine_ts: str, selections: Sequence[Selection], inclusive: bool = False
+    spine: str,
+    spine_ts: str,
+    selections: Sequence[Selection],
+    engine: type[Warehouse],
+    inclusive: bool = False,
 ) -> str:
-    """The whole training set: the spine's columns, then every selected feature."""
-    parts = [f"_gm_spine AS (SELECT row_number() OVER () AS {ROW}, * FROM ({spine}) AS s)"]
+    """The whole training set, in the SQL of `engine` (a warehouse class): the spine's
+    columns, then every selected feature."""
+    if engine.SUPPORTS_STAR_EXCLUDE:
+        numbered, spine_columns = "*", f"_gm_spine.* EXCLUDE ({ROW})"
+    else:  # the spine row also travels whole, to come out without its number
+        numbered, spine_columns = "s AS _gm_whole, *", "(_gm_spine._gm_whole).*"
+    parts = [f"_gm_spine AS (SELECT row_number() OVER () AS {ROW}, {numbered} FROM ({spine}) AS s)"]
     joins, columns = [], []
     for i, selection in enumerate(selections):
         for kind, build in (("f", view_sql), ("t", totals_sql)):
-            sql = build(selection, "_gm_spine", spine_ts, inclusive)
+            sql = build(selection, "_gm_spine", spine_ts, inclusive, engine)
             if sql is None:
                 continue
             name = f"_gm_{kind}{i}"
@@ -301,6 +349,6 @@ def training_set_sql(
         }
         columns += [f"_gm_{'t' if c in from_totals else 'f'}{i}.{_q(c)}" for c in selection.columns]
     return (
-        f"WITH {', '.join(parts)} SELECT _gm_spine.* EXCLUDE ({ROW}), {', '.join(columns)}"
+        f"WITH {', '.join(parts)} SELECT {spine_columns}, {', '.join(columns)}"
         f" FROM _gm_spine{''.join(joins)} ORDER BY _gm_spine.{ROW}"
     )

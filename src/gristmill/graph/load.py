@@ -218,11 +218,6 @@ def _feature_assets(
                 definition_hash=view.version,
             )
         )
-    if definitions.datasets and warehouse.NAME != "duckdb":
-        raise ConfigError(
-            "Point-in-time datasets are built by the DuckDB warehouse for now; this project's"
-            f" warehouse is {warehouse.NAME}."
-        )
     for dataset in definitions.datasets.values():
         selections = definitions.selections(dataset, sources)
         spine = dataset.spine.strip()
@@ -233,7 +228,9 @@ def _feature_assets(
         else:
             upstream = [resolve(spine, dataset.where)]
             spine_sql = f"SELECT * FROM {warehouse.qualified(*resolved[_split(spine)])}"
-        sql = training_set_sql(spine_sql, dataset.timestamp, selections, dataset.inclusive)
+        sql = training_set_sql(
+            spine_sql, dataset.timestamp, selections, type(warehouse), dataset.inclusive
+        )
         transform = Transform(
             name=dataset.name,
             kind="sql",

@@ -40,7 +40,8 @@ def _features_sql(project: Project, training_set: str, relation: str) -> str:
     }
     selections = definitions.selections(dataset, sources)
     spine = f"SELECT * FROM {relation}"
-    return training_set_sql(spine, dataset.timestamp, selections, dataset.inclusive)
+    engine = type(project.warehouse)
+    return training_set_sql(spine, dataset.timestamp, selections, engine, dataset.inclusive)
 
 
 def score_table(

@@ -228,6 +228,14 @@ class Warehouse(ABC):
         keyword = "VIEW" if kind == "view" else "TABLE"
         return f"DROP {keyword} IF EXISTS {self.qualified(schema, name)}{self.DROP_CASCADE}"
 
+    # -- what point-in-time training sets need (features.pit) ------------------------
+    SUPPORTS_IGNORE_NULLS: ClassVar[bool] = False
+    """`last_value(x IGNORE NULLS)` over a window frame (else the latest event is found
+    by grouping rows after it)."""
+    SUPPORTS_STAR_EXCLUDE: ClassVar[bool] = False
+    """`SELECT t.* EXCLUDE (c)` (else the spine travels as one row-valued column)."""
+    INTEGER_DIVISION_SQL: ClassVar[str] = "div({a}, {b})"
+
     # -- what profiling needs ---------------------------------------------------------
     APPROX_DISTINCT_SQL: ClassVar[str | None] = None
     """An approximate count of distinct `{x}` (HyperLogLog), where the engine has one."""

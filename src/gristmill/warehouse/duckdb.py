@@ -96,6 +96,9 @@ class DuckDBWarehouse(Warehouse):
     FINGERPRINT_SQL = "SELECT count(*), CAST(sum(hash(t)) AS VARCHAR) FROM {relation} AS t"
     APPROX_DISTINCT_SQL = "approx_count_distinct({x})"
     EPOCH_SQL = "epoch({x})"
+    SUPPORTS_IGNORE_NULLS = True
+    SUPPORTS_STAR_EXCLUDE = True
+    INTEGER_DIVISION_SQL = "{a} // {b}"
 
     def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
         function = "approx_quantile" if approx else "quantile_cont"
