@@ -6,6 +6,7 @@ import json
 import random
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from gristmill.features.api import get_online_features, materialize, push, verify
 from gristmill.graph.run import run
 from gristmill.project import Project
-from tests.conftest import require_server
+from tests.conftest import PG_URL, require_server
 from tests.helpers import write_project
 
 FEATURES = """
@@ -40,8 +41,10 @@ spender = FeatureView(
 START = datetime(2025, 3, 1)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def project(request: Any, tmp_path: Path) -> Path:
+@pytest.fixture(params=["duckdb+sqlite", "duckdb+redis", "postgres+sqlite"])
+def project(request: Any, tmp_path: Path, unique_name: str) -> Iterator[Path]:
+    """The project over every online store, and over every warehouse."""
+    warehouse_name, store = request.param.split("+")
     rng = random.Random(5)
     app = tmp_path / "app.sqlite"
     with sqlite3.connect(app) as db:
@@ -66,18 +69,27 @@ def project(request: Any, tmp_path: Path) -> Path:
     (root / "features").mkdir(parents=True)
     (root / "features" / "spend.py").write_text(FEATURES)
     online: dict[str, Any] = {"path": str(tmp_path / "online.sqlite")}
-    if request.param == "redis":
+    if store == "redis":
         require_server("Redis", "127.0.0.1", 6379)
         online = {"type": "redis", "url": "redis://127.0.0.1:6379/0", "prefix": uuid.uuid4().hex}
+    extra: dict[str, Any] = {"online": online}
+    if warehouse_name == "postgres":
+        require_server("PostgreSQL", "127.0.0.1", 5432)
+        extra["warehouse"] = {"type": "postgres", "url": PG_URL, "raw_schema": unique_name}
+        extra["transforms"] = {"schema": f"{unique_name}_an"}
     write_project(
-        root,
-        {"app": {"type": "sqlite", "path": str(app), "tables": {"payments": {}}}},
-        online=online,
+        root, {"app": {"type": "sqlite", "path": str(app), "tables": {"payments": {}}}}, **extra
     )
     with Project.load(root) as p:
         assert run(p).ok
     yield root
-    if request.param == "redis":
+    if warehouse_name == "postgres":
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as db:
+            for schema in (unique_name, f"{unique_name}_an", f"_gristmill_{unique_name}"):
+                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    if store == "redis":
         import redis
 
         client = redis.Redis.from_url("redis://127.0.0.1:6379/0")

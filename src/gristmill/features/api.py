@@ -41,9 +41,7 @@ def _source(project: Project, view: FeatureView) -> str:
 
 
 def _epoch_us(project: Project) -> str:
-    if project.warehouse.NAME != "duckdb":
-        raise ConfigError("Online features read the DuckDB warehouse for now.")
-    return "epoch_us({x})"
+    return project.warehouse.EPOCH_US_SQL
 
 
 @dataclass
@@ -75,18 +73,19 @@ def materialize(
         source = _source(project, view)
         events = event_rows_sql(view, source, _epoch_us(project))
         keys = ", ".join(f'"{k}"' for k in view.entity)
-        recent = f"_gm_time >= {now - span_us(view)}"
         # The latest event of every entity is kept, however old: expressions read it.
-        latest = f"row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC) = 1"
-        sql = f"SELECT * FROM ({events}) AS e WHERE {recent} OR {latest}"
+        ranked = (
+            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC)"
+            f" AS _gm_newest FROM ({events}) AS e"
+        )
+        recent = f"_gm_time >= {now - span_us(view)}"
+        sql = f"SELECT * FROM ({ranked}) AS e WHERE {recent} OR _gm_newest = 1"
         if incremental:
             sql = (
                 f"SELECT * FROM ({sql}) AS e WHERE ({keys}) IN"
                 f" (SELECT {keys} FROM ({events}) AS n WHERE _gm_time > {int(mark or 0)})"
             )
-            sql = sql.replace(f"WHERE {recent} OR {latest}", f"QUALIFY {recent} OR {latest}")
         else:
-            sql = sql.replace(f"WHERE {recent} OR {latest}", f"QUALIFY {recent} OR {latest}")
             store.clear(view.name)
         rows = project.warehouse.query_arrow(sql)
         entities = apply_events(store, view, rows, now=now, replace=True)
@@ -325,7 +324,7 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     values_sql = " UNION ALL ".join(
         "SELECT "
         + ", ".join(f'{_literal(v)} AS "{k}"' for k, v in zip(view.entity, key, strict=True))
-        + f", make_timestamp({at}) AS _gm_at"
+        + f", {project.warehouse.TIMESTAMP_FROM_US_SQL.format(x=at)} AS _gm_at"
         for key, at in points
     )
     selection = Selection(view, view.columns(), source)

@@ -236,6 +236,12 @@ class Warehouse(ABC):
     """`SELECT t.* EXCLUDE (c)` (else the spine travels as one row-valued column)."""
     INTEGER_DIVISION_SQL: ClassVar[str] = "div({a}, {b})"
 
+    # -- what the online path needs (features.api) -----------------------------------
+    EPOCH_US_SQL: ClassVar[str]
+    """Microseconds since 1970 of the timestamp `{x}`, as a BIGINT."""
+    TIMESTAMP_FROM_US_SQL: ClassVar[str]
+    """The timestamp (without time zone) `{x}` microseconds after 1970."""
+
     # -- what profiling needs ---------------------------------------------------------
     APPROX_DISTINCT_SQL: ClassVar[str | None] = None
     """An approximate count of distinct `{x}` (HyperLogLog), where the engine has one."""

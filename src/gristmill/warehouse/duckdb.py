@@ -99,6 +99,8 @@ class DuckDBWarehouse(Warehouse):
     SUPPORTS_IGNORE_NULLS = True
     SUPPORTS_STAR_EXCLUDE = True
     INTEGER_DIVISION_SQL = "{a} // {b}"
+    EPOCH_US_SQL = "epoch_us({x})"
+    TIMESTAMP_FROM_US_SQL = "make_timestamp({x})"
 
     def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
         function = "approx_quantile" if approx else "quantile_cont"

@@ -84,6 +84,8 @@ class PostgresWarehouse(Warehouse):
     MAX_DECIMAL_PRECISION = 1000
     DROP_CASCADE = " CASCADE"
     EPOCH_SQL = "extract(epoch from {x})::float8"
+    EPOCH_US_SQL = "CAST(extract(epoch FROM {x}) * 1000000 AS BIGINT)"
+    TIMESTAMP_FROM_US_SQL = "(TIMESTAMP 'epoch' + {x} * INTERVAL '1 microsecond')"
     FINGERPRINT_SQL = (
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )
