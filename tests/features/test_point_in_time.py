@@ -101,13 +101,18 @@ class Engine:
             self.db = psycopg.connect(PG_URL, autocommit=True)
             self.mark = "%s"
 
-    def load(self, rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]]) -> None:
+    def load(
+        self,
+        rows: list[tuple[Any, ...]],
+        points: list[tuple[int, datetime]],
+        amount_type: str = "INTEGER",
+    ) -> None:
         temporary = "TEMP " if self.name == "postgres" else ""
         for table in ("events", "spine"):
             self.db.execute(f"DROP TABLE IF EXISTS {table}")
         self.db.execute(
             f"CREATE {temporary}TABLE events"
-            " (user_id INTEGER, event_at TIMESTAMP, amount INTEGER, shop VARCHAR)"
+            f" (user_id INTEGER, event_at TIMESTAMP, amount {amount_type}, shop VARCHAR)"
         )
         self.db.execute(
             f"CREATE {temporary}TABLE spine (user_id INTEGER, decided_at TIMESTAMP, label BOOLEAN)"
@@ -170,3 +175,38 @@ def test_matches_the_reference(
                 assert found == pytest.approx(value), column
             else:
                 assert found == value, (column, user, at)
+
+
+def test_sums_of_single_precision_keep_their_digits_and_any_spine_column_name(
+    engine: Engine,
+) -> None:
+    """Windows are differences of running totals: a REAL summed as a REAL (PostgreSQL's
+    sum) would lose the small values after a large one. And the spine's columns come out
+    whatever their names (PostgreSQL carries the spine row whole)."""
+    rows = [
+        (1, BASE, 1e8, "a"),
+        (1, BASE + timedelta(hours=5), 1.5, "a"),
+        (1, BASE + timedelta(hours=5, minutes=1), 2.25, "b"),
+    ]
+    engine.load(rows, [(1, BASE + timedelta(hours=5, minutes=30))], amount_type="REAL")
+    view = FeatureView(
+        name="floats",
+        entity=["user_id"],
+        timestamp="event_at",
+        source="events",
+        features=[
+            aggregate("total", "sum", "amount", windows=["1h"]),
+            aggregate("avg", "mean", "amount", windows=["1h"]),
+        ],
+    )
+    sql = training_set_sql(
+        "SELECT user_id, decided_at, label AS s FROM spine",
+        "decided_at",
+        [Selection(view, view.columns(), '"events"')],
+        engine.warehouse,
+    )
+    names, [row] = engine.query(sql)
+    values = dict(zip(names, row, strict=True))
+    assert names[:3] == ["user_id", "decided_at", "s"] and values["s"] is False
+    assert float(values["total_1h"]) == pytest.approx(3.75)
+    assert values["avg_1h"] == pytest.approx(1.875)

@@ -294,3 +294,21 @@ def test_a_model_without_contributions_still_decides(project: Path) -> None:
     )
     if importlib.util.find_spec("shap") is None:  # TreeSHAP for scikit-learn trees is optional
         assert answer.json()["reasons"] == []
+
+
+def test_a_model_whose_reasons_cannot_be_computed_still_decides(project: Path) -> None:
+    """LightGBM with linear leaves has neither path attributions nor TreeSHAP."""
+    from gristmill.train.trainer import train_model
+
+    spec = project / "models" / "fraud.py"
+    spec.write_text(
+        spec.read_text().replace('"num_leaves": 15}', '"num_leaves": 15, "linear_tree": True}')
+    )
+    with Project.load(project) as p:
+        version = train_model(p, "fraud").version
+        p.registry.promote("fraud", version)
+    for method in ("paths", "shap"):
+        with client(project, reasons=method) as api:
+            answer = api.post("/v1/models/fraud/predict", json=TRANSACTION)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["reasons"] == [] and answer.json()["version"] == version

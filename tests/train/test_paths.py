@@ -63,6 +63,23 @@ def test_a_tree_of_one_leaf_is_all_bias() -> None:
     np.testing.assert_allclose(parts[:, -1], model.predict(X[:5], raw_score=True))
 
 
+def test_linear_leaves_and_huge_models_have_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A linear leaf's output is not its constant; a model too large for the dense
+    credits is served with Shapley values instead."""
+    X = np.nan_to_num(rows(n=500))
+    y = X[:, 0] * 2 + X[:, 1]
+    assert (
+        PathAttributions.of_lightgbm(
+            train(X, y, rounds=5, objective="regression", linear_tree=True)
+        )
+        is None
+    )
+    plain = train(X, y, rounds=5, objective="regression")
+    assert PathAttributions.of_lightgbm(plain) is not None
+    monkeypatch.setattr("gristmill.train.paths.MAX_CREDITS", 10)
+    assert PathAttributions.of_lightgbm(plain) is None
+
+
 def test_families_declare_whether_they_have_them() -> None:
     X = rows(n=300)
     model = train(X, (np.nan_to_num(X[:, 0]) > 0).astype(int), rounds=3, objective="binary")

@@ -276,7 +276,8 @@ def totals_sql(
         value = f"({feature.column})"
         present = f"{keep} AND {value} IS NOT NULL"
         counted = totals.flag(present)
-        summed = totals.value(f"CASE WHEN {present} THEN {value} ELSE 0 END")
+        widened = engine.SUM_INPUT_SQL.format(x=value)
+        summed = totals.value(f"CASE WHEN {present} THEN {widened} ELSE 0 END")
         for column, window in columns:
             count, total = diff(counted, window), diff(summed, window)
             mean = f"CAST({total} AS DOUBLE PRECISION) / {count}"
@@ -328,7 +329,7 @@ def training_set_sql(
     if engine.SUPPORTS_STAR_EXCLUDE:
         numbered, spine_columns = "*", f"_gm_spine.* EXCLUDE ({ROW})"
     else:  # the spine row also travels whole, to come out without its number
-        numbered, spine_columns = "s AS _gm_whole, *", "(_gm_spine._gm_whole).*"
+        numbered, spine_columns = "(s.*)::record AS _gm_whole, *", "(_gm_spine._gm_whole).*"
     parts = [f"_gm_spine AS (SELECT row_number() OVER () AS {ROW}, {numbered} FROM ({spine}) AS s)"]
     joins, columns = [], []
     for i, selection in enumerate(selections):

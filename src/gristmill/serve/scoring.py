@@ -4,12 +4,13 @@ the decision of the model's policy, and the contributions that moved the score m
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gristmill.errors import GristmillError, MissingDependencyError
+from gristmill.errors import GristmillError
 from gristmill.train.encode import Encoding
 
 if TYPE_CHECKING:
@@ -184,9 +185,10 @@ class Scorer:
 
 
 def explainer(loaded: LoadedModel, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
-    """How `loaded` computes its reasons: path attributions when asked for and the family
-    has them, else Shapley values; None for a scikit-learn tree without shap, which is
-    served with scores and decisions but no reasons."""
+    """How `loaded` computes its reasons: path attributions when asked for and the model
+    has them, else Shapley values. None when neither can be computed (a scikit-learn tree
+    without shap, a LightGBM model with linear leaves): the model is served with scores
+    and decisions, without reasons, rather than not at all."""
     from gristmill.train.estimators import estimator
     from gristmill.train.explain import contributions
 
@@ -197,7 +199,10 @@ def explainer(loaded: LoadedModel, method: str) -> Callable[[np.ndarray], np.nda
     names = loaded.encoding.names
     try:
         contributions(loaded.fitted, loaded.encoding.transform_rows([{}]), names)
-    except MissingDependencyError:
+    except Exception as exc:  # whatever the library's reason: serve without reasons
+        logging.getLogger(__name__).warning(
+            "%s v%s is served without reasons: %s", loaded.spec.name, loaded.version.version, exc
+        )
         return None
     return lambda X: contributions(loaded.fitted, X, names)
 

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+MAX_CREDITS = 10_000_000
+"""Cells (leaves x features) of the credits matrix a model may take: 80 MB."""
+
+
 @dataclass(frozen=True)
 class PathAttributions:
     credits: np.ndarray
@@ -34,13 +38,18 @@ class PathAttributions:
     """rows -> (rows, trees) leaf indices."""
 
     @classmethod
-    def of_lightgbm(cls, booster: Any) -> PathAttributions:
+    def of_lightgbm(cls, booster: Any) -> PathAttributions | None:
+        """None when the model's leaves are not constants (`linear_tree`), or its credits
+        would take more than MAX_CREDITS cells: Shapley values serve those."""
         import numpy as np
 
         from gristmill.train.estimators.lightgbm import threads_for
 
         dump = booster.dump_model()
         width = int(dump["max_feature_idx"]) + 2
+        leaves = sum(int(info["num_leaves"]) for info in dump["tree_info"])
+        if leaves * width > MAX_CREDITS or _has_linear_leaves(dump):
+            return None
         per_tree = [_tree_credits(info["tree_structure"], width) for info in dump["tree_info"]]
         sizes = [len(credits) for credits in per_tree]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -69,6 +78,17 @@ class PathAttributions:
         rounds = leaves.shape[1] // self.classes
         by_class = gathered.reshape(len(X), rounds, self.classes, -1)
         return np.asarray(by_class.sum(axis=1))
+
+
+def _has_linear_leaves(dump: dict[str, Any]) -> bool:
+    """Whether a leaf adds coefficients times features to its constant (`linear_tree`)."""
+    stack = [info["tree_structure"] for info in dump["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if node.get("leaf_coeff"):
+            return True
+        stack += [node[side] for side in ("left_child", "right_child") if side in node]
+    return False
 
 
 def _tree_credits(root: dict[str, Any], width: int) -> np.ndarray:

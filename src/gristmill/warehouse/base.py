@@ -235,6 +235,9 @@ class Warehouse(ABC):
     SUPPORTS_STAR_EXCLUDE: ClassVar[bool] = False
     """`SELECT t.* EXCLUDE (c)` (else the spine travels as one row-valued column)."""
     INTEGER_DIVISION_SQL: ClassVar[str] = "div({a}, {b})"
+    SUM_INPUT_SQL: ClassVar[str] = "CAST({x} AS NUMERIC)"
+    """A summed feature's value as it enters the running totals: windows are differences
+    of totals, so these must not lose digits (PostgreSQL sums a REAL as a REAL)."""
 
     # -- what the online path needs (features.api) -----------------------------------
     EPOCH_US_SQL: ClassVar[str]

@@ -99,6 +99,7 @@ class DuckDBWarehouse(Warehouse):
     SUPPORTS_IGNORE_NULLS = True
     SUPPORTS_STAR_EXCLUDE = True
     INTEGER_DIVISION_SQL = "{a} // {b}"
+    SUM_INPUT_SQL = "{x}"  # integers sum as HUGEINT, floats as DOUBLE
     EPOCH_US_SQL = "epoch_us({x})"
     TIMESTAMP_FROM_US_SQL = "make_timestamp({x})"
 

@@ -51,7 +51,7 @@ class LightGBMEstimator(BoostedEstimator):
         predicted: np.ndarray = fitted.predict(X, num_threads=threads_for(len(X)))
         return predicted
 
-    def path_attributions(self, fitted: Any) -> Callable[[np.ndarray], np.ndarray]:
+    def path_attributions(self, fitted: Any) -> Callable[[np.ndarray], np.ndarray] | None:
         from gristmill.train.paths import PathAttributions
 
         return PathAttributions.of_lightgbm(fitted)
