@@ -49,6 +49,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -447,6 +448,14 @@ async def closed_loop(
     return run
 
 
+def with_server_cpu(process: Any, load: Coroutine[Any, Any, Run]) -> Run:
+    """The run of `load`, with the CPU the server's processes used meanwhile."""
+    before = tree_cpu(process)
+    run = asyncio.run(load)
+    run.server_cpu = tree_cpu(process) - before
+    return run
+
+
 def measure_server(
     process: Any, port: int | list[int], requests: list[bytes], args: argparse.Namespace
 ) -> dict[str, dict[str, float]]:
@@ -455,9 +464,9 @@ def measure_server(
     closed-loop throughput or of that rate (a rate it can sustain)."""
     results: dict[str, dict[str, float]] = {}
     asyncio.run(closed_loop(port, requests, 4, 3.0))  # warm-up
-    before = tree_cpu(process)
-    run = asyncio.run(closed_loop(port, requests, args.connections, args.closed_seconds))
-    run.server_cpu = tree_cpu(process) - before
+    run = with_server_cpu(
+        process, closed_loop(port, requests, args.connections, args.closed_seconds)
+    )
     closed = run.row()
     results[f"closed {args.connections}"] = closed
     print(f"  closed loop, {args.connections} connections: {fmt(closed)}", flush=True)
@@ -472,9 +481,7 @@ def measure_server(
     rates = list(args.rates)
     for rate in rates:
         time.sleep(1)
-        before = tree_cpu(process)
-        run = asyncio.run(open_loop(port, requests, rate, args.seconds))
-        run.server_cpu = tree_cpu(process) - before
+        run = with_server_cpu(process, open_loop(port, requests, rate, args.seconds))
         results[f"open {rate:g}/s"] = run.row()
         print(f"  open loop {rate:g}/s: {fmt(results[f'open {rate:g}/s'])}", flush=True)
         if run.failures:
@@ -501,9 +508,7 @@ def capacity(
     falling = True
     for _ in range(20):
         time.sleep(1)
-        before = tree_cpu(process)
-        run = asyncio.run(open_loop(port, requests, rate, args.probe_seconds))
-        run.server_cpu = tree_cpu(process) - before
+        run = with_server_cpu(process, open_loop(port, requests, rate, args.probe_seconds))
         row = run.row()
         held = not run.errors and row["rps"] > 0.97 * rate and row["p99"] <= args.p99_target
         print(f"    probe {rate:g}/s: {'holds' if held else 'does not hold'}: {fmt(row)}")
