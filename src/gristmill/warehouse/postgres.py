@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError, ConfigError
-from gristmill.postgres_adbc import connect, dbapi, faithful
+from gristmill.postgres_adbc import DriverError, PostgresConnection, faithful
 from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
 
 WHO = "The PostgreSQL warehouse"
@@ -43,33 +43,28 @@ _SIMPLE_TYPES: dict[pa.DataType, str] = {
 
 
 class _PostgresTransaction:
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: PostgresConnection) -> None:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with closing(self._conn.cursor()) as cursor:
-            _run(cursor, sql, params)
+        _run(self._conn.execute, sql, params)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with closing(self._conn.cursor()) as cursor:
-            _run(cursor, sql, params)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
-            return rows
+        return _run(self._conn.rows, sql, params)
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        with closing(self._conn.cursor()) as cursor:
-            _run(cursor, sql, params)
-            return faithful(cursor.fetch_arrow_table())
+        return faithful(_run(self._conn.arrow, sql, params))
 
 
-def _run(cursor: Any, sql: str, params: Sequence[Any]) -> None:
-    driver = dbapi(WHO)
+_R = TypeVar("_R")
+
+
+def _run(call: Callable[[str, Sequence[Any]], _R], sql: str, params: Sequence[Any]) -> _R:
     try:
-        cursor.execute(sql, list(params) if params else None)
-    except driver.Error as exc:
-        message = str(exc).split("\n")[0]
+        return call(sql, params)
+    except DriverError as exc:
         raise BackendError(
-            f"PostgreSQL rejected: {sql.strip()[:300]}\n  {message}", str(exc)
+            f"PostgreSQL rejected: {sql.strip()[:300]}\n  {exc.first_line}", str(exc)
         ) from None
 
 
@@ -99,14 +94,14 @@ class PostgresWarehouse(Warehouse):
         self.url = config.url
         # A connection per thread, so that steps of a run can work at once.
         self._local = threading.local()
-        self._connections: list[Any] = []
+        self._connections: list[PostgresConnection] = []
         self._lock = threading.Lock()
         self._connection()
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+    def _connection(self) -> PostgresConnection:
+        conn: PostgresConnection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.url, WHO)
+            conn = PostgresConnection(self.url, WHO)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -122,21 +117,21 @@ class PostgresWarehouse(Warehouse):
             raise
         try:
             conn.commit()
-        except dbapi(WHO).Error as exc:
-            raise BackendError(f"PostgreSQL could not commit: {exc}") from exc
+        except DriverError as exc:
+            raise BackendError(f"PostgreSQL could not commit: {exc.first_line}", str(exc)) from None
 
     def append(self, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
         stream = CountingReader.over(batches)
         if stream is None:
             return 0
         # A connection of its own, so that several streams load one table at once.
-        with closing(connect(self.url, WHO)) as conn, closing(conn.cursor()) as cursor:
+        with closing(PostgresConnection(self.url, WHO)) as conn:
             try:
-                cursor.adbc_ingest(table, stream.reader, mode="append", db_schema_name=schema)
+                conn.ingest(schema, table, stream.reader)
                 conn.commit()
-            except dbapi(WHO).Error as exc:
+            except DriverError as exc:
                 raise BackendError(
-                    f"PostgreSQL rejected the load into {schema}.{table}: {str(exc).splitlines()[0]}"
+                    f"PostgreSQL rejected the load into {schema}.{table}: {exc.first_line}"
                 ) from None
         return stream.rows
 

@@ -3,7 +3,6 @@ ADBC connection of the diff's own, with parallel workers for the checksum scans.
 
 from __future__ import annotations
 
-from contextlib import closing
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gristmill.checks.diff.base import (
@@ -15,7 +14,7 @@ from gristmill.checks.diff.base import (
     Kind,
 )
 from gristmill.errors import BackendError, ConfigError
-from gristmill.postgres_adbc import connect, dbapi
+from gristmill.postgres_adbc import DriverError, PostgresConnection
 
 if TYPE_CHECKING:
     from gristmill.config import SourceConfig
@@ -78,10 +77,9 @@ class PostgresEndpoint(DiffEndpoint):
     def __init__(self, label: str, url: str, schema: str, table: str) -> None:
         super().__init__(label, schema, table)
         self._who = f"Diff of {label}"
-        self._conn = connect(url, self._who)
-        with closing(self._conn.cursor()) as cursor:
-            for statement in self.SESSION:
-                cursor.execute(statement)
+        self._conn = PostgresConnection(url, self._who)
+        for statement in self.SESSION:
+            self._conn.execute(statement)
         self._conn.commit()
 
     @classmethod
@@ -96,19 +94,14 @@ class PostgresEndpoint(DiffEndpoint):
         return cls(label, _url(project.config.warehouse.url, "warehouse"), schema, table)
 
     def _fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        driver = dbapi(self._who)
-        with closing(self._conn.cursor()) as cursor:
-            try:
-                cursor.execute(sql)
-                rows: list[tuple[Any, ...]] = cursor.fetchall()
-            except driver.Error as exc:
-                self._conn.rollback()
-                raise BackendError(
-                    f"{self.label}: PostgreSQL rejected: {sql.strip()[:300]}\n"
-                    f"  {str(exc).splitlines()[0]}"
-                ) from None
-        self._conn.rollback()  # never hold a snapshot open between queries
-        return rows
+        try:
+            return self._conn.rows(sql)
+        except DriverError as exc:
+            raise BackendError(
+                f"{self.label}: PostgreSQL rejected: {sql.strip()[:300]}\n  {exc.first_line}"
+            ) from None
+        finally:
+            self._conn.rollback()  # never hold a snapshot open between queries
 
     def _describe(self) -> list[ColumnType]:
         rows = self._fetch(
