@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gristmill.features.definition import FeatureView, aggregate, expression
 from gristmill.features.pit import Selection, training_set_sql
+from gristmill.features.recent import DENSE_EVENTS_PER_BUCKET, dense_entities_sql
 from gristmill.warehouse.base import Warehouse
 from gristmill.warehouse.duckdb import DuckDBWarehouse
 from gristmill.warehouse.postgres import PostgresWarehouse
@@ -146,12 +147,19 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.mark.parametrize("inclusive", [False, True])
+# Every entity joined with its recent events (the default on this data), or entities
+# with more than 3 events in a 4h bucket taken by the window frames (a mix of both).
+@pytest.mark.parametrize("dense_after", [DENSE_EVENTS_PER_BUCKET, 3], ids=["sparse", "mixed"])
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(rows=events, points=spine)
 def test_matches_the_reference(
-    engine: Engine, rows: list[tuple[Any, ...]], points: list[tuple[int, datetime]], inclusive: bool
+    engine: Engine,
+    rows: list[tuple[Any, ...]],
+    points: list[tuple[int, datetime]],
+    inclusive: bool,
+    dense_after: int,
 ) -> None:
     engine.load(rows, points)
     selection = Selection(VIEW, VIEW.columns(), '"events"')
@@ -161,6 +169,7 @@ def test_matches_the_reference(
         [selection],
         engine.warehouse,
         inclusive,
+        dense_after,
     )
     names, got = engine.query(sql)
     assert len(got) == len(points)
@@ -177,8 +186,9 @@ def test_matches_the_reference(
                 assert found == value, (column, user, at)
 
 
+@pytest.mark.parametrize("dense_after", [DENSE_EVENTS_PER_BUCKET, -1], ids=["join", "frames"])
 def test_sums_of_single_precision_keep_their_digits_and_any_spine_column_name(
-    engine: Engine,
+    engine: Engine, dense_after: int
 ) -> None:
     """Windows are differences of running totals: a REAL summed as a REAL (PostgreSQL's
     sum) would lose the small values after a large one. And the spine's columns come out
@@ -204,9 +214,40 @@ def test_sums_of_single_precision_keep_their_digits_and_any_spine_column_name(
         "decided_at",
         [Selection(view, view.columns(), '"events"')],
         engine.warehouse,
+        dense_after=dense_after,
     )
     names, [row] = engine.query(sql)
     values = dict(zip(names, row, strict=True))
     assert names[:3] == ["user_id", "decided_at", "s"] and values["s"] is False
     assert float(values["total_1h"]) == pytest.approx(3.75)
     assert values["avg_1h"] == pytest.approx(1.875)
+
+
+def test_a_busy_entity_takes_the_window_frames_and_agrees_with_the_join() -> None:
+    """An entity with more events per bucket than DENSE_EVENTS_PER_BUCKET is computed by
+    window frames (a join would pair each of its spine rows with all its recent events);
+    the others by the join. Both give what either alone gives."""
+    engine = Engine("duckdb")
+    busy = [(1, BASE + timedelta(seconds=7 * i), i % 90 or None, "abc"[i % 3]) for i in range(600)]
+    quiet = [(u, BASE + timedelta(minutes=40 * i), u * i, "a") for u in (2, 3) for i in range(9)]
+    points = [(u, BASE + timedelta(minutes=13 * i)) for u in (1, 2, 3, 4) for i in range(30)]
+    engine.load(busy + quiet, points)
+    selection = Selection(VIEW, VIEW.columns(), '"events"')
+    spine_sql = "SELECT user_id, decided_at, label FROM spine"
+
+    results = [
+        engine.query(
+            training_set_sql(spine_sql, "decided_at", [selection], DuckDBWarehouse, False, d)
+        )
+        for d in (DENSE_EVENTS_PER_BUCKET, -1, 10**9)  # mixed, all frames, all joined
+    ]
+
+    dense = engine.query(
+        f"SELECT count(DISTINCT user_id) FROM ({dense_entities_sql(selection, DuckDBWarehouse, DENSE_EVENTS_PER_BUCKET)})"
+    )[1]
+    assert dense == [(1,)]
+    assert results[0] == results[1] == results[2]
+    for (user, at), row in zip(points, results[0][1], strict=True):
+        values = dict(zip(results[0][0], row, strict=True))
+        for column, value in reference(busy + quiet, user, at, False).items():
+            assert values[column] == pytest.approx(value), (column, user, at)

@@ -1,24 +1,34 @@
 """Point-in-time training sets in one SQL query, computed by the warehouse (DuckDB or
 PostgreSQL: where their SQL differs, the warehouse class says what it offers).
 
-For each feature view the spine's rows are put among the view's events, ordered by
-entity and time, and every feature is a window function over that sequence. Counts, sums
-and means over `[T - window, T)` are differences of running totals, read by probe rows at
-T and at T - window (`totals_sql`), and so are distinct counts (from runs of each value's
-occurrences); min and max use RANGE frames, and the
-latest event a ROWS frame (`view_sql`). A spine row sorts before the events of its own
-instant, so those events are not seen (unless the dataset asks for `inclusive` joins).
-Spine rows contribute nothing to an aggregate.
+Windowed aggregations of an entity with few events per window come from joining each
+spine row with the entity's recent events (`recent.py`). Those of dense entities, and
+the latest values, come from window functions over a sequence: for each feature view the
+spine's rows are put among the view's events, ordered by entity and time. Counts, sums
+and means over `[T - window, T)` are differences of running totals, read by probe rows
+at T and at T - window (`totals_sql`), and so are distinct counts (from runs of each
+value's occurrences); min and max use RANGE frames, and the latest event a ROWS frame
+(`view_sql`). A spine row sorts before the events of its own instant, so those events
+are not seen (unless the dataset asks for `inclusive` joins). Spine rows contribute
+nothing to an aggregate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from gristmill.durations import parse_duration
 from gristmill.features.definition import Feature, FeatureView
+from gristmill.features.recent import (
+    DENSE_EVENTS_PER_BUCKET,
+    dense_entities_sql,
+    interval_sql,
+    points_sql,
+    quoted,
+    recent_sql,
+    windowed_columns,
+)
 
 if TYPE_CHECKING:
     from gristmill.warehouse.base import Warehouse
@@ -41,15 +51,6 @@ class Selection:
     """The view's source table, quoted and qualified."""
 
 
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _interval(window: str) -> str:
-    micros = int(parse_duration(window).total_seconds() * 1_000_000)
-    return f"INTERVAL '{micros} microseconds'"
-
-
 def _aggregate(feature: Feature, frame: str, index: int) -> str:
     value = f"_gm_in{index}"
     keep = f"_gm_keep{index}" if feature.filter else EVENT
@@ -65,11 +66,17 @@ def _aggregate(feature: Feature, frame: str, index: int) -> str:
 
 
 def view_sql(
-    selection: Selection, spine: str, spine_ts: str, inclusive: bool, engine: type[Warehouse]
+    selection: Selection,
+    spine: str,
+    spine_ts: str,
+    inclusive: bool,
+    engine: type[Warehouse],
+    windowed: bool,
 ) -> str | None:
-    """A query giving, per spine row (`_gm_row`), the selected columns of one view."""
+    """A query giving, per spine row (`_gm_row`), the selected min and max over windows
+    (`windowed`) or else the latest values, of one view."""
     view = selection.view
-    keys = [_q(k) for k in view.entity]
+    keys = [quoted(k) for k in view.entity]
     partition = f"PARTITION BY {', '.join(keys)}"
     wanted = set(selection.columns)
     inputs, filters, inner, outer = [], [], [], []
@@ -85,16 +92,18 @@ def view_sql(
         for column, window in feature.outputs():
             if column not in wanted:
                 continue
+            if (window is not None) != windowed:
+                continue
             if window is not None:
                 if feature.aggregation in TOTALS:
                     continue  # computed from running totals (totals_sql)
                 name = f"w_{window.replace(' ', '')}"
                 windows[name] = (
-                    f"({partition} ORDER BY {TS} RANGE BETWEEN {_interval(window)} PRECEDING"
+                    f"({partition} ORDER BY {TS} RANGE BETWEEN {interval_sql(window)} PRECEDING"
                     f" AND {upper})"
                 )
-                inner.append(f"{_aggregate(feature, name, index)} AS {_q(column)}")
-                outer.append(_q(column))
+                inner.append(f"{_aggregate(feature, name, index)} AS {quoted(column)}")
+                outer.append(quoted(column))
                 continue
             # The latest event: spine rows sort before the events of their own instant
             # (after them when inclusive), and ties among events go to the largest value.
@@ -132,15 +141,15 @@ def view_sql(
                 if ttl
                 else "FALSE"
             )
-            outer.append(f"CASE WHEN {stale} THEN NULL ELSE {value} END AS {_q(column)}")
+            outer.append(f"CASE WHEN {stale} THEN NULL ELSE {value} END AS {quoted(column)}")
     spine_rank = "2" if inclusive else "0"
-    event_columns = [*keys, f"{_q(view.timestamp)} AS {TS}", f"NULL AS {ROW}", f"1 AS {EVENT}"]
-    spine_columns = [*keys, f"{_q(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
+    event_columns = [*keys, f"{quoted(view.timestamp)} AS {TS}", f"NULL AS {ROW}", f"1 AS {EVENT}"]
+    spine_columns = [*keys, f"{quoted(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
     event_columns += ["1 AS _gm_rank", *inputs, *filters]
     spine_columns += [f"{spine_rank} AS _gm_rank"]
     spine_columns += [f"NULL AS _gm_in{i}" for i in range(len(view.features))]
     spine_columns += [f"NULL AS _gm_keep{i}" for i, f in enumerate(view.features) if f.filter]
-    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, _q(view.timestamp)])
+    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, quoted(view.timestamp)])
     points = (
         f"SELECT {', '.join(event_columns)} FROM {selection.relation} WHERE {present}"
         f" UNION ALL SELECT {', '.join(spine_columns)} FROM {spine}"
@@ -171,7 +180,7 @@ def _distinct_runs(
     neighbours = [f"lag({ts}) OVER {order} AS {prev}", f"lead({ts}) OVER {order} AS {next_}"]
     conditions = []
     for window in windows:
-        gap = _interval(window)
+        gap = interval_sql(window)
         starts = f"{present} AND ({prev} IS NULL OR {prev} + {gap} < {ts})"
         ends = f"{present} AND ({next_} IS NULL OR {ts} + {gap} < {next_})"
         conditions.append((starts, ends))
@@ -239,8 +248,8 @@ def totals_sql(
     start of each window (by probe rows in the same ordered pass), and subtracted."""
     view = selection.view
     wanted = set(selection.columns)
-    keys = [_q(k) for k in view.entity]
-    ts = _q(view.timestamp)
+    keys = [quoted(k) for k in view.entity]
+    ts = quoted(view.timestamp)
     picked = []
     for index, feature in enumerate(view.features):
         columns = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
@@ -266,12 +275,12 @@ def totals_sql(
             neighbours += found
             for (column, window), (starts, ends) in zip(columns, conditions, strict=True):
                 count = diff(totals.flag(starts), window, totals.flag(ends))
-                outputs.append(f"{count} AS {_q(column)}")
+                outputs.append(f"{count} AS {quoted(column)}")
             continue
         keep = f"({feature.filter})" if feature.filter else "TRUE"
         if feature.aggregation == "count":
             counted = totals.flag(keep)
-            outputs += [f"{diff(counted, w)} AS {_q(c)}" for c, w in columns]
+            outputs += [f"{diff(counted, w)} AS {quoted(c)}" for c, w in columns]
             continue
         value = f"({feature.column})"
         present = f"{keep} AND {value} IS NOT NULL"
@@ -282,19 +291,19 @@ def totals_sql(
             count, total = diff(counted, window), diff(summed, window)
             mean = f"CAST({total} AS DOUBLE PRECISION) / {count}"
             result = total if feature.aggregation == "sum" else mean
-            outputs.append(f"CASE WHEN {count} > 0 THEN {result} END AS {_q(column)}")
+            outputs.append(f"CASE WHEN {count} > 0 THEN {result} END AS {quoted(column)}")
     contributions = totals.event_columns()
     # Probe rows: each spine row at its time (edge 0) and at the start of each window
     # (edge k); a probe sorts before the events of its instant (after them for an
     # inclusive edge 0), so the running total it reads counts only earlier events.
     zeros = ", ".join(f"0 AS {c.split(' AS ')[-1]}" for c in contributions)
     probes = [
-        f"SELECT {', '.join(keys)}, {_q(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
+        f"SELECT {', '.join(keys)}, {quoted(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
         f" {2 if inclusive else 0} AS _gm_rank, {zeros} FROM {spine}"
     ]
     for window, k in edge.items():
         probes.append(
-            f"SELECT {', '.join(keys)}, {_q(spine_ts)} - {_interval(window)} AS {TS}, {ROW},"
+            f"SELECT {', '.join(keys)}, {quoted(spine_ts)} - {interval_sql(window)} AS {TS}, {ROW},"
             f" {k} AS _gm_edge, 0 AS _gm_rank, {zeros} FROM {spine}"
         )
     present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, ts])
@@ -323,9 +332,15 @@ def training_set_sql(
     selections: Sequence[Selection],
     engine: type[Warehouse],
     inclusive: bool = False,
+    dense_after: int = DENSE_EVENTS_PER_BUCKET,
 ) -> str:
     """The whole training set, in the SQL of `engine` (a warehouse class): the spine's
-    columns, then every selected feature."""
+    columns, then every selected feature.
+
+    Windowed aggregations of entities with at most `dense_after` events per bucket come
+    from joining each spine row with its entity's recent events (`recent.py`); those of
+    denser entities from running totals and window frames over their whole sequence.
+    """
     if engine.SUPPORTS_STAR_EXCLUDE:
         numbered, spine_columns = "*", f"_gm_spine.* EXCLUDE ({ROW})"
     else:  # the spine row also travels whole, to come out without its number
@@ -333,23 +348,55 @@ def training_set_sql(
     parts = [f"_gm_spine AS (SELECT row_number() OVER () AS {ROW}, {numbered} FROM ({spine}) AS s)"]
     joins, columns = [], []
     for i, selection in enumerate(selections):
-        for kind, build in (("f", view_sql), ("t", totals_sql)):
-            sql = build(selection, "_gm_spine", spine_ts, inclusive, engine)
-            if sql is None:
-                continue
-            name = f"_gm_{kind}{i}"
-            parts.append(f"{name} AS ({sql})")
-            joins.append(f" LEFT JOIN {name} USING ({ROW})")
-    for i, selection in enumerate(selections):
-        from_totals = {
-            c
-            for f in selection.view.features
-            if f.aggregation in TOTALS
-            for c, w in f.outputs()
-            if w is not None
-        }
-        columns += [f"_gm_{'t' if c in from_totals else 'f'}{i}.{_q(c)}" for c in selection.columns]
+        windowed = {c for _, _, pairs in windowed_columns(selection) for c, _ in pairs}
+        latest = view_sql(selection, "_gm_spine", spine_ts, inclusive, engine, windowed=False)
+        if latest is not None:
+            parts.append(f"_gm_f{i} AS ({latest})")
+            joins.append(f" LEFT JOIN _gm_f{i} USING ({ROW})")
+        if windowed:
+            parts += _windowed_parts(i, selection, spine_ts, inclusive, engine, dense_after)
+            joins.append(f" LEFT JOIN _gm_w{i} USING ({ROW})")
+        columns += [
+            f"_gm_{'w' if c in windowed else 'f'}{i}.{quoted(c)}" for c in selection.columns
+        ]
     return (
         f"WITH {', '.join(parts)} SELECT {spine_columns}, {', '.join(columns)}"
         f" FROM _gm_spine{''.join(joins)} ORDER BY _gm_spine.{ROW}"
     )
+
+
+def _windowed_parts(
+    i: int,
+    selection: Selection,
+    spine_ts: str,
+    inclusive: bool,
+    engine: type[Warehouse],
+    dense_after: int,
+) -> list[str]:
+    """The CTEs that give `_gm_w{i}`: every selected windowed aggregation of view i, per
+    spine row, the sparse entities' from the join and the dense ones' from the frames."""
+    keys = [quoted(k) for k in selection.view.entity]
+    match = " AND ".join(f"d.{k} = x.{k}" for k in keys)
+    dense = f"EXISTS (SELECT 1 FROM _gm_d{i} AS d WHERE {match})"
+    dense_view = replace(selection, relation=f"_gm_de{i}")
+    parts = [
+        f"_gm_d{i} AS ({dense_entities_sql(selection, engine, dense_after)})",
+        f"_gm_de{i} AS (SELECT * FROM {selection.relation} AS x WHERE {dense})",
+        f"_gm_sparse{i} AS (SELECT * FROM _gm_spine AS x WHERE NOT {dense})",
+        f"_gm_dense{i} AS (SELECT * FROM _gm_spine AS x WHERE {dense})",
+        f"_gm_p{i} AS ({points_sql(selection, f'_gm_sparse{i}', spine_ts, engine)})",
+    ]
+    frames = [
+        sql
+        for sql in (
+            totals_sql(dense_view, f"_gm_dense{i}", spine_ts, inclusive, engine),
+            view_sql(dense_view, f"_gm_dense{i}", spine_ts, inclusive, engine, windowed=True),
+        )
+        if sql is not None
+    ]
+    names = [quoted(c) for _, _, pairs in windowed_columns(selection) for c, _ in pairs]
+    dense_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({frames[0]}) AS a"
+    if len(frames) == 2:
+        dense_rows += f" JOIN ({frames[1]}) AS b USING ({ROW})"
+    sparse_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({recent_sql(selection, f'_gm_p{i}', inclusive, engine)}) AS r"
+    return [*parts, f"_gm_w{i} AS ({sparse_rows} UNION ALL {dense_rows})"]
