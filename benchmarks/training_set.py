@@ -1,7 +1,7 @@
 """Benchmark: a point-in-time training set of 10 windowed features over 3 windows, from
 10 million events and 1 million spine rows, built by `gristmill dataset build`.
 
-    .venv/bin/python benchmarks/training_set.py [--events N] [--spine N]
+    .venv/bin/python benchmarks/training_set.py [--events N] [--spine N] [--warehouse postgres]
 
 Target (issue 5): under 60 s on 2 cores with memory under 4 GB.
 """
@@ -49,31 +49,64 @@ training = Dataset(
 """
 
 
-def prepare(events: int, spine: int, users: int) -> None:
-    import duckdb
+# The events and spine rows, generated from the row number alone (`range` in DuckDB,
+# `generate_series` in PostgreSQL), so that both warehouses hold the same data.
+EVENTS_SQL = (
+    "SELECT (n * 7919) % {users} AS user_id,"
+    " TIMESTAMP '2026-01-01' + (n * 104729) % {seconds} * INTERVAL '1 second' AS happened,"
+    " CAST((n * 31) % 10000 AS DOUBLE PRECISION) / 100 AS amount,"
+    " CAST((n * 17) % 300 AS DOUBLE PRECISION) / 100 AS fee,"
+    " 'shop_' || (n % 2000) AS shop,"
+    " CASE WHEN n % 4 = 3 THEN 'declined' ELSE 'ok' END AS status,"
+    " n % 13 = 0 AS foreign_ip FROM {numbers}"
+)
+SPINE_SQL = (
+    "SELECT (n * 104723) % {users} AS user_id,"
+    " TIMESTAMP '2026-01-01' + (n * 7907) % {seconds} * INTERVAL '1 second' AS decided_at,"
+    " n % 50 = 0 AS label FROM {numbers}"
+)
 
+
+def prepare(events: int, spine: int, users: int, warehouse: str = "duckdb") -> None:
+    """The project in WORK, its events and spine in a DuckDB file or in PostgreSQL's
+    gristmill_bench database (schema raw)."""
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "features").mkdir(parents=True)
     (WORK / ".gristmill").mkdir()
     (WORK / "features" / "activity.py").write_text(FEATURES)
-    (WORK / "gristmill.toml").write_text('name = "training-bench"\n')
+    toml = 'name = "training-bench"\n'
     seconds = 90 * 86400
-    with duckdb.connect(str(WORK / ".gristmill" / "warehouse.duckdb")) as db:
-        db.execute("CREATE SCHEMA raw")
-        db.execute(
-            f"CREATE TABLE raw.events AS SELECT (range * 7919) % {users} AS user_id,"
-            f" TIMESTAMP '2026-01-01' + to_seconds((range * 104729) % {seconds}) AS happened,"
-            " CAST((range * 31) % 10000 AS DOUBLE) / 100 AS amount,"
-            " CAST((range * 17) % 300 AS DOUBLE) / 100 AS fee,"
-            " 'shop_' || (range % 2000) AS shop,"
-            " ['ok', 'ok', 'ok', 'declined'][1 + range % 4] AS status,"
-            f" range % 13 = 0 AS foreign_ip FROM range({events})"
-        )
-        db.execute(
-            f"CREATE TABLE raw.decisions AS SELECT (range * 104723) % {users} AS user_id,"
-            f" TIMESTAMP '2026-01-01' + to_seconds((range * 7907) % {seconds}) AS decided_at,"
-            f" range % 50 = 0 AS label FROM range({spine})"
-        )
+    if warehouse == "postgres":
+        from bench_table import DATABASE, PG, connect, ensure_database
+
+        ensure_database()
+        toml += f'\n[warehouse]\ntype = "postgres"\nurl = "{PG}/{DATABASE}"\n'
+        with connect() as db:
+            db.execute("DROP SCHEMA IF EXISTS raw CASCADE")
+            db.execute("DROP SCHEMA IF EXISTS analytics CASCADE")
+            db.execute("CREATE SCHEMA raw")
+            for table, sql, rows in (
+                ("events", EVENTS_SQL, events),
+                ("decisions", SPINE_SQL, spine),
+            ):
+                numbers = f"generate_series(0, {rows - 1}::bigint) AS g(n)"
+                body = sql.format(users=users, seconds=seconds, numbers=numbers)
+                db.execute(f"CREATE TABLE raw.{table} AS {body}")
+                db.execute(f"VACUUM ANALYZE raw.{table}")
+    else:
+        import duckdb
+
+        with duckdb.connect(str(WORK / ".gristmill" / "warehouse.duckdb")) as db:
+            db.execute("CREATE SCHEMA raw")
+            for table, sql, rows in (
+                ("events", EVENTS_SQL, events),
+                ("decisions", SPINE_SQL, spine),
+            ):
+                numbers = f"(SELECT range AS n FROM range({rows}))"
+                db.execute(
+                    f"CREATE TABLE raw.{table} AS {sql.format(users=users, seconds=seconds, numbers=numbers)}"
+                )
+    (WORK / "gristmill.toml").write_text(toml)
 
 
 def main() -> None:
@@ -81,9 +114,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--spine", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--warehouse", choices=["duckdb", "postgres"], default="duckdb")
     args = parser.parse_args()
     print(f"creating {args.events:,} events and {args.spine:,} spine rows ...", flush=True)
-    prepare(args.events, args.spine, args.users)
+    prepare(args.events, args.spine, args.users, args.warehouse)
     cmd = [
         str(Path(sys.executable).parent / "gristmill"),
         "dataset",
@@ -97,7 +131,8 @@ def main() -> None:
     steps = json.loads(output)["steps"]
     rows = next(s["rows"] for s in steps if s["name"] == "training")
     print(
-        f"| training set: {args.events:,} events, {args.spine:,} spine rows, 30 features |"
+        f"| training set on {args.warehouse}: {args.events:,} events, {args.spine:,} spine rows,"
+        " 30 features |"
         f" {seconds:.1f} s | {peak:.0f} MB | {rows:,} rows |"
     )
 
