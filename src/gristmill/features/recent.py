@@ -25,6 +25,7 @@ DENSE_EVENTS_PER_BUCKET = 64
 """Above this many events in one bucket an entity is dense: a spine row of it would be
 joined with up to twice as many events, about what the window-frame path costs a row."""
 
+
 def quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
