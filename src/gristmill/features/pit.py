@@ -25,6 +25,7 @@ from gristmill.features.recent import (
     dense_entities_sql,
     interval_sql,
     points_sql,
+    present_sql,
     quoted,
     recent_sql,
     windowed_columns,
@@ -149,7 +150,7 @@ def view_sql(
     spine_columns += [f"{spine_rank} AS _gm_rank"]
     spine_columns += [f"NULL AS _gm_in{i}" for i in range(len(view.features))]
     spine_columns += [f"NULL AS _gm_keep{i}" for i, f in enumerate(view.features) if f.filter]
-    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, quoted(view.timestamp)])
+    present = present_sql(selection)
     points = (
         f"SELECT {', '.join(event_columns)} FROM {selection.relation} WHERE {present}"
         f" UNION ALL SELECT {', '.join(spine_columns)} FROM {spine}"
@@ -306,7 +307,7 @@ def totals_sql(
             f"SELECT {', '.join(keys)}, {quoted(spine_ts)} - {interval_sql(window)} AS {TS}, {ROW},"
             f" {k} AS _gm_edge, 0 AS _gm_rank, {zeros} FROM {spine}"
         )
-    present = " AND ".join(f"{k} IS NOT NULL" for k in [*keys, ts])
+    present = present_sql(selection)
     source = f"(SELECT * FROM {selection.relation} WHERE {present})"
     if neighbours:
         source = f"(SELECT *, {', '.join(neighbours)} FROM {source} AS e)"
@@ -398,5 +399,6 @@ def _windowed_parts(
     dense_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({frames[0]}) AS a"
     if len(frames) == 2:
         dense_rows += f" JOIN ({frames[1]}) AS b USING ({ROW})"
-    sparse_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({recent_sql(selection, f'_gm_p{i}', inclusive, engine)}) AS r"
+    recent = recent_sql(selection, f"_gm_p{i}", inclusive, engine)
+    sparse_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({recent}) AS r"
     return [*parts, f"_gm_w{i} AS ({sparse_rows} UNION ALL {dense_rows})"]

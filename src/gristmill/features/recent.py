@@ -61,10 +61,10 @@ def _bucket(x: str, width: int, engine: type[Warehouse]) -> str:
     return engine.INTEGER_DIVISION_SQL.format(a=engine.EPOCH_US_SQL.format(x=x), b=width)
 
 
-def present_sql(selection: Selection, alias: str = "") -> str:
+def present_sql(selection: Selection) -> str:
+    """The condition an event needs to count: its entity keys and time are not NULL."""
     view = selection.view
-    prefix = f"{alias}." if alias else ""
-    return " AND ".join(f"{prefix}{quoted(c)} IS NOT NULL" for c in [*view.entity, view.timestamp])
+    return " AND ".join(f"{quoted(c)} IS NOT NULL" for c in [*view.entity, view.timestamp])
 
 
 def dense_entities_sql(selection: Selection, engine: type[Warehouse], dense_after: int) -> str:

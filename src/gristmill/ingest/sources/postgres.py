@@ -35,8 +35,9 @@ SERVER_PARALLEL_PLAN = (
     "SET LOCAL jit = off",
 )
 """For a read on one connection: the changed rows of an incremental read lie scattered
-over the table's pages, and a parallel index scan fetches them in two thirds of the time.
-JIT compilation alone would cost a tenth of such a read."""
+over the table's pages, and a parallel index scan fetches them in about three quarters of
+the time (100,000 rows of 10 million: 0.27 s instead of 0.35 s). JIT compilation alone
+would cost a tenth of such a read."""
 
 
 class PostgresSource(SqlSource):
