@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from gristmill.errors import ConfigError, NotFoundError, did_you_mean
+from gristmill.errors import BackendError, ConfigError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
     from gristmill.config import SourceConfig
@@ -248,6 +248,12 @@ class DiffEndpoint(ABC):
         self.text_hash: TextHash = self.TEXT_HASHES[-1]
         """The text hash both sides of this diff use; set by `diff`."""
         self._columns: dict[str, ColumnType] | None = None
+
+    def rejected(self, sql: str, message: str) -> BackendError:
+        """The error for a query this endpoint's database refused, `message` its own words."""
+        return BackendError(
+            f"{self.label}: {self.NAME} rejected: {sql.strip()[:300]}\n  {message}", message
+        )
 
     # -- where the table lives -----------------------------------------------------
     @classmethod

@@ -14,7 +14,6 @@ from gristmill.checks.diff.base import (
     DiffEndpoint,
     Kind,
 )
-from gristmill.errors import BackendError
 
 if TYPE_CHECKING:
     from gristmill.project import Project
@@ -106,9 +105,7 @@ class DuckDBEndpoint(DiffEndpoint):
         try:
             rows: list[tuple[Any, ...]] = self._cursor.execute(sql).fetchall()
         except self._error as exc:
-            raise BackendError(
-                f"{self.label}: DuckDB rejected: {sql.strip()[:300]}\n  {exc}", str(exc)
-            ) from None
+            raise self.rejected(sql, str(exc)) from None
         return rows
 
     def _describe(self) -> list[ColumnType]:

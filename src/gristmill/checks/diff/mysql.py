@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gristmill.checks.diff.base import FLOAT_DIGITS, REAL_DIGITS, ColumnType, DiffEndpoint, Key
-from gristmill.errors import BackendError
 
 if TYPE_CHECKING:
     from gristmill.config import SourceConfig
@@ -66,9 +65,7 @@ class MySQLEndpoint(DiffEndpoint):
         try:
             return self._source.query(sql)
         except Exception as exc:
-            raise BackendError(
-                f"{self.label}: MySQL rejected: {sql.strip()[:300]}\n  {exc.args[-1]}"
-            ) from None
+            raise self.rejected(sql, str(exc.args[-1])) from None
 
     def _describe(self) -> list[ColumnType]:
         rows = self._fetch(

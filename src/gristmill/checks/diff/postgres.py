@@ -13,7 +13,7 @@ from gristmill.checks.diff.base import (
     DiffEndpoint,
     Kind,
 )
-from gristmill.errors import BackendError, ConfigError
+from gristmill.errors import ConfigError
 from gristmill.postgres_adbc import DriverError, PostgresConnection
 
 if TYPE_CHECKING:
@@ -97,9 +97,7 @@ class PostgresEndpoint(DiffEndpoint):
         try:
             return self._conn.rows(sql)
         except DriverError as exc:
-            raise BackendError(
-                f"{self.label}: PostgreSQL rejected: {sql.strip()[:300]}\n  {exc.first_line}"
-            ) from None
+            raise self.rejected(sql, exc.first_line) from None
         finally:
             self._conn.rollback()  # never hold a snapshot open between queries
 
