@@ -15,7 +15,7 @@ from gristmill.postgres_adbc import DriverError, PostgresConnection
 
 @pytest.fixture
 def conn(pg_url: str):  # type: ignore[no-untyped-def]
-    connection = PostgresConnection(pg_url, "test")
+    connection = PostgresConnection.open(pg_url, "test")
     yield connection
     connection.close()
 
@@ -66,7 +66,7 @@ def test_reading_a_table_imports_neither_pandas_nor_polars(pg_url: str) -> None:
     probe = (
         "import sys\n"
         "from gristmill.postgres_adbc import PostgresConnection\n"
-        f"c = PostgresConnection({pg_url!r}, 'probe')\n"
+        f"c = PostgresConnection.open({pg_url!r}, 'probe')\n"
         "c.rows('SELECT $1::text, $2::bigint', ['a', 1])\n"
         "list(c.batches('SELECT relname, relpages FROM pg_class'))\n"
         "print(sorted(m for m in ('pandas', 'polars', 'pyarrow.dataset') if m in sys.modules))"

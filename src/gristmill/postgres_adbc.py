@@ -9,7 +9,9 @@ polars, a third of a second in every process that reads one changed row.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -76,23 +78,63 @@ def _parameters(values: Sequence[Any]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=[str(i) for i in range(len(columns))])
 
 
+class PostgresDatabase:
+    """ADBC's database handle for one url; its connections share what it learnt at
+    opening and cost one handshake each (3 ms).
+
+    By default it reads the server's type catalog first: 40 ms, a tenth of a small
+    incremental sync. With `builtin_types` it knows PostgreSQL's own types from a table
+    of the driver's and reads nothing; a user-defined type (an enum, a composite) then
+    arrives opaque, and the caller casts it to text."""
+
+    def __init__(self, url: str, who: str, builtin_types: bool = False) -> None:
+        manager, postgres = _driver(who)
+        self.url = url
+        self.who = who
+        self._manager = manager
+        self._lock = threading.Lock()
+        options = {"adbc.postgresql.type_resolver_mode": "builtin"} if builtin_types else None
+        with self._connect_errors():
+            self._db = postgres.connect(url, db_kwargs=options)
+
+    @contextmanager
+    def _connect_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._manager.Error as exc:
+            reason = str(exc).split("\n")[0].removeprefix("IO: [libpq] Failed to connect: ")
+            raise ConnectionFailedError(
+                f"{self.who}: cannot connect to PostgreSQL at {describe_url(self.url)}: "
+                f"{reason}. Check the host, port, user and password in its url."
+            ) from None
+
+    def connect(self) -> PostgresConnection:
+        """A new connection; it may be used by another thread than the one opening it."""
+        with self._lock, self._connect_errors():
+            connection = self._manager.AdbcConnection(self._db)
+            connection.set_autocommit(False)
+        return PostgresConnection(self._manager._lib, connection)
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class PostgresConnection:
     """A connection with an open transaction (autocommit off, as in DB-API): `commit` or
     `rollback` ends it and begins the next."""
 
-    def __init__(self, url: str, who: str) -> None:
-        manager, postgres = _driver(who)
-        self._lib = manager._lib
-        try:
-            self._db = postgres.connect(url)
-            self._conn = manager.AdbcConnection(self._db)
-            self._conn.set_autocommit(False)
-        except manager.Error as exc:
-            reason = str(exc).split("\n")[0].removeprefix("IO: [libpq] Failed to connect: ")
-            raise ConnectionFailedError(
-                f"{who}: cannot connect to PostgreSQL at {describe_url(url)}: {reason}. "
-                "Check the host, port, user and password in its url."
-            ) from None
+    def __init__(self, lib: Any, connection: Any) -> None:
+        self._lib = lib
+        self._conn = connection
+        self._own_database: PostgresDatabase | None = None
+
+    @classmethod
+    def open(cls, url: str, who: str) -> PostgresConnection:
+        """A lone connection, with a database handle of its own that it closes."""
+        database = PostgresDatabase(url, who)
+        connection = database.connect()
+        connection._own_database = database
+        return connection
 
     def _call(self, statement: Any, func: Callable[[], _T]) -> _T:
         """A blocking driver call that Ctrl-C cancels, with driver errors translated."""
@@ -183,7 +225,8 @@ class PostgresConnection:
 
     def close(self) -> None:
         self._conn.close()
-        self._db.close()
+        if self._own_database is not None:
+            self._own_database.close()
 
 
 def numeric_type(typmod: int) -> pa.DataType:

@@ -37,7 +37,7 @@ from gristmill.ingest.schema import (
     schema_from_text,
     schema_to_text,
 )
-from gristmill.ingest.sources import open_source
+from gristmill.ingest.sources import SourcesOpenedAhead, open_source
 from gristmill.ingest.sources.base import ReadRequest, RejectedRow, Source
 from gristmill.ingest.spec import TableSpec, resolve_spec
 from gristmill.warehouse.base import Transaction, Warehouse
@@ -435,46 +435,49 @@ def ingest(
     config = project.config
     if not config.sources:
         raise ConfigError("gristmill.toml defines no [sources.*]; add one to ingest from.")
-    warehouse, catalog = project.warehouse, project.catalog
-    raw_schema = config.warehouse.raw_schema
-    warehouse.ensure_schema(raw_schema)
-    warehouse.ensure_state_table()
     source_names, only_table = _select_tables(config.sources, selector)
-    run_id = catalog.start_run("ingest" + (f" {selector}" if selector else ""))
-    summary = IngestSummary(run_id)
-    targets: dict[str, str] = {}
-    try:
-        for source_name in source_names:
-            source_config = config.sources[source_name]
-            source = open_source(source_name, source_config, project.root)
-            try:
-                tables = source_config.tables or {t: TableConfig() for t in source.list_tables()}
-                if only_table is not None:
-                    if only_table not in tables:
-                        raise NotFoundError(
-                            f"Source '{source_name}' has no table '{only_table}' in gristmill.toml."
-                            f"{did_you_mean(only_table, tables)}"
+    with SourcesOpenedAhead(config.sources, project.root, source_names) as opened:
+        warehouse, catalog = project.warehouse, project.catalog
+        raw_schema = config.warehouse.raw_schema
+        warehouse.ensure_schema(raw_schema)
+        warehouse.ensure_state_table()
+        run_id = catalog.start_run("ingest" + (f" {selector}" if selector else ""))
+        summary = IngestSummary(run_id)
+        targets: dict[str, str] = {}
+        try:
+            for source_name in source_names:
+                source_config = config.sources[source_name]
+                source = opened.take(source_name)
+                try:
+                    tables = source_config.tables or {
+                        t: TableConfig() for t in source.list_tables()
+                    }
+                    if only_table is not None:
+                        if only_table not in tables:
+                            raise NotFoundError(
+                                f"Source '{source_name}' has no table '{only_table}' in"
+                                f" gristmill.toml.{did_you_mean(only_table, tables)}"
+                            )
+                        tables = {only_table: tables[only_table]}
+                    for table_name, table_config in tables.items():
+                        summary.tables.append(
+                            _sync_one(
+                                project,
+                                source,
+                                table_name,
+                                table_config,
+                                raw_schema,
+                                full_refresh,
+                                progress,
+                                run_id,
+                                targets,
+                            )
                         )
-                    tables = {only_table: tables[only_table]}
-                for table_name, table_config in tables.items():
-                    summary.tables.append(
-                        _sync_one(
-                            project,
-                            source,
-                            table_name,
-                            table_config,
-                            raw_schema,
-                            full_refresh,
-                            progress,
-                            run_id,
-                            targets,
-                        )
-                    )
-            finally:
-                source.close()
-    finally:
-        summary.seconds = time.perf_counter() - started
-        catalog.finish_run(run_id, "ok" if summary.ok else "failed")
+                finally:
+                    source.close()
+        finally:
+            summary.seconds = time.perf_counter() - started
+            catalog.finish_run(run_id, "ok" if summary.ok else "failed")
     return summary
 
 

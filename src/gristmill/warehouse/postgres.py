@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError, ConfigError
-from gristmill.postgres_adbc import DriverError, PostgresConnection, faithful
+from gristmill.postgres_adbc import DriverError, PostgresConnection, PostgresDatabase, faithful
 from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
 
 WHO = "The PostgreSQL warehouse"
@@ -92,6 +92,7 @@ class PostgresWarehouse(Warehouse):
                 'The postgres warehouse needs url = "${WAREHOUSE_URL}" under [warehouse].'
             )
         self.url = config.url
+        self._database = PostgresDatabase(self.url, WHO)
         # A connection per thread, so that steps of a run can work at once.
         self._local = threading.local()
         self._connections: list[PostgresConnection] = []
@@ -101,7 +102,7 @@ class PostgresWarehouse(Warehouse):
     def _connection(self) -> PostgresConnection:
         conn: PostgresConnection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = PostgresConnection(self.url, WHO)
+            conn = self._database.connect()
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -125,7 +126,7 @@ class PostgresWarehouse(Warehouse):
         if stream is None:
             return 0
         # A connection of its own, so that several streams load one table at once.
-        with closing(PostgresConnection(self.url, WHO)) as conn:
+        with closing(self._database.connect()) as conn:
             try:
                 conn.ingest(schema, table, stream.reader)
                 conn.commit()
@@ -149,3 +150,4 @@ class PostgresWarehouse(Warehouse):
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+        self._database.close()

@@ -71,3 +71,25 @@ def test_unreachable_host_or_bad_role_is_a_clear_error_without_the_password(
         run_ingest(project_dir)
     assert "Source 'app'" in str(info.value) and expected in str(info.value)
     assert "s3cret-pw" not in str(info.value)
+
+
+def test_user_defined_types_arrive_as_their_text(pg: PostgresHarness, project_dir: Path) -> None:
+    # The source reads no type catalog, so enums and composites come as PostgreSQL
+    # prints them; domains come as their base type.
+    # The types live in the test's own schema, which is dropped afterwards.
+    pg.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
+    pg.execute("CREATE TYPE pair AS (x int, label text)")
+    pg.execute("CREATE DOMAIN amount AS numeric(8,2) CHECK (VALUE >= 0)")
+    pg.execute("CREATE TABLE u (id int PRIMARY KEY, m mood, ms mood[], p pair, a amount)")
+    pg.execute(
+        "INSERT INTO u VALUES (1, 'busy', ARRAY['calm', 'busy']::mood[], (7, 'é'), 12.5),"
+        " (2, NULL, NULL, NULL, NULL)"
+    )
+    write_project(project_dir, {"app": {**pg.source_config(), "tables": {"u": {}}}})
+
+    assert run_ingest(project_dir).ok
+
+    assert warehouse_rows(project_dir, "u") == [
+        {"id": 1, "m": "busy", "ms": "{calm,busy}", "p": "(7,é)", "a": Decimal("12.50")},
+        {"id": 2, "m": None, "ms": None, "p": None, "a": None},
+    ]

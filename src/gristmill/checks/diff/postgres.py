@@ -77,7 +77,7 @@ class PostgresEndpoint(DiffEndpoint):
     def __init__(self, label: str, url: str, schema: str, table: str) -> None:
         super().__init__(label, schema, table)
         self._who = f"Diff of {label}"
-        self._conn = PostgresConnection(url, self._who)
+        self._conn = PostgresConnection.open(url, self._who)
         for statement in self.SESSION:
             self._conn.execute(statement)
         self._conn.commit()

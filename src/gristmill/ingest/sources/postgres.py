@@ -23,7 +23,7 @@ from gristmill.ingest.sources.base import Extract, ReadRequest, SourceTable, Sql
 from gristmill.postgres_adbc import (
     UNCONSTRAINED_NUMERIC,
     DriverError,
-    PostgresConnection,
+    PostgresDatabase,
     to_type,
     wire_type,
 )
@@ -51,10 +51,9 @@ class PostgresSource(SqlSource):
             raise ConfigError(f"Source '{name}' (postgres) needs url = \"${{APP_DB_URL}}\".")
         self.url = config.url
         self.db_schema = config.schema_name or "public"
-        self._conn = self._connect()
-
-    def _connect(self) -> PostgresConnection:
-        return PostgresConnection(self.url, f"Source '{self.name}'")
+        # Enums and composites then arrive opaque, which describe() turns into text.
+        self._database = PostgresDatabase(self.url, f"Source '{name}'", builtin_types=True)
+        self._conn = self._database.connect()
 
     def _error(self, exc: DriverError) -> BackendError:
         return BackendError(f"Source '{self.name}': {exc.first_line}")
@@ -134,7 +133,7 @@ class PostgresSource(SqlSource):
     ) -> Iterator[pa.RecordBatch]:
         # A parallel stream needs a connection of its own; a lone stream (an incremental
         # read, a small table) reuses the source's connection and saves a handshake.
-        conn = self._connect() if own_connection else self._conn
+        conn = self._database.connect() if own_connection else self._conn
         try:
             for statement in setup:
                 conn.execute(statement)
@@ -160,7 +159,7 @@ class PostgresSource(SqlSource):
             return Extract(streams=[self.stream(sql, params, schema, SERVER_PARALLEL_PLAN)])
         # The exporting transaction must stay open until every stream has imported its
         # snapshot: the Extract closes it once the streams are done.
-        exporter = self._connect()
+        exporter = self._database.connect()
         exporter.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         snapshot = exporter.rows("SELECT pg_export_snapshot()")[0][0]
         setup = [
@@ -187,6 +186,7 @@ class PostgresSource(SqlSource):
 
     def close(self) -> None:
         self._conn.close()
+        self._database.close()
 
 
 def _literal(value: Any) -> str:
