@@ -8,6 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gristmill.ingest import engine
+from gristmill.project import Project
 from tests.helpers import run_ingest, warehouse_rows, write_project
 from tests.ingest.harness import LOGICAL_TYPES, SourceHarness
 
@@ -243,3 +247,44 @@ def test_missing_table_and_column_name_close_matches(
     missing_table, missing_column = summary.tables
     assert "Did you mean 'transactions'?" in missing_table.error
     assert "Did you mean 'amount'?" in missing_column.error
+
+
+@pytest.mark.parametrize(
+    "stage_bytes",
+    [engine.IN_MEMORY_STAGE_BYTES, 0],
+    ids=["stage_in_memory", "stage_table"],
+)
+def test_types_survive_incremental_merges(
+    harness: SourceHarness, project_dir: Path, monkeypatch: pytest.MonkeyPatch, stage_bytes: int
+) -> None:
+    monkeypatch.setattr(engine, "IN_MEMORY_STAGE_BYTES", stage_bytes)
+    logicals = [t for t in LOGICAL_TYPES if t not in harness.UNSUPPORTED]
+    harness.create_table(
+        "typed", {"id": "bigint", "seq": "bigint", **{_column(t): t for t in logicals}}
+    )
+    values = [{_column(t): SAMPLE[t][i] for t in logicals} for i in range(2)]
+    harness.insert("typed", [{"id": i, "seq": 0, **values[i]} for i in range(2)])
+    _project(harness, project_dir, {"typed": {"mode": "merge", "cursor": "seq"}})
+    assert run_ingest(project_dir).ok
+    harness.insert("typed", [{"id": 2, "seq": 1, **values[0]}])
+
+    merged = run_ingest(project_dir)
+    version = _state(project_dir)["version"]
+    # Reads the row at the last cursor value again, and finds it unchanged in every type.
+    again = run_ingest(project_dir)
+
+    assert merged.ok and again.ok, (merged.to_dict(), again.to_dict())
+    assert _state(project_dir)["version"] == version
+    loaded = warehouse_rows(project_dir, "typed")
+    assert [r["id"] for r in loaded] == [0, 1, 2]
+    for row, expected in zip(loaded, [values[0], values[1], values[0]], strict=True):
+        for logical in logicals:
+            got = _normalise(logical, row[_column(logical)])
+            assert got == _normalise(logical, expected[_column(logical)]), (logical, got)
+
+
+def _state(root: Path) -> dict[str, Any]:
+    with Project.load(root) as project:
+        state = project.warehouse.read_state("src", "typed")
+    assert state is not None
+    return state

@@ -71,6 +71,8 @@ class Warehouse(ABC):
     SUPPORTS_TRANSACTIONAL_DDL: ClassVar[bool] = True
     SUPPORTS_PARALLEL_APPEND: ClassVar[bool] = True
     """Whether `append` may be called from several threads at once on one table."""
+    SUPPORTS_ARROW_RELATIONS: ClassVar[bool] = False
+    """Whether `register_arrow` can show an in-memory Arrow table to SQL."""
 
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         self.config = config
@@ -99,6 +101,14 @@ class Warehouse(ABC):
     @abstractmethod
     def append(self, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
         """Append `batches` to an existing table outside any transaction; return the rows."""
+
+    def register_arrow(self, name: str, table: pa.Table) -> str:
+        """Show `table` to this thread's statements as the relation returned, without
+        copying it, until `unregister_arrow(name)`."""
+        raise NotImplementedError(f"The {self.NAME} warehouse cannot read Arrow tables in place.")
+
+    def unregister_arrow(self, name: str) -> None:
+        raise NotImplementedError(f"The {self.NAME} warehouse cannot read Arrow tables in place.")
 
     @abstractmethod
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:

@@ -91,6 +91,7 @@ class DuckDBWarehouse(Warehouse):
     DIALECT = "duckdb"
     SUPPORTS_TRANSACTIONAL_DDL = True
     SUPPORTS_PARALLEL_APPEND = True
+    SUPPORTS_ARROW_RELATIONS = True
     JSON_TYPE = "JSON"
     SIMPLE_TYPES = _SIMPLE_TYPES
     FINGERPRINT_SQL = "SELECT count(*), CAST(sum(hash(t)) AS VARCHAR) FROM {relation} AS t"
@@ -180,6 +181,13 @@ class DuckDBWarehouse(Warehouse):
         finally:
             cursor.close()
         return stream.rows
+
+    def register_arrow(self, name: str, table: pa.Table) -> str:
+        self._cursor().register(name, table)
+        return self.quote(name)
+
+    def unregister_arrow(self, name: str) -> None:
+        self._cursor().unregister(name)
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return _arrow(self._cursor(), sql, params)
