@@ -363,6 +363,17 @@ async def connect(port: int | list[int]) -> Connection:
     return connection
 
 
+def _finished(run: Run, cpu: float, started: float, connections: list[Connection]) -> Run:
+    """`run` with its wall and client CPU seconds since (`started`, `cpu`), its
+    connections closed."""
+    run.seconds = time.perf_counter() - started
+    run.client_cpu = time.process_time() - cpu
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
+    return run
+
+
 async def open_loop(
     port: int | list[int], requests: list[bytes], rate: float, seconds: float
 ) -> Run:
@@ -408,12 +419,7 @@ async def open_loop(
         run.errors += len(pending)
         if pending:
             run.failures[-1] = len(pending)
-    run.seconds = time.perf_counter() - started
-    run.client_cpu = time.process_time() - cpu
-    for connection in idle:
-        if connection.transport is not None:
-            connection.transport.close()
-    return run
+    return _finished(run, cpu, started, idle)
 
 
 async def closed_loop(
@@ -440,12 +446,7 @@ async def closed_loop(
             i += connections
 
     await asyncio.gather(*(client(c, i) for i, c in enumerate(clients)))
-    run.seconds = time.perf_counter() - started
-    run.client_cpu = time.process_time() - cpu
-    for connection in clients:
-        if connection.transport is not None:
-            connection.transport.close()
-    return run
+    return _finished(run, cpu, started, clients)
 
 
 def with_server_cpu(process: Any, load: Coroutine[Any, Any, Run]) -> Run:
