@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gristmill.ingest import engine
+from gristmill.ingest import early
 from gristmill.project import Project
 from tests.helpers import run_ingest, warehouse_rows, write_project
 from tests.ingest.harness import LOGICAL_TYPES, SourceHarness
@@ -251,13 +252,13 @@ def test_missing_table_and_column_name_close_matches(
 
 @pytest.mark.parametrize(
     "stage_bytes",
-    [engine.IN_MEMORY_STAGE_BYTES, 0],
+    [early.IN_MEMORY_STAGE_BYTES, 0],
     ids=["stage_in_memory", "stage_table"],
 )
 def test_types_survive_incremental_merges(
     harness: SourceHarness, project_dir: Path, monkeypatch: pytest.MonkeyPatch, stage_bytes: int
 ) -> None:
-    monkeypatch.setattr(engine, "IN_MEMORY_STAGE_BYTES", stage_bytes)
+    monkeypatch.setattr(early, "IN_MEMORY_STAGE_BYTES", stage_bytes)
     logicals = [t for t in LOGICAL_TYPES if t not in harness.UNSUPPORTED]
     harness.create_table(
         "typed", {"id": "bigint", "seq": "bigint", **{_column(t): t for t in logicals}}
@@ -281,6 +282,42 @@ def test_types_survive_incremental_merges(
         for logical in logicals:
             got = _normalise(logical, row[_column(logical)])
             assert got == _normalise(logical, expected[_column(logical)]), (logical, got)
+
+
+@pytest.mark.parametrize("mirrored", [100, 0], ids=["mirror_ahead", "mirror_behind"])
+def test_read_ahead_is_used_only_from_the_warehouse_cursor(
+    harness: SourceHarness, project_dir: Path, monkeypatch: pytest.MonkeyPatch, mirrored: int
+) -> None:
+    taken: list[bool] = []
+    take = early.EarlyRead.take
+
+    def recording_take(self: early.EarlyRead, cursor: dict[str, Any] | None) -> Any:
+        extract = take(self, cursor)
+        taken.append(extract is not None)
+        return extract
+
+    monkeypatch.setattr(early.EarlyRead, "take", recording_take)
+    harness.create_table("events", {"id": "bigint", "seq": "bigint"})
+    harness.insert("events", [{"id": i, "seq": i} for i in range(3)])
+    _project(harness, project_dir, {"events": {"mode": "append", "cursor": "seq"}})
+    assert run_ingest(project_dir).ok
+    harness.insert("events", [{"id": 3, "seq": 3}])
+    assert run_ingest(project_dir).ok
+    # The catalog's mirror of the state falls out of step with the warehouse's, as a crash
+    # between the two writes would leave it (or, ahead of it, a mirror some other copy of
+    # the project wrote): the read begun from it must not be used.
+    with sqlite3.connect(project_dir / ".gristmill" / "catalog.sqlite") as catalog:
+        catalog.execute(
+            "UPDATE sync_state SET state = json_set(state, '$.cursor.value', ?)", [mirrored]
+        )
+    harness.insert("events", [{"id": 4, "seq": 4}])
+
+    assert run_ingest(project_dir).ok
+
+    assert taken == [True, False]
+    assert [(r["id"], r["seq"]) for r in warehouse_rows(project_dir, "events")] == [
+        (i, i) for i in range(5)
+    ]
 
 
 def _state(root: Path) -> dict[str, Any]:

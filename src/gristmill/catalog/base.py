@@ -69,6 +69,11 @@ class Catalog(ABC):
     def mirror_state(self, source: str, table: str, state: dict[str, Any]) -> None: ...
 
     @abstractmethod
+    def mirrored_states(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(source, source table) -> the last sync state mirrored. The warehouse's state
+        is the truth: a crash between its commit and the mirror's update leaves this behind."""
+
+    @abstractmethod
     def runs(self, limit: int = 20) -> list[dict[str, Any]]: ...
 
     @abstractmethod

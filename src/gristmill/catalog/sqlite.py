@@ -172,6 +172,10 @@ class SQLiteCatalog(Catalog):
             (source, table, json.dumps(state, default=str), _now()),
         )
 
+    def mirrored_states(self) -> dict[tuple[str, str], dict[str, Any]]:
+        rows = self._read("SELECT source, source_table, state FROM sync_state")
+        return {(r["source"], r["source_table"]): json.loads(r["state"]) for r in rows}
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
 

@@ -11,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from gristmill.ingest.engine import IngestSummary, TableResult
+    from gristmill.ingest import IngestSummary, TableResult
 
 console = Console()
 

@@ -306,7 +306,7 @@ class Runner:
 
     def _ingest(self, asset: Asset, result: StepResult) -> None:
         from gristmill.checks import raise_if_blocking, run_checks
-        from gristmill.ingest.engine import sync_table
+        from gristmill.ingest.run import sync_table
 
         assert asset.source is not None and asset.relation is not None
         with self._ingest_lock:

@@ -3,7 +3,9 @@
 Every table is loaded the same way, whatever the source and warehouse:
 
 1. the source's batches stream into a staging table beside the target (several
-   streams in parallel where the source can split its read);
+   streams in parallel where the source can split its read), or, for a small
+   incremental read, are held as Arrow that the warehouse reads in place; such a read
+   may have begun before the sync, from the cursor the catalog mirrors (`early.py`);
 2. one warehouse transaction then applies the stage to the target (replace, append
    or merge, then deletes), evolves the target's columns, and writes the table's
    sync state (cursor, files loaded, schema).
@@ -16,43 +18,25 @@ drops any half-filled stage and starts again from the committed state.
 from __future__ import annotations
 
 import itertools
-import json
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
-from gristmill.catalog.base import TableSyncRecord
-from gristmill.config import SourceConfig, TableConfig, redact
-from gristmill.errors import ConfigError, GristmillError, NotFoundError, did_you_mean
+from gristmill.ingest import early
 from gristmill.ingest.cursor import decode_cursor, encode_cursor
-from gristmill.ingest.schema import (
-    SchemaPlan,
-    describe_columns,
-    plan_evolution,
-    schema_from_text,
-    schema_to_text,
-)
-from gristmill.ingest.sources import SourcesOpenedAhead, open_source
-from gristmill.ingest.sources.base import ReadRequest, RejectedRow, Source
-from gristmill.ingest.spec import TableSpec, resolve_spec
+from gristmill.ingest.schema import SchemaPlan, plan_evolution, schema_from_text, schema_to_text
+from gristmill.ingest.sources.base import RejectedRow, Source
+from gristmill.ingest.spec import TableSpec
 from gristmill.warehouse.base import Transaction, Warehouse
-
-if TYPE_CHECKING:
-    from gristmill.project import Project
 
 STAGE_PREFIX = "_gm_stage_"
 KEYS_PREFIX = "_gm_keys_"
 ARROW_STAGE_PREFIX = "_gm_incoming_"
-IN_MEMORY_STAGE_BYTES = 64 << 20
-"""An incremental read up to this size is staged as Arrow in memory, where the warehouse
-can read it in place: writing 100,000 rows into a stage table costs DuckDB 35 ms, a
-tenth of such a sync. A larger read goes to a stage table."""
 REJECTS_TABLE = "rejected_rows"
 
 
@@ -84,30 +68,6 @@ class TableResult:
         return f"{self.source}.{self.table}"
 
 
-@dataclass
-class IngestSummary:
-    run_id: int
-    tables: list[TableResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(t.status == "ok" for t in self.tables)
-
-    @property
-    def rows(self) -> int:
-        return sum(t.rows for t in self.tables)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "ok": self.ok,
-            "rows": self.rows,
-            "seconds": round(self.seconds, 3),
-            "tables": [asdict(t) for t in self.tables],
-        }
-
-
 class TableSync:
     """Syncs one source table into one warehouse table."""
 
@@ -119,6 +79,7 @@ class TableSync:
         raw_schema: str,
         full_refresh: bool,
         progress: Progress | None,
+        read_ahead: early.EarlyRead | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.source = source
@@ -131,6 +92,8 @@ class TableSync:
         self.staged = self.t(self.stage)
         """The relation holding what was read: the stage table, or an Arrow table."""
         self._arrow_stage: str | None = None
+        self.read_ahead = read_ahead
+        """This table's read, begun before the sync from the cursor the catalog mirrors."""
         self.key = f"{spec.source}.{spec.table.name}"
 
     # -- helpers ------------------------------------------------------------------------
@@ -172,19 +135,13 @@ class TableSync:
     def _stage(self, streams: list[Iterator[pa.RecordBatch]], in_memory: bool) -> int:
         """Load what was read into the stage, in memory when allowed and small enough."""
         if in_memory and len(streams) == 1 and self.warehouse.SUPPORTS_ARROW_RELATIONS:
-            held: list[pa.RecordBatch] = []
-            size = 0
-            for batch in streams[0]:
-                held.append(batch)
-                size += batch.nbytes
-                if size > IN_MEMORY_STAGE_BYTES:
-                    streams = [itertools.chain(held, streams[0])]
-                    break
-            else:
+            held, whole = early.hold(streams[0])
+            if whole:
                 table = pa.Table.from_batches(held) if held else self.spec.schema.empty_table()
                 self._arrow_stage = ARROW_STAGE_PREFIX + self.spec.target
                 self.staged = self.warehouse.register_arrow(self._arrow_stage, table)
                 return int(table.num_rows)
+            streams = [itertools.chain(held, streams[0])]
         self.warehouse.recreate_table(self.schema, self.stage, self.spec.schema)
         return self._load_streams(self.stage, streams)
 
@@ -215,16 +172,9 @@ class TableSync:
         cursor_from = decode_cursor(previous.get("cursor"))
 
         self._drop_stages()
-        extract = self.source.extract(
-            ReadRequest(
-                table=spec.table,
-                columns=spec.columns,
-                cursor=config.cursor,
-                cursor_from=cursor_from,
-                streams=config.parallel,
-                path=config.path,
-                files_done=previous.get("files", {}),
-            )
+        read_ahead = self.read_ahead and self.read_ahead.take(previous.get("cursor"))
+        extract = read_ahead or self.source.extract(
+            spec.read_request(cursor_from, previous.get("files"))
         )
         try:
             result.rows = self._stage(
@@ -355,7 +305,8 @@ class TableSync:
                 f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s"
                 f" WHERE {self._key_match('s', 't', spec.primary_key)})"
             )
-            tx.execute(f"INSERT INTO {target} ({columns}) {self._latest_per_key()}")
+            rows = f"SELECT {columns} FROM {stage}" if spec.keys_unique else self._latest_per_key()
+            tx.execute(f"INSERT INTO {target} ({columns}) {rows}")
             return
         select = f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} AS s"
         if cursor is None or cursor_from is None:
@@ -437,169 +388,3 @@ class TableSync:
                 f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 [self.spec.source, self.spec.table.name, r.file, r.line, r.error, r.raw, now],
             )
-
-
-def _select_tables(
-    config_sources: dict[str, SourceConfig], selector: str | None
-) -> tuple[list[str], str | None]:
-    if not selector:
-        return list(config_sources), None
-    source, _, table = selector.partition(".")
-    if source not in config_sources:
-        raise ConfigError(
-            f"No source '{source}' in gristmill.toml.{did_you_mean(source, config_sources)}"
-            f" Sources: {', '.join(config_sources) or 'none'}."
-        )
-    return [source], table or None
-
-
-def ingest(
-    project: Project,
-    selector: str | None = None,
-    *,
-    full_refresh: bool = False,
-    progress: Progress | None = None,
-) -> IngestSummary:
-    """Sync every configured source table (or those `selector` names: SOURCE or SOURCE.TABLE).
-
-    A table that fails is reported in the summary and the others go on.
-    """
-    started = time.perf_counter()
-    config = project.config
-    if not config.sources:
-        raise ConfigError("gristmill.toml defines no [sources.*]; add one to ingest from.")
-    source_names, only_table = _select_tables(config.sources, selector)
-    with SourcesOpenedAhead(config.sources, project.root, source_names) as opened:
-        warehouse, catalog = project.warehouse, project.catalog
-        raw_schema = config.warehouse.raw_schema
-        warehouse.ensure_schema(raw_schema)
-        warehouse.ensure_state_table()
-        run_id = catalog.start_run("ingest" + (f" {selector}" if selector else ""))
-        summary = IngestSummary(run_id)
-        targets: dict[str, str] = {}
-        try:
-            for source_name in source_names:
-                source_config = config.sources[source_name]
-                source = opened.take(source_name)
-                try:
-                    tables = source_config.tables or {
-                        t: TableConfig() for t in source.list_tables()
-                    }
-                    if only_table is not None:
-                        if only_table not in tables:
-                            raise NotFoundError(
-                                f"Source '{source_name}' has no table '{only_table}' in"
-                                f" gristmill.toml.{did_you_mean(only_table, tables)}"
-                            )
-                        tables = {only_table: tables[only_table]}
-                    for table_name, table_config in tables.items():
-                        summary.tables.append(
-                            _sync_one(
-                                project,
-                                source,
-                                table_name,
-                                table_config,
-                                raw_schema,
-                                full_refresh,
-                                progress,
-                                run_id,
-                                targets,
-                            )
-                        )
-                finally:
-                    source.close()
-        finally:
-            summary.seconds = time.perf_counter() - started
-            catalog.finish_run(run_id, "ok" if summary.ok else "failed")
-    return summary
-
-
-def sync_table(
-    project: Project,
-    source_name: str,
-    table_name: str,
-    run_id: int,
-    *,
-    full_refresh: bool = False,
-    progress: Progress | None = None,
-) -> TableResult:
-    """Sync one configured source table as a step of a larger run (`gristmill run`)."""
-    source_config = project.config.sources[source_name]
-    raw_schema = project.config.warehouse.raw_schema
-    source = open_source(source_name, source_config, project.root)
-    try:
-        table_config = (source_config.tables or {}).get(table_name) or TableConfig()
-        return _sync_one(
-            project,
-            source,
-            table_name,
-            table_config,
-            raw_schema,
-            full_refresh,
-            progress,
-            run_id,
-            {},
-        )
-    finally:
-        source.close()
-
-
-def _sync_one(
-    project: Project,
-    source: Source,
-    table_name: str,
-    table_config: TableConfig,
-    raw_schema: str,
-    full_refresh: bool,
-    progress: Progress | None,
-    run_id: int,
-    targets: dict[str, str],
-) -> TableResult:
-    key = f"{source.name}.{table_name}"
-    target = table_config.target or table_name.split(".")[-1]
-    result = TableResult(source.name, table_name, target, table_config.mode)
-    if progress is not None:
-        progress.start(key)
-    started = time.perf_counter()
-    try:
-        if target in targets:
-            raise ConfigError(
-                f"{key} and {targets[target]} both load into {raw_schema}.{target}; "
-                f'set target = "..." on one of them.'
-            )
-        targets[target] = key
-        spec = resolve_spec(source, table_name, table_config)
-        sync = TableSync(project.warehouse, source, spec, raw_schema, full_refresh, progress)
-        result = sync.run()
-        columns = describe_columns(sync.table_schema)
-        history = project.catalog.schema_history(source.name, table_name)
-        if not history or json.loads(history[-1]["columns"]) != columns:
-            change = result.schema_change or ("created" if not history else "replaced")
-            project.catalog.record_schema(source.name, table_name, columns, change)
-        project.catalog.mirror_state(source.name, table_name, sync.state)
-    except GristmillError as exc:
-        result.status = "failed"
-        result.error = redact(str(exc))
-    result.seconds = time.perf_counter() - started
-    project.catalog.record_sync(
-        run_id,
-        TableSyncRecord(
-            source=result.source,
-            table=result.table,
-            target=result.target,
-            mode=result.mode,
-            status=result.status,
-            rows=result.rows,
-            seconds=result.seconds,
-            error=result.error,
-            details={
-                "cursor": result.cursor,
-                "schema_change": result.schema_change,
-                "rejected_rows": result.rejected_rows,
-                "deleted_rows": result.deleted_rows,
-            },
-        ),
-    )
-    if progress is not None:
-        progress.finish(key, result)
-    return result

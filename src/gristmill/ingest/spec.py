@@ -4,12 +4,13 @@ table's description checked against its entry in gristmill.toml."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 from gristmill.config import TableConfig
 from gristmill.errors import ConfigError, NotFoundError, did_you_mean
-from gristmill.ingest.sources.base import Source, SourceTable
+from gristmill.ingest.sources.base import ReadRequest, Source, SourceTable
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,28 @@ class TableSpec:
 
     def renamed(self, column: str | None) -> str | None:
         return None if column is None else self.config.rename.get(column, column)
+
+    @property
+    def keys_unique(self) -> bool:
+        """Whether one read holds at most one row per key: the key is the primary key the
+        source itself enforces (a file, or a key set in gristmill.toml, promises nothing)."""
+        declared = [self.config.rename.get(k, k) for k in self.table.primary_key]
+        return bool(declared) and declared == self.primary_key
+
+    def read_request(
+        self, cursor_from: Any, files_done: dict[str, Any] | None = None
+    ) -> ReadRequest:
+        """What to ask the source for: the rows from `cursor_from` on, or the files not in
+        `files_done`."""
+        return ReadRequest(
+            table=self.table,
+            columns=self.columns,
+            cursor=self.config.cursor,
+            cursor_from=cursor_from,
+            streams=self.config.parallel,
+            path=self.config.path,
+            files_done=files_done or {},
+        )
 
 
 def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:

@@ -13,7 +13,8 @@ from gristmill.project import Project, init_project
 if TYPE_CHECKING:
     from gristmill.features.api import MaterializeResult, OnlineFeatures
     from gristmill.graph.run import RunSummary, StepResult
-    from gristmill.ingest.engine import IngestSummary, Progress
+    from gristmill.ingest import IngestSummary
+    from gristmill.ingest.engine import Progress
     from gristmill.profile.model import TableProfile
     from gristmill.quickstart.serving import DemoDecision
     from gristmill.registry.base import ModelVersion

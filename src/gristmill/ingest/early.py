@@ -1,0 +1,177 @@
+"""Reading ahead: each source is opened, and its first table's new rows read, on a thread
+of their own while the warehouse opens or the sources before it sync.
+
+A small incremental sync spends a third of its time opening the warehouse (importing
+DuckDB alone takes 60 ms) and a third reading the source. The read needs the table's last
+cursor, which the warehouse's sync state holds; the catalog keeps a mirror of that state,
+readable at once. So the read starts from the mirror's cursor, and the sync uses it only
+if the warehouse's own state, once read, holds the same cursor: otherwise (a crash between
+the warehouse's commit and the mirror's update, a state reset) the read is dropped and
+made again. A read begun early is the read the sync would have made, a few tens of
+milliseconds sooner, so exactly-once holds as before.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from gristmill.errors import GristmillError
+from gristmill.ingest.cursor import decode_cursor
+from gristmill.ingest.sources import open_source
+from gristmill.ingest.spec import TableSpec, resolve_spec
+
+if TYPE_CHECKING:
+    from gristmill.config import SourceConfig, TableConfig
+    from gristmill.ingest.sources.base import Extract, Source
+
+IN_MEMORY_STAGE_BYTES = 64 << 20
+"""An incremental read up to this size is held as Arrow in memory: read ahead whole, and
+staged where the warehouse can read it in place (writing 100,000 rows into a stage table
+costs DuckDB 35 ms, a tenth of such a sync). A larger read goes on to a stage table."""
+
+
+def hold(stream: Iterator[pa.RecordBatch]) -> tuple[list[pa.RecordBatch], bool]:
+    """The batches taken from `stream` until they pass IN_MEMORY_STAGE_BYTES, and whether
+    they are all of it."""
+    held: list[pa.RecordBatch] = []
+    size = 0
+    for batch in stream:
+        held.append(batch)
+        size += batch.nbytes
+        if size > IN_MEMORY_STAGE_BYTES:
+            return held, False
+    return held, True
+
+
+@dataclass(frozen=True)
+class EarlyPlan:
+    """The table of a source to read ahead, and the cursor the catalog mirrors for it."""
+
+    table: str
+    config: TableConfig
+    cursor: dict[str, Any]
+    """Encoded, as the sync state holds it."""
+
+
+class EarlyRead:
+    """A table's read begun from the mirrored cursor: up to IN_MEMORY_STAGE_BYTES already
+    read, the rest still to come from the source. Owned by the sync that takes it; dropped
+    unused otherwise, which ends the source's query."""
+
+    def __init__(self, spec: TableSpec, cursor: dict[str, Any], extract: Extract) -> None:
+        self.spec = spec
+        self.table = spec.table.name
+        self.cursor = cursor
+        self._rest = extract.streams[0]
+        held, _ = hold(self._rest)
+        extract.streams = [itertools.chain(held, self._rest)]
+        self._extract: Extract | None = extract
+
+    def take(self, cursor: dict[str, Any] | None) -> Extract | None:
+        """The read, if it began from `cursor` (the warehouse's); otherwise it is dropped."""
+        if self._extract is None or cursor != self.cursor:
+            self.discard()
+            return None
+        extract, self._extract = self._extract, None
+        return extract
+
+    def discard(self) -> None:
+        if self._extract is None:
+            return
+        extract, self._extract = self._extract, None
+        close = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
+        extract.close()
+
+
+def read_early(source: Source, plan: EarlyPlan) -> EarlyRead | None:
+    """Begin the read of `plan.table`; None where the source cannot, or where it fails (the
+    sync proper then meets the same error, and reports it)."""
+    if source.READS_FILES:
+        return None
+    try:
+        spec = resolve_spec(source, plan.table, plan.config)
+        extract = source.extract(spec.read_request(decode_cursor(plan.cursor)))
+    except GristmillError:
+        return None
+    if len(extract.streams) != 1:
+        extract.close()
+        return None
+    try:
+        return EarlyRead(spec, plan.cursor, extract)
+    except GristmillError:
+        extract.close()
+        return None
+
+
+def early_plans(
+    configs: Mapping[str, SourceConfig],
+    names: list[str],
+    only_table: str | None,
+    mirrored: Mapping[tuple[str, str], dict[str, Any]],
+) -> dict[str, EarlyPlan]:
+    """For each source, its first table to sync if that table reads by cursor and the
+    catalog mirrors a cursor for it in the same mode."""
+    plans = {}
+    for name in names:
+        tables = configs[name].tables or {}
+        first = only_table if only_table is not None else next(iter(tables), None)
+        config = tables.get(first) if first is not None else None
+        if first is None or config is None or config.mode == "full" or not config.cursor:
+            continue
+        state = mirrored.get((name, first))
+        if state and state.get("mode") == config.mode and state.get("cursor") is not None:
+            plans[name] = EarlyPlan(first, config, state["cursor"])
+    return plans
+
+
+class SourcesOpenedAhead:
+    """Opens the sources one after another on a thread of its own, each with its first
+    table read ahead where `plans` says so. Sources never taken are closed on exit."""
+
+    def __init__(
+        self,
+        configs: Mapping[str, SourceConfig],
+        root: Path,
+        names: list[str],
+        plans: Mapping[str, EarlyPlan],
+    ) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gm-open")
+        self._opening = {
+            name: self._pool.submit(self._open, name, configs[name], root, plans.get(name))
+            for name in names
+        }
+
+    @staticmethod
+    def _open(
+        name: str, config: SourceConfig, root: Path, plan: EarlyPlan | None
+    ) -> tuple[Source, EarlyRead | None]:
+        source = open_source(name, config, root)
+        try:
+            return source, read_early(source, plan) if plan is not None else None
+        except BaseException:
+            source.close()
+            raise
+
+    def take(self, name: str) -> tuple[Source, EarlyRead | None]:
+        return self._opening.pop(name).result()
+
+    def __enter__(self) -> SourcesOpenedAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self._opening.values():
+            if not future.cancel() and future.exception() is None:
+                source, early = future.result()
+                if early is not None:
+                    early.discard()
+                source.close()
+        self._pool.shutdown()
