@@ -83,6 +83,7 @@ def ingest(
         else early_plans(config.sources, source_names, only_table, catalog.mirrored_states())
     )
     with SourcesOpenedAhead(config.sources, project.root, source_names, plans) as opened:
+        opened.wait_until_reading()
         warehouse = project.warehouse
         warehouse.ensure_schema(config.warehouse.raw_schema)
         warehouse.ensure_state_table()

@@ -80,8 +80,19 @@ class PostgresSource(SqlSource):
         return [r[0] for r in rows]
 
     def describe(self, table: str) -> SourceTable:
-        exists = self._query("SELECT to_regclass($1)::text", [self.table_ref(table)])
-        if not exists or exists[0][0] is None:
+        found = self._query(
+            "SELECT oid IS NOT NULL,"
+            " ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = oid AND attnotnull"
+            " AND attnum > 0 AND NOT attisdropped),"
+            " ARRAY(SELECT a.attname::text FROM pg_index i JOIN LATERAL unnest(i.indkey)"
+            " WITH ORDINALITY AS k(attnum, n) ON true JOIN pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            " WHERE i.indrelid = oid AND i.indisprimary ORDER BY k.n)"
+            " FROM (SELECT to_regclass($1)::oid AS oid) AS relation",
+            [self.table_ref(table)],
+        )
+        exists, not_null, key = found[0]
+        if not exists:
             raise self.missing_table(table)
         try:
             wire = self._conn.arrow(f"SELECT * FROM {self.table_ref(table)} LIMIT 0").schema
@@ -89,23 +100,8 @@ class PostgresSource(SqlSource):
             raise self._error(exc) from None
         finally:
             self._conn.rollback()
-        not_null = {
-            r[0]
-            for r in self._query(
-                "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnotnull"
-                " AND attnum > 0 AND NOT attisdropped",
-                [self.table_ref(table)],
-            )
-        }
-        key = self._query(
-            "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY"
-            " AS k(attnum, n) ON true JOIN pg_attribute a ON a.attrelid = i.indrelid"
-            " AND a.attnum = k.attnum WHERE i.indrelid = $1::regclass AND i.indisprimary"
-            " ORDER BY k.n",
-            [self.table_ref(table)],
-        )
         fields = [pa.field(f.name, wire_type(f), nullable=f.name not in not_null) for f in wire]
-        return SourceTable(table, pa.schema(fields), tuple(r[0] for r in key))
+        return SourceTable(table, pa.schema(fields), tuple(key))
 
     def column_sql(self, name: str, dtype: pa.DataType) -> str:
         column = self.quote(name)
@@ -151,10 +147,10 @@ class PostgresSource(SqlSource):
                 conn.rollback()
 
     def extract(self, request: ReadRequest) -> Extract:
-        blocks = self._blocks(request.table.name)
-        streams = min(request.streams, max(1, blocks // MIN_BLOCKS_PER_STREAM))
         schema = pa.schema([request.table.schema.field(c) for c in request.columns])
-        if request.cursor_from is not None or streams == 1:
+        blocks = 0 if request.cursor_from is not None else self._blocks(request.table.name)
+        streams = min(request.streams, max(1, blocks // MIN_BLOCKS_PER_STREAM))
+        if streams == 1:
             sql, params = self.select_sql(request)
             return Extract(streams=[self.stream(sql, params, schema, SERVER_PARALLEL_PLAN)])
         # The exporting transaction must stay open until every stream has imported its
