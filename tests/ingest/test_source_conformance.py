@@ -320,6 +320,25 @@ def test_read_ahead_is_used_only_from_the_warehouse_cursor(
     ]
 
 
+def test_a_table_gone_since_its_last_sync_fails_alone(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    for table in ("events", "others"):
+        harness.create_table(table, {"id": "bigint", "seq": "bigint"})
+        harness.insert(table, [{"id": 0, "seq": 0}])
+    settings = {"mode": "append", "cursor": "seq"}
+    _project(harness, project_dir, {"events": settings, "others": settings})
+    assert run_ingest(project_dir).ok
+    harness.execute("DROP TABLE events")
+    harness.insert("others", [{"id": 1, "seq": 1}])
+
+    gone, others = run_ingest(project_dir).tables
+
+    assert gone.status == "failed" and "has no table 'events'" in (gone.error or "")
+    assert others.status == "ok"
+    assert [r["id"] for r in warehouse_rows(project_dir, "others")] == [0, 1]
+
+
 def _state(root: Path) -> dict[str, Any]:
     with Project.load(root) as project:
         state = project.warehouse.read_state("src", "typed")

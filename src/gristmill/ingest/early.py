@@ -174,12 +174,16 @@ class SourcesOpenedAhead:
         self, name: str, config: SourceConfig, root: Path, plan: EarlyPlan | None
     ) -> tuple[Source, EarlyRead | None]:
         source: Source | None = None
+        early: EarlyRead | None = None
         try:
             source = open_source(name, config, root)
             early = begin_read(source, plan) if plan is not None else None
+            # The warehouse may open now: the read needs the GIL only now and then.
             self._reading.set()
             return source, early.read() if early is not None else None
         except BaseException:
+            if early is not None:
+                early.discard()
             if source is not None:
                 source.close()
             raise
