@@ -17,7 +17,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,6 +154,10 @@ class SourcesOpenedAhead:
     which importing DuckDB holds for tens of milliseconds at a time; the read itself runs
     in the driver without it. So the warehouse opens once the first source is reading
     (`wait_until_reading`): on two cores this saves 15 ms of a 0.28 s sync.
+
+    The thread is a daemon, and exit does not wait for it: a source whose host does not
+    answer must not hold up the error of one before it. A source it opens after exit is
+    closed at once.
     """
 
     def __init__(
@@ -164,11 +168,29 @@ class SourcesOpenedAhead:
         plans: Mapping[str, EarlyPlan],
     ) -> None:
         self._reading = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gm-open")
-        self._opening = {
-            name: self._pool.submit(self._open, name, configs[name], root, plans.get(name))
-            for name in names
+        self._opening: dict[str, Future[tuple[Source, EarlyRead | None]]] = {
+            name: Future() for name in names
         }
+        jobs = [(self._opening[n], n, configs[n], plans.get(n)) for n in names]
+        threading.Thread(
+            target=self._open_all, args=(jobs, root), name="gm-open", daemon=True
+        ).start()
+
+    def _open_all(
+        self,
+        jobs: list[
+            tuple[Future[tuple[Source, EarlyRead | None]], str, SourceConfig, EarlyPlan | None]
+        ],
+        root: Path,
+    ) -> None:
+        for future, name, config, plan in jobs:
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._open(name, config, root, plan))
+            except BaseException as exc:  # delivered to whoever takes the source
+                future.set_exception(exc)
+        self._reading.set()
 
     def _open(
         self, name: str, config: SourceConfig, root: Path, plan: EarlyPlan | None
@@ -202,9 +224,13 @@ class SourcesOpenedAhead:
 
     def __exit__(self, *exc: object) -> None:
         for future in self._opening.values():
-            if not future.cancel() and future.exception() is None:
-                source, early = future.result()
-                if early is not None:
-                    early.discard()
-                source.close()
-        self._pool.shutdown()
+            if not future.cancel():
+                future.add_done_callback(_close_opened)
+
+
+def _close_opened(future: Future[tuple[Source, EarlyRead | None]]) -> None:
+    if future.exception() is None:
+        source, early = future.result()
+        if early is not None:
+            early.discard()
+        source.close()
