@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -67,14 +66,10 @@ class EarlyRead:
     IN_MEMORY_STAGE_BYTES is held, the rest still to come from the source. Owned by the
     sync that takes it; dropped unused otherwise, which ends the source's query."""
 
-    def __init__(
-        self, spec: TableSpec, cursor: dict[str, Any], extract: Extract, started: float
-    ) -> None:
+    def __init__(self, spec: TableSpec, cursor: dict[str, Any], extract: Extract) -> None:
         self.spec = spec
         self.table = spec.table.name
         self.cursor = cursor
-        self.started = started
-        """When describing the table began (`time.perf_counter()`): the sync's own start."""
         self._rest = extract.streams[0]
         self._extract: Extract | None = extract
 
@@ -113,7 +108,6 @@ def begin_read(source: Source, plan: EarlyPlan) -> EarlyRead | None:
     where it fails (the sync proper then meets the same error, and reports it)."""
     if source.READS_FILES:
         return None
-    started = time.perf_counter()
     try:
         spec = resolve_spec(source, plan.table, plan.config)
         extract = source.extract(spec.read_request(decode_cursor(plan.cursor)))
@@ -122,7 +116,7 @@ def begin_read(source: Source, plan: EarlyPlan) -> EarlyRead | None:
     if len(extract.streams) != 1:
         extract.close()
         return None
-    return EarlyRead(spec, plan.cursor, extract, started)
+    return EarlyRead(spec, plan.cursor, extract)
 
 
 def early_plans(

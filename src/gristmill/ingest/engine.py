@@ -57,6 +57,8 @@ class TableResult:
     status: str = "ok"
     rows: int = 0
     seconds: float = 0.0
+    """From taking the table to committing it. A read begun ahead, alongside the
+    warehouse's opening, counts in the run's seconds only."""
     schema_change: str | None = None
     cursor: Any = None
     rejected_rows: int = 0

@@ -165,7 +165,7 @@ class _RunSyncs:
         result = TableResult(source.name, table_name, target, table_config.mode)
         if progress is not None:
             progress.start(key)
-        started = read_ahead.started if read_ahead else time.perf_counter()
+        started = time.perf_counter()
         try:
             if target in self.targets:
                 raise ConfigError(
