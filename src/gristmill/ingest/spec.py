@@ -39,7 +39,8 @@ class TableSpec:
     @property
     def keys_unique(self) -> bool:
         """Whether one read holds at most one row per key: the key is the primary key the
-        source itself enforces (a file, or a key set in gristmill.toml, promises nothing)."""
+        source itself enforces (a file promises nothing, nor does a key that gristmill.toml
+        sets on other columns)."""
         declared = [self.config.rename.get(k, k) for k in self.table.primary_key]
         return bool(declared) and declared == self.primary_key
 
