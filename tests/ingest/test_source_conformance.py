@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gristmill.ingest import early
+from gristmill.ingest import read_ahead
 from gristmill.project import Project
 from tests.helpers import run_ingest, warehouse_rows, write_project
 from tests.ingest.harness import LOGICAL_TYPES, SourceHarness
@@ -252,13 +252,13 @@ def test_missing_table_and_column_name_close_matches(
 
 @pytest.mark.parametrize(
     "stage_bytes",
-    [early.IN_MEMORY_STAGE_BYTES, 0],
+    [read_ahead.IN_MEMORY_STAGE_BYTES, 0],
     ids=["stage_in_memory", "stage_table"],
 )
 def test_types_survive_incremental_merges(
     harness: SourceHarness, project_dir: Path, monkeypatch: pytest.MonkeyPatch, stage_bytes: int
 ) -> None:
-    monkeypatch.setattr(early, "IN_MEMORY_STAGE_BYTES", stage_bytes)
+    monkeypatch.setattr(read_ahead, "IN_MEMORY_STAGE_BYTES", stage_bytes)
     logicals = [t for t in LOGICAL_TYPES if t not in harness.UNSUPPORTED]
     harness.create_table(
         "typed", {"id": "bigint", "seq": "bigint", **{_column(t): t for t in logicals}}
@@ -289,14 +289,14 @@ def test_read_ahead_is_used_only_from_the_warehouse_cursor(
     harness: SourceHarness, project_dir: Path, monkeypatch: pytest.MonkeyPatch, mirrored: int
 ) -> None:
     taken: list[bool] = []
-    take = early.EarlyRead.take
+    take = read_ahead.ReadAhead.take
 
-    def recording_take(self: early.EarlyRead, cursor: dict[str, Any] | None) -> Any:
+    def recording_take(self: read_ahead.ReadAhead, cursor: dict[str, Any] | None) -> Any:
         extract = take(self, cursor)
         taken.append(extract is not None)
         return extract
 
-    monkeypatch.setattr(early.EarlyRead, "take", recording_take)
+    monkeypatch.setattr(read_ahead.ReadAhead, "take", recording_take)
     harness.create_table("events", {"id": "bigint", "seq": "bigint"})
     harness.insert("events", [{"id": i, "seq": i} for i in range(3)])
     _project(harness, project_dir, {"events": {"mode": "append", "cursor": "seq"}})

@@ -1,7 +1,7 @@
 """Ingestion: sync source tables and files into the warehouse's raw schema, exactly once.
 
 `run.ingest()` is the entry point the CLI and notebooks share; `engine.TableSync` syncs one
-table; `early.py` opens the sources and begins their reads while the warehouse opens;
+table; `read_ahead.py` opens the sources and begins their reads while the warehouse opens;
 `spec.py` checks a table entry against the source; `sources/` holds the source kinds;
 `schema.py` decides how tables evolve.
 """

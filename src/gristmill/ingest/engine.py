@@ -5,7 +5,7 @@ Every table is loaded the same way, whatever the source and warehouse:
 1. the source's batches stream into a staging table beside the target (several
    streams in parallel where the source can split its read), or, for a small
    incremental read, are held as Arrow that the warehouse reads in place; such a read
-   may have begun before the sync, from the cursor the catalog mirrors (`early.py`);
+   may have begun before the sync, from the cursor the catalog mirrors (`read_ahead.py`);
 2. one warehouse transaction then applies the stage to the target (replace, append
    or merge, then deletes), evolves the target's columns, and writes the table's
    sync state (cursor, files loaded, schema).
@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from gristmill.ingest import early
 from gristmill.ingest.cursor import decode_cursor, encode_cursor
+from gristmill.ingest.read_ahead import ReadAhead, hold
 from gristmill.ingest.schema import SchemaPlan, plan_evolution, schema_from_text, schema_to_text
 from gristmill.ingest.sources.base import RejectedRow, Source
 from gristmill.ingest.spec import TableSpec
@@ -81,7 +81,7 @@ class TableSync:
         raw_schema: str,
         full_refresh: bool,
         progress: Progress | None,
-        read_ahead: early.EarlyRead | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.source = source
@@ -137,7 +137,7 @@ class TableSync:
     def _stage(self, streams: list[Iterator[pa.RecordBatch]], in_memory: bool) -> int:
         """Load what was read into the stage, in memory when allowed and small enough."""
         if in_memory and len(streams) == 1 and self.warehouse.SUPPORTS_ARROW_RELATIONS:
-            held, whole = early.hold(streams[0])
+            held, whole = hold(streams[0])
             if whole:
                 table = pa.Table.from_batches(held) if held else self.spec.schema.empty_table()
                 self._arrow_stage = ARROW_STAGE_PREFIX + self.spec.target
@@ -174,8 +174,8 @@ class TableSync:
         cursor_from = decode_cursor(previous.get("cursor"))
 
         self._drop_stages()
-        read_ahead = self.read_ahead and self.read_ahead.take(previous.get("cursor"))
-        extract = read_ahead or self.source.extract(
+        read_early = self.read_ahead and self.read_ahead.take(previous.get("cursor"))
+        extract = read_early or self.source.extract(
             spec.read_request(cursor_from, previous.get("files"))
         )
         try:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from gristmill.catalog.base import TableSyncRecord
 from gristmill.config import SourceConfig, TableConfig, redact
 from gristmill.errors import ConfigError, GristmillError, NotFoundError, did_you_mean
-from gristmill.ingest.early import EarlyRead, SourcesOpenedAhead, early_plans
 from gristmill.ingest.engine import Progress, TableResult, TableSync
+from gristmill.ingest.read_ahead import ReadAhead, SourcesOpenedAhead, read_ahead_plans
 from gristmill.ingest.schema import describe_columns
 from gristmill.ingest.sources import open_source
 from gristmill.ingest.sources.base import Source
@@ -80,7 +80,7 @@ def ingest(
     plans = (
         {}
         if full_refresh
-        else early_plans(config.sources, source_names, only_table, catalog.mirrored_states())
+        else read_ahead_plans(config.sources, source_names, only_table, catalog.mirrored_states())
     )
     with SourcesOpenedAhead(config.sources, project.root, source_names, plans) as opened:
         opened.wait_until_reading()
@@ -106,10 +106,10 @@ def ingest(
                             )
                         tables = {only_table: tables[only_table]}
                     for table_name, table_config in tables.items():
-                        early = (
+                        ahead = (
                             read_ahead if read_ahead and read_ahead.table == table_name else None
                         )
-                        summary.tables.append(syncs.sync(source, table_name, table_config, early))
+                        summary.tables.append(syncs.sync(source, table_name, table_config, ahead))
                 finally:
                     if read_ahead is not None:
                         read_ahead.discard()
@@ -156,7 +156,7 @@ class _RunSyncs:
         source: Source,
         table_name: str,
         table_config: TableConfig,
-        read_ahead: EarlyRead | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> TableResult:
         project, progress = self.project, self.progress
         raw_schema = project.config.warehouse.raw_schema

@@ -52,7 +52,7 @@ def hold(stream: Iterator[pa.RecordBatch]) -> tuple[list[pa.RecordBatch], bool]:
 
 
 @dataclass(frozen=True)
-class EarlyPlan:
+class ReadAheadPlan:
     """The table of a source to read ahead, and the cursor the catalog mirrors for it."""
 
     table: str
@@ -61,7 +61,7 @@ class EarlyPlan:
     """Encoded, as the sync state holds it."""
 
 
-class EarlyRead:
+class ReadAhead:
     """A table's read begun from the mirrored cursor: once `read()`, up to
     IN_MEMORY_STAGE_BYTES is held, the rest still to come from the source. Owned by the
     sync that takes it; dropped unused otherwise, which ends the source's query."""
@@ -73,7 +73,7 @@ class EarlyRead:
         self._rest = extract.streams[0]
         self._extract: Extract | None = extract
 
-    def read(self) -> EarlyRead | None:
+    def read(self) -> ReadAhead | None:
         """Read up to IN_MEMORY_STAGE_BYTES; None, the read dropped, where the source fails
         (the sync proper then meets the same error, and reports it)."""
         assert self._extract is not None
@@ -103,7 +103,7 @@ class EarlyRead:
         extract.close()
 
 
-def begin_read(source: Source, plan: EarlyPlan) -> EarlyRead | None:
+def begin_read(source: Source, plan: ReadAheadPlan) -> ReadAhead | None:
     """The read of `plan.table`, described and asked for; None where the source cannot, or
     where it fails (the sync proper then meets the same error, and reports it)."""
     if source.READS_FILES:
@@ -116,15 +116,15 @@ def begin_read(source: Source, plan: EarlyPlan) -> EarlyRead | None:
     if len(extract.streams) != 1:
         extract.close()
         return None
-    return EarlyRead(spec, plan.cursor, extract)
+    return ReadAhead(spec, plan.cursor, extract)
 
 
-def early_plans(
+def read_ahead_plans(
     configs: Mapping[str, SourceConfig],
     names: list[str],
     only_table: str | None,
     mirrored: Mapping[tuple[str, str], dict[str, Any]],
-) -> dict[str, EarlyPlan]:
+) -> dict[str, ReadAheadPlan]:
     """For each source, its first table to sync if that table reads by cursor and the
     catalog mirrors a cursor for it in the same mode."""
     plans = {}
@@ -136,7 +136,7 @@ def early_plans(
             continue
         state = mirrored.get((name, first))
         if state and state.get("mode") == config.mode and state.get("cursor") is not None:
-            plans[name] = EarlyPlan(first, config, state["cursor"])
+            plans[name] = ReadAheadPlan(first, config, state["cursor"])
     return plans
 
 
@@ -159,10 +159,10 @@ class SourcesOpenedAhead:
         configs: Mapping[str, SourceConfig],
         root: Path,
         names: list[str],
-        plans: Mapping[str, EarlyPlan],
+        plans: Mapping[str, ReadAheadPlan],
     ) -> None:
         self._reading = threading.Event()
-        self._opening: dict[str, Future[tuple[Source, EarlyRead | None]]] = {
+        self._opening: dict[str, Future[tuple[Source, ReadAhead | None]]] = {
             name: Future() for name in names
         }
         jobs = [(self._opening[n], n, configs[n], plans.get(n)) for n in names]
@@ -173,7 +173,7 @@ class SourcesOpenedAhead:
     def _open_all(
         self,
         jobs: list[
-            tuple[Future[tuple[Source, EarlyRead | None]], str, SourceConfig, EarlyPlan | None]
+            tuple[Future[tuple[Source, ReadAhead | None]], str, SourceConfig, ReadAheadPlan | None]
         ],
         root: Path,
     ) -> None:
@@ -187,19 +187,19 @@ class SourcesOpenedAhead:
         self._reading.set()
 
     def _open(
-        self, name: str, config: SourceConfig, root: Path, plan: EarlyPlan | None
-    ) -> tuple[Source, EarlyRead | None]:
+        self, name: str, config: SourceConfig, root: Path, plan: ReadAheadPlan | None
+    ) -> tuple[Source, ReadAhead | None]:
         source: Source | None = None
-        early: EarlyRead | None = None
+        ahead: ReadAhead | None = None
         try:
             source = open_source(name, config, root)
-            early = begin_read(source, plan) if plan is not None else None
+            ahead = begin_read(source, plan) if plan is not None else None
             # The warehouse may open now: the read needs the GIL only now and then.
             self._reading.set()
-            return source, early.read() if early is not None else None
+            return source, ahead.read() if ahead is not None else None
         except BaseException:
-            if early is not None:
-                early.discard()
+            if ahead is not None:
+                ahead.discard()
             if source is not None:
                 source.close()
             raise
@@ -210,7 +210,7 @@ class SourcesOpenedAhead:
         """Until the first source is open, and the table it reads ahead (if any) described."""
         self._reading.wait()
 
-    def take(self, name: str) -> tuple[Source, EarlyRead | None]:
+    def take(self, name: str) -> tuple[Source, ReadAhead | None]:
         return self._opening.pop(name).result()
 
     def __enter__(self) -> SourcesOpenedAhead:
@@ -222,9 +222,9 @@ class SourcesOpenedAhead:
                 future.add_done_callback(_close_opened)
 
 
-def _close_opened(future: Future[tuple[Source, EarlyRead | None]]) -> None:
+def _close_opened(future: Future[tuple[Source, ReadAhead | None]]) -> None:
     if future.exception() is None:
-        source, early = future.result()
-        if early is not None:
-            early.discard()
+        source, ahead = future.result()
+        if ahead is not None:
+            ahead.discard()
         source.close()
