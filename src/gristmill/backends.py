@@ -12,6 +12,12 @@ from typing import Any
 from gristmill.errors import ConfigError, did_you_mean
 
 _REGISTRY: dict[str, dict[str, str]] = {
+    "dialect": {
+        "duckdb": "gristmill.dialects.duckdb:DuckDBDialect",
+        "postgres": "gristmill.dialects.postgres:PostgresDialect",
+        "mysql": "gristmill.dialects.mysql:MySQLDialect",
+        "sqlite": "gristmill.dialects.sqlite:SQLiteDialect",
+    },
     "warehouse": {
         "duckdb": "gristmill.warehouse.duckdb:DuckDBWarehouse",
         "postgres": "gristmill.warehouse.postgres:PostgresWarehouse",
@@ -54,8 +60,8 @@ def names(kind: str) -> list[str]:
 
 
 def resolve(kind: str, name: str) -> Any:
-    """The backend class registered as `name` for `kind` ('warehouse', 'catalog', 'source',
-    'diff')."""
+    """The backend class registered as `name` for `kind` ('dialect', 'warehouse', 'catalog',
+    'source', 'diff', ...)."""
     backends = _REGISTRY[kind]
     name = _ALIASES.get(name, name)
     if name not in backends:

@@ -10,12 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gristmill.dialects import Dialect, dialect
 from gristmill.features.definition import FeatureView, aggregate, expression
 from gristmill.features.pit import Selection, training_set_sql
 from gristmill.features.recent import DENSE_EVENTS_PER_BUCKET, dense_entities_sql
-from gristmill.warehouse.base import Warehouse
-from gristmill.warehouse.duckdb import DuckDBWarehouse
-from gristmill.warehouse.postgres import PostgresWarehouse
 from tests.conftest import PG_URL, require_server
 
 BASE = datetime(2025, 1, 1)
@@ -91,14 +89,14 @@ class Engine:
     def __init__(self, name: str) -> None:
         self.name = name
         if name == "duckdb":
-            self.warehouse: type[Warehouse] = DuckDBWarehouse
+            self.dialect: Dialect = dialect("duckdb")
             self.db: Any = duckdb.connect()
             self.mark = "?"
         else:
             import psycopg
 
             require_server("PostgreSQL", "127.0.0.1", 5432)
-            self.warehouse = PostgresWarehouse
+            self.dialect = dialect("postgres")
             self.db = psycopg.connect(PG_URL, autocommit=True)
             self.mark = "%s"
 
@@ -167,7 +165,7 @@ def test_matches_the_reference(
         "SELECT user_id, decided_at, label FROM spine",
         "decided_at",
         [selection],
-        engine.warehouse,
+        engine.dialect,
         inclusive,
         dense_after,
     )
@@ -213,7 +211,7 @@ def test_sums_of_single_precision_keep_their_digits_and_any_spine_column_name(
         "SELECT user_id, decided_at, label AS s FROM spine",
         "decided_at",
         [Selection(view, view.columns(), '"events"')],
-        engine.warehouse,
+        engine.dialect,
         dense_after=dense_after,
     )
     names, [row] = engine.query(sql)
@@ -237,13 +235,13 @@ def test_a_busy_entity_takes_the_window_frames_and_agrees_with_the_join() -> Non
 
     results = [
         engine.query(
-            training_set_sql(spine_sql, "decided_at", [selection], DuckDBWarehouse, False, d)
+            training_set_sql(spine_sql, "decided_at", [selection], dialect("duckdb"), False, d)
         )
         for d in (DENSE_EVENTS_PER_BUCKET, -1, 10**9)  # mixed, all frames, all joined
     ]
 
     dense = engine.query(
-        f"SELECT count(DISTINCT user_id) FROM ({dense_entities_sql(selection, DuckDBWarehouse, DENSE_EVENTS_PER_BUCKET)})"
+        f"SELECT count(DISTINCT user_id) FROM ({dense_entities_sql(selection, dialect('duckdb'), DENSE_EVENTS_PER_BUCKET)})"
     )[1]
     assert dense == [(1,)]
     assert results[0] == results[1] == results[2]

@@ -41,7 +41,7 @@ def _source(project: Project, view: FeatureView) -> str:
 
 
 def _epoch_us(project: Project) -> str:
-    return project.warehouse.EPOCH_US_SQL
+    return project.warehouse.dialect.EPOCH_US_SQL
 
 
 @dataclass
@@ -324,11 +324,11 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     values_sql = " UNION ALL ".join(
         "SELECT "
         + ", ".join(f'{_literal(v)} AS "{k}"' for k, v in zip(view.entity, key, strict=True))
-        + f", {project.warehouse.TIMESTAMP_FROM_US_SQL.format(x=at)} AS _gm_at"
+        + f", {project.warehouse.dialect.TIMESTAMP_FROM_US_SQL.format(x=at)} AS _gm_at"
         for key, at in points
     )
     selection = Selection(view, view.columns(), source)
-    sql = training_set_sql(values_sql, "_gm_at", [selection], type(project.warehouse))
+    sql = training_set_sql(values_sql, "_gm_at", [selection], project.warehouse.dialect)
     batch = project.warehouse.query_arrow(sql).to_pylist()
     mismatches = []
     for (key, at), online, offline in zip(points, online_values, batch, strict=True):

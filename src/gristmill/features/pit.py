@@ -32,7 +32,7 @@ from gristmill.features.recent import (
 )
 
 if TYPE_CHECKING:
-    from gristmill.warehouse.base import Warehouse
+    from gristmill.dialects import Dialect
 
 TOTALS = ("count", "sum", "mean", "count_distinct")
 """Aggregations computed as differences of per-entity running totals (one streaming pass):
@@ -71,7 +71,7 @@ def view_sql(
     spine: str,
     spine_ts: str,
     inclusive: bool,
-    engine: type[Warehouse],
+    engine: Dialect,
     windowed: bool,
 ) -> str | None:
     """A query giving, per spine row (`_gm_row`), the selected min and max over windows
@@ -196,7 +196,7 @@ class _Totals:
     """Two flags share one BIGINT, the second times 2**32: half the running sums, and
     exact while an entity has fewer than 2**32 events."""
 
-    def __init__(self, engine: type[Warehouse]) -> None:
+    def __init__(self, engine: Dialect) -> None:
         self.engine = engine
         self.flags: dict[str, str] = {}
         self.values: dict[str, str] = {}
@@ -242,7 +242,7 @@ class _Totals:
 
 
 def totals_sql(
-    selection: Selection, spine: str, spine_ts: str, inclusive: bool, engine: type[Warehouse]
+    selection: Selection, spine: str, spine_ts: str, inclusive: bool, engine: Dialect
 ) -> str | None:
     """Per spine row, the selected counts, sums, means and distinct counts of one view:
     running totals per entity over its events, read at the spine row's time and at the
@@ -331,7 +331,7 @@ def training_set_sql(
     spine: str,
     spine_ts: str,
     selections: Sequence[Selection],
-    engine: type[Warehouse],
+    engine: Dialect,
     inclusive: bool = False,
     dense_after: int = DENSE_EVENTS_PER_BUCKET,
 ) -> str:
@@ -371,7 +371,7 @@ def _windowed_parts(
     selection: Selection,
     spine_ts: str,
     inclusive: bool,
-    engine: type[Warehouse],
+    engine: Dialect,
     dense_after: int,
 ) -> list[str]:
     """The CTEs that give `_gm_w{i}`: every selected windowed aggregation of view i, per

@@ -18,8 +18,8 @@ from gristmill.durations import parse_duration
 from gristmill.features.definition import Feature
 
 if TYPE_CHECKING:
+    from gristmill.dialects import Dialect
     from gristmill.features.pit import Selection
-    from gristmill.warehouse.base import Warehouse
 
 DENSE_EVENTS_PER_BUCKET = 64
 """Above this many events in one bucket an entity is dense: a spine row of it would be
@@ -57,7 +57,7 @@ def bucket_width(selection: Selection) -> int:
     return max(_micros(w) for _, _, columns in windowed_columns(selection) for _, w in columns)
 
 
-def _bucket(x: str, width: int, engine: type[Warehouse]) -> str:
+def _bucket(x: str, width: int, engine: Dialect) -> str:
     return engine.INTEGER_DIVISION_SQL.format(a=engine.EPOCH_US_SQL.format(x=x), b=width)
 
 
@@ -67,7 +67,7 @@ def present_sql(selection: Selection) -> str:
     return " AND ".join(f"{quoted(c)} IS NOT NULL" for c in [*view.entity, view.timestamp])
 
 
-def dense_entities_sql(selection: Selection, engine: type[Warehouse], dense_after: int) -> str:
+def dense_entities_sql(selection: Selection, engine: Dialect, dense_after: int) -> str:
     """The keys of the entities with more than `dense_after` events in some bucket."""
     keys = ", ".join(quoted(k) for k in selection.view.entity)
     bucket = _bucket(quoted(selection.view.timestamp), bucket_width(selection), engine)
@@ -78,7 +78,7 @@ def dense_entities_sql(selection: Selection, engine: type[Warehouse], dense_afte
     )
 
 
-def points_sql(selection: Selection, spine: str, spine_ts: str, engine: type[Warehouse]) -> str:
+def points_sql(selection: Selection, spine: str, spine_ts: str, engine: Dialect) -> str:
     """The view's events and the spine's rows in one relation, so that both sides' times
     share one type (and so one epoch) when their buckets are computed."""
     view = selection.view
@@ -99,7 +99,7 @@ def points_sql(selection: Selection, spine: str, spine_ts: str, engine: type[War
     )
 
 
-def recent_sql(selection: Selection, points: str, inclusive: bool, engine: type[Warehouse]) -> str:
+def recent_sql(selection: Selection, points: str, inclusive: bool, engine: Dialect) -> str:
     """Per spine row of `points` (see `points_sql`), the selected windowed aggregations."""
     keys = [quoted(k) for k in selection.view.entity]
     width = bucket_width(selection)

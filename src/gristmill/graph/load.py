@@ -229,7 +229,7 @@ def _feature_assets(
             upstream = [resolve(spine, dataset.where)]
             spine_sql = f"SELECT * FROM {warehouse.qualified(*resolved[_split(spine)])}"
         sql = training_set_sql(
-            spine_sql, dataset.timestamp, selections, type(warehouse), dataset.inclusive
+            spine_sql, dataset.timestamp, selections, warehouse.dialect, dataset.inclusive
         )
         transform = Transform(
             name=dataset.name,

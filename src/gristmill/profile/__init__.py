@@ -100,7 +100,7 @@ def profile(
             sample_table = f"_gm_profile_{uuid.uuid4().hex[:8]}"
             warehouse.execute(
                 f"CREATE TEMPORARY TABLE {warehouse.quote(sample_table)} AS"
-                f" {warehouse.sample_sql(relation, sample)}"
+                f" {warehouse.dialect.sample_sql(relation, sample)}"
             )
             relation = warehouse.quote(sample_table)
     try:

@@ -34,7 +34,7 @@ def bins_for(stats: TableStats, column: Column, profile: ColumnProfile) -> Bins 
     if column.ordered and profile.distinct > CATEGORIES:
         x = stats.number(column)
         [row] = stats.q(
-            f"SELECT {stats.warehouse.quantiles_sql(x, DECILES, stats.rows > 1_000_000)} AS q"
+            f"SELECT {stats.warehouse.dialect.quantiles_sql(x, DECILES, stats.rows > 1_000_000)} AS q"
             f" FROM {stats.relation}"
         )
         edges = sorted({float(e) for e in row["q"] or [] if e is not None and math.isfinite(e)})

@@ -72,7 +72,7 @@ class TableStats:
     def number(self, column: Column) -> str:
         """The column as a double: numbers as they are, dates and timestamps as epoch seconds."""
         if column.kind == "temporal":
-            return self.warehouse.EPOCH_SQL.format(x=column.sql)
+            return self.warehouse.dialect.EPOCH_SQL.format(x=column.sql)
         return f"CAST({column.sql} AS DOUBLE PRECISION)"
 
     # -- the passes ----------------------------------------------------------------
@@ -90,7 +90,7 @@ class TableStats:
         return profiles
 
     def _aggregates(self) -> list[ColumnProfile]:
-        exact = self.warehouse.APPROX_DISTINCT_SQL is None
+        exact = self.warehouse.dialect.APPROX_DISTINCT_SQL is None
         parts = ["count(*) AS n"]
         for i, c in enumerate(self.columns):
             parts.append(f"count({c.sql}) AS c{i}_count")
@@ -118,7 +118,9 @@ class TableStats:
         self.rows = int(row["n"])
         # Distinct counts: exact on tables of moderate size, HyperLogLog above.
         approx = not exact and self.rows > EXACT_BELOW
-        template = (self.warehouse.APPROX_DISTINCT_SQL if approx else None) or "count(DISTINCT {x})"
+        template = (
+            self.warehouse.dialect.APPROX_DISTINCT_SQL if approx else None
+        ) or "count(DISTINCT {x})"
         distinct_sql = [
             f"{template.format(x=c.sql)} AS c{i}"
             for i, c in enumerate(self.columns)
@@ -167,7 +169,7 @@ class TableStats:
         fractions = list(QUANTILES.values())
         approx = self.rows > EXACT_BELOW
         parts = [
-            f"{self.warehouse.quantiles_sql(self.number(c), fractions, approx)} AS q{i}"
+            f"{self.warehouse.dialect.quantiles_sql(self.number(c), fractions, approx)} AS q{i}"
             for i, c in ordered
         ]
         [row] = self.q(f"SELECT {', '.join(parts)} FROM {self.relation}")

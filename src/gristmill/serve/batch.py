@@ -40,7 +40,7 @@ def _features_sql(project: Project, training_set: str, relation: str) -> str:
     }
     selections = definitions.selections(dataset, sources)
     spine = f"SELECT * FROM {relation}"
-    engine = type(project.warehouse)
+    engine = project.warehouse.dialect
     return training_set_sql(spine, dataset.timestamp, selections, engine, dataset.inclusive)
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
-from gristmill.errors import BackendError
+from gristmill.dialects import Dialect, dialect
 
 META_SCHEMA = "_gristmill"
 """gristmill's own tables (sync state, quarantined rows) beside the default raw schema."""
@@ -67,7 +67,7 @@ class _Rollback(Exception):
 class Warehouse(ABC):
     NAME: ClassVar[str]
     DIALECT: ClassVar[str]
-    """The sqlglot dialect of the SQL this warehouse runs."""
+    """The engine's dialect (and sqlglot's name of it)."""
     SUPPORTS_TRANSACTIONAL_DDL: ClassVar[bool] = True
     SUPPORTS_PARALLEL_APPEND: ClassVar[bool] = True
     """Whether `append` may be called from several threads at once on one table."""
@@ -80,20 +80,9 @@ class Warehouse(ABC):
         # Projects that share a warehouse keep apart by raw schema: their sync states too.
         raw = config.raw_schema
         self.meta_schema = META_SCHEMA if raw == "raw" else f"{META_SCHEMA}_{raw}"
-
-    SIMPLE_TYPES: ClassVar[dict[pa.DataType, str]]
-    """Column types of the Arrow types that take no parameters."""
-    JSON_TYPE: ClassVar[str]
-    UUID_TYPE: ClassVar[str] = "UUID"
-    DECIMAL_TYPE: ClassVar[str] = "DECIMAL"
-    MAX_DECIMAL_PRECISION: ClassVar[int] = 38
-    DROP_CASCADE: ClassVar[str] = ""
-    """Appended to DROP statements: PostgreSQL refuses to drop what a view depends on."""
+        self.dialect: Dialect = dialect(self.DIALECT)
 
     # -- what each backend provides ------------------------------------------------
-    def struct_type(self, dtype: pa.StructType) -> str:
-        return self.JSON_TYPE
-
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A transaction: committed when the block exits, rolled back on an exception."""
@@ -129,38 +118,16 @@ class Warehouse(ABC):
     # -- shared behaviour ------------------------------------------------------------
     def column_type(self, dtype: pa.DataType) -> str:
         """The column type that stores Arrow `dtype` without loss."""
-        if isinstance(dtype, pa.BaseExtensionType):
-            if dtype.extension_name == "arrow.json":
-                return self.JSON_TYPE
-            if dtype.extension_name == "arrow.uuid":
-                return self.UUID_TYPE
-            return self.column_type(dtype.storage_type)
-        simple = self.SIMPLE_TYPES.get(dtype)
-        if simple:
-            return simple
-        if pa.types.is_decimal(dtype):
-            precision = min(dtype.precision, self.MAX_DECIMAL_PRECISION)
-            return f"{self.DECIMAL_TYPE}({precision},{dtype.scale})"
-        if pa.types.is_timestamp(dtype):
-            return "TIMESTAMPTZ" if dtype.tz else "TIMESTAMP"
-        if pa.types.is_time(dtype):
-            return "TIME"
-        if pa.types.is_duration(dtype) or pa.types.is_interval(dtype):
-            return "INTERVAL"
-        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
-            return f"{self.column_type(dtype.value_type)}[]"
-        if pa.types.is_struct(dtype):
-            return self.struct_type(dtype)
-        if pa.types.is_dictionary(dtype):
-            return self.column_type(dtype.value_type)
-        raise BackendError(f"No {self.NAME} column type for the Arrow type {dtype}")
+        return self.dialect.column_type(dtype)
 
-    @staticmethod
-    def quote(identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+    def quote(self, identifier: str) -> str:
+        return self.dialect.quote(identifier)
 
     def qualified(self, schema: str, table: str) -> str:
-        return f"{self.quote(schema)}.{self.quote(table)}"
+        return self.dialect.qualified(schema, table)
+
+    def literal(self, value: Any) -> str:
+        return self.dialect.literal(value)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.transaction() as tx:
@@ -236,47 +203,12 @@ class Warehouse(ABC):
 
     def drop_relation_sql(self, schema: str, name: str, kind: str) -> str:
         keyword = "VIEW" if kind == "view" else "TABLE"
-        return f"DROP {keyword} IF EXISTS {self.qualified(schema, name)}{self.DROP_CASCADE}"
-
-    # -- what point-in-time training sets need (features.pit) ------------------------
-    SUPPORTS_IGNORE_NULLS: ClassVar[bool] = False
-    """`last_value(x IGNORE NULLS)` over a window frame (else the latest event is found
-    by grouping rows after it)."""
-    SUPPORTS_STAR_EXCLUDE: ClassVar[bool] = False
-    """`SELECT t.* EXCLUDE (c)` (else the spine travels as one row-valued column)."""
-    INTEGER_DIVISION_SQL: ClassVar[str] = "div({a}, {b})"
-    SUM_INPUT_SQL: ClassVar[str] = "CAST({x} AS NUMERIC)"
-    """A summed feature's value as it enters the running totals: windows are differences
-    of totals, so these must not lose digits (PostgreSQL sums a REAL as a REAL)."""
-
-    # -- what the online path needs (features.api) -----------------------------------
-    EPOCH_US_SQL: ClassVar[str]
-    """Microseconds since 1970 of the timestamp `{x}`, as a BIGINT."""
-    TIMESTAMP_FROM_US_SQL: ClassVar[str]
-    """The timestamp (without time zone) `{x}` microseconds after 1970."""
-
-    # -- what profiling needs ---------------------------------------------------------
-    APPROX_DISTINCT_SQL: ClassVar[str | None] = None
-    """An approximate count of distinct `{x}` (HyperLogLog), where the engine has one."""
-    EPOCH_SQL: ClassVar[str]
-    """Seconds since 1970 of the date or timestamp `{x}`, as a double."""
-
-    def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
-        """An aggregate giving the list of the `fractions` quantiles of `expr`."""
-        listed = ", ".join(str(f) for f in fractions)
-        return f"percentile_cont(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
-
-    def sample_sql(self, relation: str, rows: int) -> str:
-        """A query returning a fixed random sample of about `rows` rows of `relation`."""
-        return f"SELECT * FROM {relation} ORDER BY md5(ctid::text) LIMIT {int(rows)}"
-
-    FINGERPRINT_SQL: ClassVar[str]
-    """Row count and an order-independent sum of row hashes of {relation}, as text."""
+        return f"DROP {keyword} IF EXISTS {self.qualified(schema, name)}{self.dialect.DROP_CASCADE}"
 
     def fingerprint(self, schema: str, table: str) -> str:
         """A value that changes when the rows of a table change (in any order)."""
         count, digest = self.fetchall(
-            self.FINGERPRINT_SQL.format(relation=self.qualified(schema, table))
+            self.dialect.FINGERPRINT_SQL.format(relation=self.qualified(schema, table))
         )[0]
         return f"{count}:{digest}"
 

@@ -17,29 +17,6 @@ from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
 
 T = TypeVar("T")
 
-_SIMPLE_TYPES: dict[pa.DataType, str] = {
-    pa.bool_(): "BOOLEAN",
-    pa.int8(): "TINYINT",
-    pa.int16(): "SMALLINT",
-    pa.int32(): "INTEGER",
-    pa.int64(): "BIGINT",
-    pa.uint8(): "UTINYINT",
-    pa.uint16(): "USMALLINT",
-    pa.uint32(): "UINTEGER",
-    pa.uint64(): "UBIGINT",
-    pa.float16(): "FLOAT",
-    pa.float32(): "FLOAT",
-    pa.float64(): "DOUBLE",
-    pa.string(): "VARCHAR",
-    pa.large_string(): "VARCHAR",
-    pa.string_view(): "VARCHAR",
-    pa.binary(): "BLOB",
-    pa.large_binary(): "BLOB",
-    pa.date32(): "DATE",
-    pa.date64(): "DATE",
-    pa.null(): "VARCHAR",
-}
-
 
 class _DuckDBTransaction:
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -92,28 +69,6 @@ class DuckDBWarehouse(Warehouse):
     SUPPORTS_TRANSACTIONAL_DDL = True
     SUPPORTS_PARALLEL_APPEND = True
     SUPPORTS_ARROW_RELATIONS = True
-    JSON_TYPE = "JSON"
-    SIMPLE_TYPES = _SIMPLE_TYPES
-    FINGERPRINT_SQL = "SELECT count(*), CAST(sum(hash(t)) AS VARCHAR) FROM {relation} AS t"
-    APPROX_DISTINCT_SQL = "approx_count_distinct({x})"
-    EPOCH_SQL = "epoch({x})"
-    SUPPORTS_IGNORE_NULLS = True
-    SUPPORTS_STAR_EXCLUDE = True
-    INTEGER_DIVISION_SQL = "{a} // {b}"
-    SUM_INPUT_SQL = "{x}"  # integers sum as HUGEINT, floats as DOUBLE
-    EPOCH_US_SQL = "epoch_us({x})"
-    TIMESTAMP_FROM_US_SQL = "make_timestamp({x})"
-
-    def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
-        function = "approx_quantile" if approx else "quantile_cont"
-        return f"{function}({expr}, [{', '.join(str(f) for f in fractions)}])"
-
-    def sample_sql(self, relation: str, rows: int) -> str:
-        return f"SELECT * FROM {relation} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)"
-
-    def struct_type(self, dtype: pa.StructType) -> str:
-        fields = ", ".join(f"{self.quote(f.name)} {self.column_type(f.type)}" for f in dtype)
-        return f"STRUCT({fields})"
 
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         super().__init__(config, root)

@@ -18,30 +18,6 @@ from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
 WHO = "The PostgreSQL warehouse"
 
 
-_SIMPLE_TYPES: dict[pa.DataType, str] = {
-    pa.bool_(): "BOOLEAN",
-    pa.int8(): "SMALLINT",
-    pa.int16(): "SMALLINT",
-    pa.int32(): "INTEGER",
-    pa.int64(): "BIGINT",
-    pa.uint8(): "SMALLINT",
-    pa.uint16(): "INTEGER",
-    pa.uint32(): "BIGINT",
-    pa.uint64(): "NUMERIC(20,0)",
-    pa.float16(): "REAL",
-    pa.float32(): "REAL",
-    pa.float64(): "DOUBLE PRECISION",
-    pa.string(): "TEXT",
-    pa.large_string(): "TEXT",
-    pa.string_view(): "TEXT",
-    pa.binary(): "BYTEA",
-    pa.large_binary(): "BYTEA",
-    pa.date32(): "DATE",
-    pa.date64(): "DATE",
-    pa.null(): "TEXT",
-}
-
-
 class _PostgresTransaction:
     def __init__(self, conn: PostgresConnection) -> None:
         self._conn = conn
@@ -73,17 +49,6 @@ class PostgresWarehouse(Warehouse):
     DIALECT = "postgres"
     SUPPORTS_TRANSACTIONAL_DDL = True
     SUPPORTS_PARALLEL_APPEND = True
-    SIMPLE_TYPES = _SIMPLE_TYPES
-    JSON_TYPE = "JSONB"
-    DECIMAL_TYPE = "NUMERIC"
-    MAX_DECIMAL_PRECISION = 1000
-    DROP_CASCADE = " CASCADE"
-    EPOCH_SQL = "extract(epoch from {x})::float8"
-    EPOCH_US_SQL = "CAST(extract(epoch FROM {x}) * 1000000 AS BIGINT)"
-    TIMESTAMP_FROM_US_SQL = "(TIMESTAMP 'epoch' + {x} * INTERVAL '1 microsecond')"
-    FINGERPRINT_SQL = (
-        "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
-    )
 
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         super().__init__(config, root)

@@ -1,0 +1,226 @@
+"""The Dialect interface: how one engine spells identifiers, literals, column types and
+the few functions every stage needs.
+
+Every stage (ingest, diff, transforms, checks, profile, features, train) asks the
+dialect of the engine it talks to; none quotes, escapes or casts by itself. A dialect
+holds no connection: it is a pure description of the engine's SQL, so golden tests can
+pin exactly what each engine is sent (tests/dialects/).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+import pyarrow as pa
+
+from gristmill.errors import BackendError
+
+
+class Dialect:
+    """One engine's SQL. Subclasses set the class constants and override what differs."""
+
+    NAME: ClassVar[str]
+    """The engine, for messages ('PostgreSQL')."""
+    SQLGLOT: ClassVar[str]
+    """sqlglot's name of the dialect."""
+    QUOTE: ClassVar[str] = '"'
+    PLACEHOLDER: ClassVar[str] = "$1"
+    """The first positional parameter, as the engine's driver binds it."""
+
+    # -- column types ------------------------------------------------------------------
+    SIMPLE_TYPES: ClassVar[Mapping[pa.DataType, str]] = {}
+    """Column types of the Arrow types that take no parameters."""
+    TEXT_TYPE: ClassVar[str] = "TEXT"
+    JSON_TYPE: ClassVar[str] = "JSON"
+    UUID_TYPE: ClassVar[str] = "UUID"
+    DECIMAL_TYPE: ClassVar[str] = "DECIMAL"
+    DOUBLE_TYPE: ClassVar[str] = "DOUBLE PRECISION"
+    MAX_DECIMAL_PRECISION: ClassVar[int] = 38
+    """The widest DECIMAL(p,s) the engine stores exactly."""
+    DROP_CASCADE: ClassVar[str] = ""
+    """Appended to DROP statements: PostgreSQL refuses to drop what a view depends on."""
+
+    # -- what point-in-time training sets need (features.pit) ------------------------
+    SUPPORTS_IGNORE_NULLS: ClassVar[bool] = False
+    """`last_value(x IGNORE NULLS)` over a window frame (else the latest event is found
+    by grouping rows after it)."""
+    SUPPORTS_STAR_EXCLUDE: ClassVar[bool] = False
+    """`SELECT t.* EXCLUDE (c)` (else the spine travels as one row-valued column)."""
+    INTEGER_DIVISION_SQL: ClassVar[str] = "div({a}, {b})"
+    SUM_INPUT_SQL: ClassVar[str] = "CAST({x} AS NUMERIC)"
+    """A summed feature's value as it enters the running totals: windows are differences
+    of totals, so these must not lose digits (PostgreSQL sums a REAL as a REAL)."""
+
+    # -- what the online path needs (features.api) -----------------------------------
+    EPOCH_US_SQL: ClassVar[str] = ""
+    """Microseconds since 1970 of the timestamp `{x}`, as a BIGINT."""
+    TIMESTAMP_FROM_US_SQL: ClassVar[str] = ""
+    """The timestamp (without time zone) `{x}` microseconds after 1970."""
+
+    # -- what profiling needs ---------------------------------------------------------
+    APPROX_DISTINCT_SQL: ClassVar[str | None] = None
+    """An approximate count of distinct `{x}` (HyperLogLog), where the engine has one."""
+    EPOCH_SQL: ClassVar[str] = ""
+    """Seconds since 1970 of the date or timestamp `{x}`, as a double."""
+    FINGERPRINT_SQL: ClassVar[str] = ""
+    """Row count and an order-independent sum of row hashes of {relation}, as text."""
+
+    # -- identifiers -----------------------------------------------------------------
+    def quote(self, identifier: str) -> str:
+        q = self.QUOTE
+        return q + identifier.replace(q, q + q) + q
+
+    def qualified(self, *parts: str) -> str:
+        """`schema.table` (or any dotted name) with every part quoted."""
+        return ".".join(self.quote(p) for p in parts)
+
+    # -- literals ----------------------------------------------------------------------
+    def literal(self, value: Any) -> str:
+        """`value` as a SQL literal that the engine reads back with its type and value, or
+        a BackendError when the engine cannot hold it (never an approximation)."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int):
+            return self.integer_literal(value)
+        if isinstance(value, float):
+            return self.float_literal(value)
+        if isinstance(value, Decimal):
+            return self.decimal_literal(value)
+        if isinstance(value, str):
+            return self.string_literal(value)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self.bytes_literal(bytes(value))
+        if isinstance(value, datetime):
+            return self.timestamp_literal(value)
+        if isinstance(value, date):
+            return f"DATE '{value.isoformat()}'"
+        if isinstance(value, time):
+            return f"TIME '{value.isoformat()}'"
+        if isinstance(value, timedelta):
+            return self.interval_literal(value)
+        if isinstance(value, UUID):
+            return self.cast(self.string_literal(str(value)), self.UUID_TYPE)
+        if isinstance(value, list | tuple):
+            return self.array_literal(list(value))
+        if isinstance(value, dict):
+            import json
+
+            return self.cast(self.string_literal(json.dumps(value)), self.JSON_TYPE)
+        raise BackendError(f"No {self.NAME} literal for a value of type {type(value).__name__}.")
+
+    def integer_literal(self, value: int) -> str:
+        return str(value)
+
+    def float_literal(self, value: float) -> str:
+        if math.isnan(value):
+            special = "NaN"
+        elif math.isinf(value):
+            special = "Infinity" if value > 0 else "-Infinity"
+        else:
+            return self.cast(repr(value), self.DOUBLE_TYPE)
+        return self.cast(self.string_literal(special), self.DOUBLE_TYPE)
+
+    def decimal_literal(self, value: Decimal) -> str:
+        if not value.is_finite():
+            raise BackendError(f"{self.NAME} has no decimal value {value}.")
+        precision, scale = decimal_shape(value)
+        if precision > self.MAX_DECIMAL_PRECISION:
+            raise BackendError(
+                f"{self.NAME} cannot hold the decimal {value} exactly "
+                f"({precision} digits; at most {self.MAX_DECIMAL_PRECISION})."
+            )
+        return self.cast(f"'{value:f}'", f"{self.DECIMAL_TYPE}({precision},{scale})")
+
+    def string_literal(self, value: str) -> str:
+        if "\x00" in value:
+            raise BackendError(f"{self.NAME} text cannot hold the NUL character (in {value!r}).")
+        return "'" + value.replace("'", "''") + "'"
+
+    def bytes_literal(self, value: bytes) -> str:
+        return f"'\\x{value.hex()}'::BYTEA"
+
+    def timestamp_literal(self, value: datetime) -> str:
+        if value.tzinfo is None:
+            return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+        return f"TIMESTAMPTZ '{value.astimezone(UTC).isoformat(sep=' ')}'"
+
+    def interval_literal(self, value: timedelta) -> str:
+        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+        return f"INTERVAL '{micros} microseconds'"
+
+    def array_literal(self, values: list[Any]) -> str:
+        return "ARRAY[" + ", ".join(self.literal(v) for v in values) + "]"
+
+    def cast(self, expr: str, type_sql: str) -> str:
+        return f"CAST({expr} AS {type_sql})"
+
+    # -- column types --------------------------------------------------------------------
+    def column_type(self, dtype: pa.DataType) -> str:
+        """The column type that stores Arrow `dtype` without loss."""
+        if isinstance(dtype, pa.BaseExtensionType):
+            if dtype.extension_name == "arrow.json":
+                return self.JSON_TYPE
+            if dtype.extension_name == "arrow.uuid":
+                return self.UUID_TYPE
+            return self.column_type(dtype.storage_type)
+        simple = self.SIMPLE_TYPES.get(dtype)
+        if simple:
+            return simple
+        if pa.types.is_decimal(dtype):
+            if dtype.precision > self.MAX_DECIMAL_PRECISION:
+                raise BackendError(
+                    f"{self.NAME} has no column type for decimal({dtype.precision},"
+                    f"{dtype.scale}): at most {self.MAX_DECIMAL_PRECISION} digits."
+                )
+            return f"{self.DECIMAL_TYPE}({dtype.precision},{dtype.scale})"
+        if pa.types.is_timestamp(dtype):
+            return "TIMESTAMPTZ" if dtype.tz else "TIMESTAMP"
+        if pa.types.is_time(dtype):
+            return "TIME"
+        if pa.types.is_duration(dtype) or pa.types.is_interval(dtype):
+            return "INTERVAL"
+        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+            return self.list_type(dtype.value_type)
+        if pa.types.is_struct(dtype):
+            return self.struct_type(dtype)
+        if pa.types.is_dictionary(dtype):
+            return self.column_type(dtype.value_type)
+        raise BackendError(f"No {self.NAME} column type for the Arrow type {dtype}.")
+
+    def list_type(self, value_type: pa.DataType) -> str:
+        return f"{self.column_type(value_type)}[]"
+
+    def struct_type(self, dtype: pa.StructType) -> str:
+        return self.JSON_TYPE
+
+    # -- functions -----------------------------------------------------------------------
+    def quantiles_sql(self, expr: str, fractions: Sequence[float], approx: bool) -> str:
+        """An aggregate giving the list of the `fractions` quantiles of `expr`."""
+        listed = ", ".join(str(f) for f in fractions)
+        return f"percentile_cont(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
+
+    def sample_sql(self, relation: str, rows: int) -> str:
+        """A query returning a fixed random sample of about `rows` rows of `relation`."""
+        return f"SELECT * FROM {relation} ORDER BY md5(ctid::text) LIMIT {int(rows)}"
+
+    def in_list(self, expr: str, values: Sequence[Any]) -> str:
+        """`expr IN (...)` over literals; FALSE for no values."""
+        if not values:
+            return "FALSE"
+        return f"{expr} IN ({', '.join(self.literal(v) for v in values)})"
+
+
+def decimal_shape(value: Decimal) -> tuple[int, int]:
+    """(precision, scale) of the narrowest DECIMAL that holds `value` exactly."""
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    scale = max(-exponent, 0)
+    integer_digits = max(len(digits) + exponent, 0) if digits != (0,) else 0
+    return max(integer_digits + scale, 1), scale
