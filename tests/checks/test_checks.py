@@ -13,6 +13,7 @@ import pytest
 
 from gristmill.checks import CheckResult, CheckSpec, parse_checks, run_checks
 from gristmill.config import WarehouseConfig
+from gristmill.dialects import dialect
 from gristmill.errors import ConfigError
 from gristmill.warehouse import connect_warehouse
 from gristmill.warehouse.base import Warehouse
@@ -464,8 +465,8 @@ def test_parsed_specs() -> None:
     assert specs[3].referenced_tables() == ["raw.Users"]
     assert specs[7].referenced_tables() == ["raw.a", "s.c"]
     assert specs[0].referenced_tables() == []
-    assert specs[2].failing_rows_sql('"t"') is not None
-    assert "'ok', 1, TRUE, 2.5" in (specs[2].failing_rows_sql('"t"') or "")
-    assert '"raw"."Users"' in (specs[3].failing_rows_sql('"t"') or "")
-    assert specs[5].failing_rows_sql('"t"') is None
+    assert specs[2].failing_rows_sql('"t"', dialect("duckdb")) is not None
+    assert "'ok', 1, TRUE, CAST('2.5' AS DOUBLE)" in (specs[2].failing_rows_sql('"t"', dialect("duckdb")) or "")
+    assert '"raw"."Users"' in (specs[3].failing_rows_sql('"t"', dialect("duckdb")) or "")
+    assert specs[5].failing_rows_sql('"t"', dialect("duckdb")) is None
     assert CheckSpec(kind="not_null", columns=("a",)) == parse_checks([{"not_null": "a"}], "y")[0]

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from gristmill.checks.spec import CheckSpec
+from gristmill.dialects import Dialect
 from gristmill.errors import BackendError, CheckFailedError
 from gristmill.values import jsonable
 from gristmill.warehouse.base import Transaction, Warehouse
@@ -83,8 +84,9 @@ class _CheckError(Exception):
 class _Queries:
     """A check's queries, in one transaction."""
 
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, dialect: Dialect) -> None:
         self.tx = tx
+        self.dialect = dialect
 
     def scalar(self, sql: str) -> Any:
         """The first value of the first row."""
@@ -114,7 +116,7 @@ def run_checks(
         with warehouse.read_only() as tx:
             if search_path:
                 warehouse.set_search_path(tx, search_path)
-            results.append(_run_one(_Queries(tx), relation, check, moment))
+            results.append(_run_one(_Queries(tx, warehouse.dialect), relation, check, moment))
     return results
 
 
@@ -137,7 +139,7 @@ def _run_one(queries: _Queries, relation: str, check: CheckSpec, now: datetime) 
 def _failing_rows(
     queries: _Queries, relation: str, check: CheckSpec
 ) -> tuple[str, int, list[dict[str, Any]], str]:
-    failing_sql = check.failing_rows_sql(relation)
+    failing_sql = check.failing_rows_sql(relation, queries.dialect)
     assert failing_sql is not None
     # The newline ends a trailing -- comment in a custom query.
     failing = int(queries.scalar(f"SELECT count(*) AS failing FROM ({failing_sql}\n) AS gm_f"))
@@ -189,7 +191,7 @@ def _freshness(
 ) -> tuple[str, int, list[dict[str, Any]], str]:
     # max() is fetched and compared here: comparing TIMESTAMP with TIMESTAMPTZ in SQL
     # needs time zone support that a DuckDB without ICU lacks.
-    table = queries.table(check.latest_sql(relation))
+    table = queries.table(check.latest_sql(relation, queries.dialect))
     dtype = table.schema.field(0).type
     column = check.column or ""
     if not (pa.types.is_timestamp(dtype) or pa.types.is_date(dtype)):

@@ -15,6 +15,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from gristmill.dialects import Dialect
 from gristmill.durations import parse_duration
 
 KINDS = (
@@ -39,22 +40,7 @@ Value = str | int | float | bool
 
 # -- durations ------------------------------------------------------------------------
 
-# -- SQL text helpers ------------------------------------------------------------------
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(value: Value) -> str:
-    """`value` as a SQL literal that DuckDB and PostgreSQL both read back unchanged."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    return "'" + value.replace("'", "''") + "'"
+# -- table names ----------------------------------------------------------------------
 
 
 _NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^\s."]+)')
@@ -204,10 +190,10 @@ class CheckSpec:
         return {"kind": self.kind, "name": self.name, "severity": self.severity, **self.params()}
 
     # -- SQL ------------------------------------------------------------------------
-    def failing_rows_sql(self, relation: str) -> str | None:
-        """A query returning the failing rows of `relation` (already quoted), or None for
-        freshness, which `run_checks` decides in Python."""
-        q = quote_identifier
+    def failing_rows_sql(self, relation: str, dialect: Dialect) -> str | None:
+        """A query returning the failing rows of `relation` (already quoted) in `dialect`,
+        or None for freshness, which `run_checks` decides in Python."""
+        q = dialect.quote
         kind = self.kind
         if kind == "not_null":
             nulls = " OR ".join(f"{q(c)} IS NULL" for c in self.columns)
@@ -222,7 +208,7 @@ class CheckSpec:
             )
         if kind == "accepted_values":
             column = q(self.column or "")
-            values = ", ".join(sql_literal(v) for v in self.values)
+            values = ", ".join(dialect.literal(v) for v in self.values)
             n = q(self.count_column)
             return (
                 f"SELECT {column}, count(*) AS {n} FROM {relation}"
@@ -254,9 +240,9 @@ class CheckSpec:
             return f"SELECT * FROM {relation} WHERE ({self.expression}\n) IS NOT TRUE"
         return strip_semicolon(self.sql or "").replace(THIS, relation)
 
-    def latest_sql(self, relation: str) -> str:
+    def latest_sql(self, relation: str, dialect: Dialect) -> str:
         """freshness: the query for the latest value of the column, as `latest`."""
-        return f"SELECT max({quote_identifier(self.column or '')}) AS latest FROM {relation}"
+        return f"SELECT max({dialect.quote(self.column or '')}) AS latest FROM {relation}"
 
     @property
     def count_column(self) -> str:

@@ -9,6 +9,7 @@ pin exactly what each engine is sent (tests/dialects/).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,8 +30,6 @@ class Dialect:
     SQLGLOT: ClassVar[str]
     """sqlglot's name of the dialect."""
     QUOTE: ClassVar[str] = '"'
-    PLACEHOLDER: ClassVar[str] = "$1"
-    """The first positional parameter, as the engine's driver binds it."""
 
     # -- column types ------------------------------------------------------------------
     SIMPLE_TYPES: ClassVar[Mapping[pa.DataType, str]] = {}
@@ -100,32 +99,32 @@ class Dialect:
         if isinstance(value, datetime):
             return self.timestamp_literal(value)
         if isinstance(value, date):
-            return f"DATE '{value.isoformat()}'"
+            return self.date_literal(value)
         if isinstance(value, time):
-            return f"TIME '{value.isoformat()}'"
+            return self.time_literal(value)
         if isinstance(value, timedelta):
             return self.interval_literal(value)
         if isinstance(value, UUID):
-            return self.cast(self.string_literal(str(value)), self.UUID_TYPE)
+            return self.uuid_literal(value)
         if isinstance(value, list | tuple):
             return self.array_literal(list(value))
         if isinstance(value, dict):
-            import json
+            return self.json_literal(json.dumps(value))
+        return self.unsupported(value)
 
-            return self.cast(self.string_literal(json.dumps(value)), self.JSON_TYPE)
+    def unsupported(self, value: Any) -> str:
         raise BackendError(f"No {self.NAME} literal for a value of type {type(value).__name__}.")
 
     def integer_literal(self, value: int) -> str:
         return str(value)
 
     def float_literal(self, value: float) -> str:
-        if math.isnan(value):
-            special = "NaN"
-        elif math.isinf(value):
-            special = "Infinity" if value > 0 else "-Infinity"
+        # Quoted: a bare 0.1 is a DECIMAL to DuckDB and PostgreSQL, and -0.0 loses its sign.
+        if math.isfinite(value):
+            text = repr(value)
         else:
-            return self.cast(repr(value), self.DOUBLE_TYPE)
-        return self.cast(self.string_literal(special), self.DOUBLE_TYPE)
+            text = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+        return self.cast(self.string_literal(text), self.DOUBLE_TYPE)
 
     def decimal_literal(self, value: Decimal) -> str:
         if not value.is_finite():
@@ -150,6 +149,18 @@ class Dialect:
         if value.tzinfo is None:
             return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
         return f"TIMESTAMPTZ '{value.astimezone(UTC).isoformat(sep=' ')}'"
+
+    def date_literal(self, value: date) -> str:
+        return f"DATE '{value.isoformat()}'"
+
+    def time_literal(self, value: time) -> str:
+        return f"TIME '{value.isoformat()}'"
+
+    def uuid_literal(self, value: UUID) -> str:
+        return self.cast(self.string_literal(str(value)), self.UUID_TYPE)
+
+    def json_literal(self, text: str) -> str:
+        return self.cast(self.string_literal(text), self.JSON_TYPE)
 
     def interval_literal(self, value: timedelta) -> str:
         micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds

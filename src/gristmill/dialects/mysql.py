@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 from gristmill.dialects.base import Dialect
 from gristmill.errors import BackendError
@@ -13,7 +15,6 @@ class MySQLDialect(Dialect):
     NAME = "MySQL"
     SQLGLOT = "mysql"
     QUOTE = "`"
-    PLACEHOLDER = "%s"
     TEXT_TYPE = "CHAR"
     DOUBLE_TYPE = "DOUBLE"
     MAX_DECIMAL_PRECISION = 65
@@ -36,5 +37,15 @@ class MySQLDialect(Dialect):
             value = value.astimezone(UTC).replace(tzinfo=None)
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
 
-    def cast(self, expr: str, type_sql: str) -> str:
-        return f"CAST({expr} AS {type_sql})"
+    def uuid_literal(self, value: UUID) -> str:
+        return self.string_literal(str(value))
+
+    def json_literal(self, text: str) -> str:
+        # MariaDB's JSON is LONGTEXT with a check: no cast to JSON.
+        return self.string_literal(text)
+
+    def interval_literal(self, value: timedelta) -> str:
+        return self.unsupported(value)
+
+    def array_literal(self, values: list[Any]) -> str:
+        return self.unsupported(values)

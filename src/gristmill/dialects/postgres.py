@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -45,6 +45,10 @@ class PostgresDialect(Dialect):
     FINGERPRINT_SQL = (
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )
+
+    def array_literal(self, values: list[Any]) -> str:
+        # ARRAY[] has no element type; the untyped '{}' takes the one its context needs.
+        return super().array_literal(values) if values else "'{}'"
 
     def decimal_literal(self, value: Decimal) -> str:
         if value.is_nan():

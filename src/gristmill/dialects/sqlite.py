@@ -1,8 +1,15 @@
-"""SQLite's SQL (the SQLite source reads it)."""
+"""SQLite's SQL (the SQLite source reads it).
+
+SQLite has no date, time or timestamp type: they are ISO text, compared as text, so
+they are written as text, timestamps with a zone as the UTC instant.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
 from gristmill.dialects.base import Dialect
 
@@ -10,12 +17,36 @@ from gristmill.dialects.base import Dialect
 class SQLiteDialect(Dialect):
     NAME = "SQLite"
     SQLGLOT = "sqlite"
-    PLACEHOLDER = "?"
     DOUBLE_TYPE = "REAL"
 
     def bytes_literal(self, value: bytes) -> str:
         return f"X'{value.hex()}'"
 
+    def date_literal(self, value: date) -> str:
+        return self.string_literal(value.isoformat())
+
+    def time_literal(self, value: time) -> str:
+        return self.string_literal(value.isoformat())
+
     def timestamp_literal(self, value: datetime) -> str:
-        # SQLite keeps timestamps as ISO text: compared as text, so written the same way.
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
         return self.string_literal(value.isoformat(sep=" "))
+
+    def decimal_literal(self, value: Decimal) -> str:
+        # A CAST to DECIMAL has NUMERIC affinity: the number as written says the same.
+        if not value.is_finite():
+            return self.unsupported(value)
+        return f"{value:f}"
+
+    def uuid_literal(self, value: UUID) -> str:
+        return self.string_literal(str(value))
+
+    def json_literal(self, text: str) -> str:
+        return self.string_literal(text)
+
+    def interval_literal(self, value: timedelta) -> str:
+        return self.unsupported(value)
+
+    def array_literal(self, values: list[Any]) -> str:
+        return self.unsupported(values)

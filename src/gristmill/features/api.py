@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from gristmill.dialects import dialect
 from gristmill.errors import ConfigError
 from gristmill.features.discover import Definitions, load_definitions
 from gristmill.features.online import (
@@ -38,10 +39,6 @@ def _source(project: Project, view: FeatureView) -> str:
     from gristmill.profile import resolve_table
 
     return project.warehouse.qualified(*resolve_table(project, view.source))
-
-
-def _epoch_us(project: Project) -> str:
-    return project.warehouse.dialect.EPOCH_US_SQL
 
 
 @dataclass
@@ -71,8 +68,8 @@ def materialize(
         )
         now = to_micros(datetime.now(UTC))
         source = _source(project, view)
-        events = event_rows_sql(view, source, _epoch_us(project))
-        keys = ", ".join(f'"{k}"' for k in view.entity)
+        events = event_rows_sql(view, source, project.warehouse.dialect)
+        keys = ", ".join(project.warehouse.quote(k) for k in view.entity)
         # The latest event of every entity is kept, however old: expressions read it.
         ranked = (
             f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC)"
@@ -195,7 +192,7 @@ class Pusher:
         self.definitions = definitions or load_definitions(project.root)
         self._db = duckdb.connect()
         self._sql = {
-            name: event_rows_sql(view, "_gm_pushed", "epoch_us({x})")
+            name: event_rows_sql(view, "_gm_pushed", dialect("duckdb"))
             for name, view in self.definitions.views.items()
         }
 
@@ -291,7 +288,7 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     view = load_definitions(project.root).view(view_name)
     source = _source(project, view)
     events = project.warehouse.query_arrow(
-        f"SELECT * FROM ({event_rows_sql(view, source, _epoch_us(project))}) AS e ORDER BY _gm_time"
+        f"SELECT * FROM ({event_rows_sql(view, source, project.warehouse.dialect)}) AS e ORDER BY _gm_time"
     )
     if events.num_rows == 0:
         return VerifyResult(view.name, 0, 0, [])
@@ -321,14 +318,18 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
             [stored] = store.read(view.name, [entity_key(key)])
             online_values.append(compute(view, Record.decode(stored), at))
         store.close()
+    engine = project.warehouse.dialect
     values_sql = " UNION ALL ".join(
         "SELECT "
-        + ", ".join(f'{_literal(v)} AS "{k}"' for k, v in zip(view.entity, key, strict=True))
-        + f", {project.warehouse.dialect.TIMESTAMP_FROM_US_SQL.format(x=at)} AS _gm_at"
+        + ", ".join(
+            f"{engine.literal(v)} AS {engine.quote(k)}"
+            for k, v in zip(view.entity, key, strict=True)
+        )
+        + f", {engine.TIMESTAMP_FROM_US_SQL.format(x=at)} AS _gm_at"
         for key, at in points
     )
     selection = Selection(view, view.columns(), source)
-    sql = training_set_sql(values_sql, "_gm_at", [selection], project.warehouse.dialect)
+    sql = training_set_sql(values_sql, "_gm_at", [selection], engine)
     batch = project.warehouse.query_arrow(sql).to_pylist()
     mismatches = []
     for (key, at), online, offline in zip(points, online_values, batch, strict=True):
@@ -344,11 +345,3 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
                     )
                 )
     return VerifyResult(view.name, len(points), events.num_rows, mismatches)
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool | int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"

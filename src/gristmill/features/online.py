@@ -27,6 +27,7 @@ from gristmill.features.definition import Feature, FeatureView
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from gristmill.dialects import Dialect
     from gristmill.online.base import OnlineStore
 
 MICROS = 1_000_000
@@ -134,15 +135,13 @@ def _latest(view: FeatureView, record: Record, index: int, end: int, at: int) ->
     return max(present) if present else None
 
 
-def event_rows_sql(view: FeatureView, relation: str, epoch_us: str) -> str:
+def event_rows_sql(view: FeatureView, relation: str, dialect: Dialect) -> str:
     """The view's events as (entity keys..., time in µs, each feature's value, each
-    feature's filter flag), from `relation` (a table, or an Arrow table DuckDB scans)."""
-
-    def q(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+    feature's filter flag), from `relation` (a table, or an Arrow table DuckDB scans), in
+    the SQL of `dialect`."""
+    q = dialect.quote
     parts = [q(k) for k in view.entity]
-    parts.append(f"{epoch_us.format(x=q(view.timestamp))} AS _gm_time")
+    parts.append(f"{dialect.EPOCH_US_SQL.format(x=q(view.timestamp))} AS _gm_time")
     parts += [f"{f.sql or f.column or '1'} AS _gm_in{i}" for i, f in enumerate(view.features)]
     parts += [
         f"CASE WHEN {f'({f.filter})' if f.filter else 'TRUE'} THEN 1 ELSE 0 END AS _gm_keep{i}"

@@ -26,7 +26,6 @@ from gristmill.features.recent import (
     interval_sql,
     points_sql,
     present_sql,
-    quoted,
     recent_sql,
     windowed_columns,
 )
@@ -77,7 +76,7 @@ def view_sql(
     """A query giving, per spine row (`_gm_row`), the selected min and max over windows
     (`windowed`) or else the latest values, of one view."""
     view = selection.view
-    keys = [quoted(k) for k in view.entity]
+    keys = [engine.quote(k) for k in view.entity]
     partition = f"PARTITION BY {', '.join(keys)}"
     wanted = set(selection.columns)
     inputs, filters, inner, outer = [], [], [], []
@@ -100,11 +99,11 @@ def view_sql(
                     continue  # computed from running totals (totals_sql)
                 name = f"w_{window.replace(' ', '')}"
                 windows[name] = (
-                    f"({partition} ORDER BY {TS} RANGE BETWEEN {interval_sql(window)} PRECEDING"
+                    f"({partition} ORDER BY {TS} RANGE BETWEEN {interval_sql(window, engine)} PRECEDING"
                     f" AND {upper})"
                 )
-                inner.append(f"{_aggregate(feature, name, index)} AS {quoted(column)}")
-                outer.append(quoted(column))
+                inner.append(f"{_aggregate(feature, name, index)} AS {engine.quote(column)}")
+                outer.append(engine.quote(column))
                 continue
             # The latest event: spine rows sort before the events of their own instant
             # (after them when inclusive), and ties among events go to the largest value.
@@ -142,15 +141,20 @@ def view_sql(
                 if ttl
                 else "FALSE"
             )
-            outer.append(f"CASE WHEN {stale} THEN NULL ELSE {value} END AS {quoted(column)}")
+            outer.append(f"CASE WHEN {stale} THEN NULL ELSE {value} END AS {engine.quote(column)}")
     spine_rank = "2" if inclusive else "0"
-    event_columns = [*keys, f"{quoted(view.timestamp)} AS {TS}", f"NULL AS {ROW}", f"1 AS {EVENT}"]
-    spine_columns = [*keys, f"{quoted(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
+    event_columns = [
+        *keys,
+        f"{engine.quote(view.timestamp)} AS {TS}",
+        f"NULL AS {ROW}",
+        f"1 AS {EVENT}",
+    ]
+    spine_columns = [*keys, f"{engine.quote(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
     event_columns += ["1 AS _gm_rank", *inputs, *filters]
     spine_columns += [f"{spine_rank} AS _gm_rank"]
     spine_columns += [f"NULL AS _gm_in{i}" for i in range(len(view.features))]
     spine_columns += [f"NULL AS _gm_keep{i}" for i, f in enumerate(view.features) if f.filter]
-    present = present_sql(selection)
+    present = present_sql(selection, engine)
     points = (
         f"SELECT {', '.join(event_columns)} FROM {selection.relation} WHERE {present}"
         f" UNION ALL SELECT {', '.join(spine_columns)} FROM {spine}"
@@ -167,7 +171,7 @@ def view_sql(
 
 
 def _distinct_runs(
-    feature: Feature, index: int, windows: list[str], keys: list[str], ts: str
+    feature: Feature, index: int, windows: list[str], keys: list[str], ts: str, engine: Dialect
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The previous and next occurrence of each event's value (per entity), and from them,
     per window, two conditions: a run of occurrences (cut wherever two are more than the
@@ -181,7 +185,7 @@ def _distinct_runs(
     neighbours = [f"lag({ts}) OVER {order} AS {prev}", f"lead({ts}) OVER {order} AS {next_}"]
     conditions = []
     for window in windows:
-        gap = interval_sql(window)
+        gap = interval_sql(window, engine)
         starts = f"{present} AND ({prev} IS NULL OR {prev} + {gap} < {ts})"
         ends = f"{present} AND ({next_} IS NULL OR {ts} + {gap} < {next_})"
         conditions.append((starts, ends))
@@ -249,8 +253,8 @@ def totals_sql(
     start of each window (by probe rows in the same ordered pass), and subtracted."""
     view = selection.view
     wanted = set(selection.columns)
-    keys = [quoted(k) for k in view.entity]
-    ts = quoted(view.timestamp)
+    keys = [engine.quote(k) for k in view.entity]
+    ts = engine.quote(view.timestamp)
     picked = []
     for index, feature in enumerate(view.features):
         columns = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
@@ -272,16 +276,18 @@ def totals_sql(
     outputs = []
     for feature, index, columns in picked:
         if feature.aggregation == "count_distinct":
-            found, conditions = _distinct_runs(feature, index, [w for _, w in columns], keys, ts)
+            found, conditions = _distinct_runs(
+                feature, index, [w for _, w in columns], keys, ts, engine
+            )
             neighbours += found
             for (column, window), (starts, ends) in zip(columns, conditions, strict=True):
                 count = diff(totals.flag(starts), window, totals.flag(ends))
-                outputs.append(f"{count} AS {quoted(column)}")
+                outputs.append(f"{count} AS {engine.quote(column)}")
             continue
         keep = f"({feature.filter})" if feature.filter else "TRUE"
         if feature.aggregation == "count":
             counted = totals.flag(keep)
-            outputs += [f"{diff(counted, w)} AS {quoted(c)}" for c, w in columns]
+            outputs += [f"{diff(counted, w)} AS {engine.quote(c)}" for c, w in columns]
             continue
         value = f"({feature.column})"
         present = f"{keep} AND {value} IS NOT NULL"
@@ -292,22 +298,22 @@ def totals_sql(
             count, total = diff(counted, window), diff(summed, window)
             mean = f"CAST({total} AS DOUBLE PRECISION) / {count}"
             result = total if feature.aggregation == "sum" else mean
-            outputs.append(f"CASE WHEN {count} > 0 THEN {result} END AS {quoted(column)}")
+            outputs.append(f"CASE WHEN {count} > 0 THEN {result} END AS {engine.quote(column)}")
     contributions = totals.event_columns()
     # Probe rows: each spine row at its time (edge 0) and at the start of each window
     # (edge k); a probe sorts before the events of its instant (after them for an
     # inclusive edge 0), so the running total it reads counts only earlier events.
     zeros = ", ".join(f"0 AS {c.split(' AS ')[-1]}" for c in contributions)
     probes = [
-        f"SELECT {', '.join(keys)}, {quoted(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
+        f"SELECT {', '.join(keys)}, {engine.quote(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
         f" {2 if inclusive else 0} AS _gm_rank, {zeros} FROM {spine}"
     ]
     for window, k in edge.items():
         probes.append(
-            f"SELECT {', '.join(keys)}, {quoted(spine_ts)} - {interval_sql(window)} AS {TS}, {ROW},"
+            f"SELECT {', '.join(keys)}, {engine.quote(spine_ts)} - {interval_sql(window, engine)} AS {TS}, {ROW},"
             f" {k} AS _gm_edge, 0 AS _gm_rank, {zeros} FROM {spine}"
         )
-    present = present_sql(selection)
+    present = present_sql(selection, engine)
     source = f"(SELECT * FROM {selection.relation} WHERE {present})"
     if neighbours:
         source = f"(SELECT *, {', '.join(neighbours)} FROM {source} AS e)"
@@ -358,7 +364,7 @@ def training_set_sql(
             parts += _windowed_parts(i, selection, spine_ts, inclusive, engine, dense_after)
             joins.append(f" LEFT JOIN _gm_w{i} USING ({ROW})")
         columns += [
-            f"_gm_{'w' if c in windowed else 'f'}{i}.{quoted(c)}" for c in selection.columns
+            f"_gm_{'w' if c in windowed else 'f'}{i}.{engine.quote(c)}" for c in selection.columns
         ]
     return (
         f"WITH {', '.join(parts)} SELECT {spine_columns}, {', '.join(columns)}"
@@ -376,7 +382,7 @@ def _windowed_parts(
 ) -> list[str]:
     """The CTEs that give `_gm_w{i}`: every selected windowed aggregation of view i, per
     spine row, the sparse entities' from the join and the dense ones' from the frames."""
-    keys = [quoted(k) for k in selection.view.entity]
+    keys = [engine.quote(k) for k in selection.view.entity]
     match = " AND ".join(f"d.{k} = x.{k}" for k in keys)
     dense = f"EXISTS (SELECT 1 FROM _gm_d{i} AS d WHERE {match})"
     dense_view = replace(selection, relation=f"_gm_de{i}")
@@ -395,7 +401,7 @@ def _windowed_parts(
         )
         if sql is not None
     ]
-    names = [quoted(c) for _, _, pairs in windowed_columns(selection) for c, _ in pairs]
+    names = [engine.quote(c) for _, _, pairs in windowed_columns(selection) for c, _ in pairs]
     dense_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({frames[0]}) AS a"
     if len(frames) == 2:
         dense_rows += f" JOIN ({frames[1]}) AS b USING ({ROW})"

@@ -26,16 +26,12 @@ DENSE_EVENTS_PER_BUCKET = 64
 joined with up to twice as many events, about what the window-frame path costs a row."""
 
 
-def quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _micros(window: str) -> int:
     return int(parse_duration(window).total_seconds() * 1_000_000)
 
 
-def interval_sql(window: str) -> str:
-    return f"INTERVAL '{_micros(window)} microseconds'"
+def interval_sql(window: str, engine: Dialect) -> str:
+    return engine.literal(parse_duration(window))
 
 
 def windowed_columns(selection: Selection) -> list[tuple[Feature, int, list[tuple[str, str]]]]:
@@ -61,19 +57,19 @@ def _bucket(x: str, width: int, engine: Dialect) -> str:
     return engine.INTEGER_DIVISION_SQL.format(a=engine.EPOCH_US_SQL.format(x=x), b=width)
 
 
-def present_sql(selection: Selection) -> str:
+def present_sql(selection: Selection, engine: Dialect) -> str:
     """The condition an event needs to count: its entity keys and time are not NULL."""
     view = selection.view
-    return " AND ".join(f"{quoted(c)} IS NOT NULL" for c in [*view.entity, view.timestamp])
+    return " AND ".join(f"{engine.quote(c)} IS NOT NULL" for c in [*view.entity, view.timestamp])
 
 
 def dense_entities_sql(selection: Selection, engine: Dialect, dense_after: int) -> str:
     """The keys of the entities with more than `dense_after` events in some bucket."""
-    keys = ", ".join(quoted(k) for k in selection.view.entity)
-    bucket = _bucket(quoted(selection.view.timestamp), bucket_width(selection), engine)
+    keys = ", ".join(engine.quote(k) for k in selection.view.entity)
+    bucket = _bucket(engine.quote(selection.view.timestamp), bucket_width(selection), engine)
     return (
         f"SELECT DISTINCT {keys} FROM (SELECT {keys}, count(*) AS _gm_n"
-        f" FROM {selection.relation} WHERE {present_sql(selection)} GROUP BY {keys}, {bucket})"
+        f" FROM {selection.relation} WHERE {present_sql(selection, engine)} GROUP BY {keys}, {bucket})"
         f" AS c WHERE _gm_n > {dense_after}"
     )
 
@@ -82,7 +78,7 @@ def points_sql(selection: Selection, spine: str, spine_ts: str, engine: Dialect)
     """The view's events and the spine's rows in one relation, so that both sides' times
     share one type (and so one epoch) when their buckets are computed."""
     view = selection.view
-    keys = [quoted(k) for k in view.entity]
+    keys = [engine.quote(k) for k in view.entity]
     inputs, spine_inputs = [], []
     for feature, index, _ in windowed_columns(selection):
         inputs.append(f"{feature.column or '1'} AS _gm_in{index}")
@@ -90,25 +86,27 @@ def points_sql(selection: Selection, spine: str, spine_ts: str, engine: Dialect)
         if feature.filter:
             inputs.append(f"CASE WHEN ({feature.filter}) THEN 1 ELSE 0 END AS _gm_keep{index}")
             spine_inputs.append(f"NULL AS _gm_keep{index}")
-    events = ", ".join([*keys, f"{quoted(view.timestamp)} AS _gm_ts", "NULL AS _gm_row", *inputs])
-    rows = ", ".join([*keys, f"{quoted(spine_ts)} AS _gm_ts", "_gm_row", *spine_inputs])
+    events = ", ".join(
+        [*keys, f"{engine.quote(view.timestamp)} AS _gm_ts", "NULL AS _gm_row", *inputs]
+    )
+    rows = ", ".join([*keys, f"{engine.quote(spine_ts)} AS _gm_ts", "_gm_row", *spine_inputs])
     bucket = _bucket("_gm_ts", bucket_width(selection), engine)
     return (
         f"SELECT *, {bucket} AS _gm_b FROM (SELECT {events} FROM {selection.relation}"
-        f" WHERE {present_sql(selection)} UNION ALL SELECT {rows} FROM {spine}) AS p"
+        f" WHERE {present_sql(selection, engine)} UNION ALL SELECT {rows} FROM {spine}) AS p"
     )
 
 
 def recent_sql(selection: Selection, points: str, inclusive: bool, engine: Dialect) -> str:
     """Per spine row of `points` (see `points_sql`), the selected windowed aggregations."""
-    keys = [quoted(k) for k in selection.view.entity]
+    keys = [engine.quote(k) for k in selection.view.entity]
     width = bucket_width(selection)
     outputs = []
     for feature, index, columns in windowed_columns(selection):
         value = f"e._gm_in{index}"
         keep = f"e._gm_keep{index} = 1 AND " if feature.filter else ""
         for column, window in columns:
-            within = f"{keep}e._gm_ts >= s._gm_ts - {interval_sql(window)}"
+            within = f"{keep}e._gm_ts >= s._gm_ts - {interval_sql(window, engine)}"
             where = f" FILTER (WHERE {within})"
             counted = f"count({value}){where}"
             summed = f"sum({engine.SUM_INPUT_SQL.format(x=value)}){where}"
@@ -121,7 +119,7 @@ def recent_sql(selection: Selection, points: str, inclusive: bool, engine: Diale
                 "max": f"max({value}){where}",
                 "count_distinct": f"count(DISTINCT {value}){where}",
             }[feature.aggregation or "count"]
-            outputs.append(f"{result} AS {quoted(column)}")
+            outputs.append(f"{result} AS {engine.quote(column)}")
     same_entity = " AND ".join(f"e.{k} = s.{k}" for k in keys)
     before = "<=" if inclusive else "<"
     return (

@@ -31,35 +31,36 @@ def bins_for(stats: TableStats, column: Column, profile: ColumnProfile) -> Bins 
     """The bins of `column`, or None when it cannot be binned (JSON, lists, all missing)."""
     if profile.count == 0 or column.kind == "other":
         return None
+    dialect = stats.warehouse.dialect
+    lit = dialect.literal
     if column.ordered and profile.distinct > CATEGORIES:
         x = stats.number(column)
         [row] = stats.q(
-            f"SELECT {stats.warehouse.dialect.quantiles_sql(x, DECILES, stats.rows > 1_000_000)} AS q"
+            f"SELECT {dialect.quantiles_sql(x, DECILES, stats.rows > 1_000_000)} AS q"
             f" FROM {stats.relation}"
         )
         edges = sorted({float(e) for e in row["q"] or [] if e is not None and math.isfinite(e)})
         if edges:
-            cases = [f"WHEN {column.sql} IS NULL THEN '{MISSING}'"]
+            cases = [f"WHEN {column.sql} IS NULL THEN {lit(MISSING)}"]
             labels = [f"< {_number_label(edges[0])}"]
-            cases.append(f"WHEN {x} < {edges[0]!r} THEN '{labels[0]}'")
+            cases.append(f"WHEN {x} < {lit(edges[0])} THEN {lit(labels[0])}")
             for lo, hi in itertools.pairwise(edges):
                 label = f"{_number_label(lo)} to {_number_label(hi)}"
                 labels.append(label)
-                cases.append(f"WHEN {x} < {hi!r} THEN '{label}'")
+                cases.append(f"WHEN {x} < {lit(hi)} THEN {lit(label)}")
             last = f"≥ {_number_label(edges[-1])}"
             labels.append(last)
-            return Bins(f"CASE {' '.join(cases)} ELSE '{last}' END", [*labels, MISSING])
+            return Bins(f"CASE {' '.join(cases)} ELSE {lit(last)} END", [*labels, MISSING])
     # Categories: the most frequent values, the rest together.
-    value = f"CAST({column.sql} AS VARCHAR)"
+    value = dialect.cast(column.sql, dialect.TEXT_TYPE)
     rows = stats.q(
         f"SELECT {value} AS v FROM {stats.relation} WHERE {column.sql} IS NOT NULL"
         f" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT {CATEGORIES}"
     )
     top = [str(r["v"]) for r in rows]
-    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in top)
-    known = f"WHEN {value} IN ({listed}) THEN {value} " if top else ""
+    known = f"WHEN {dialect.in_list(value, top)} THEN {value} " if top else ""
     return Bins(
-        f"CASE WHEN {column.sql} IS NULL THEN '{MISSING}' {known}ELSE '{OTHER}' END",
+        f"CASE WHEN {column.sql} IS NULL THEN {lit(MISSING)} {known}ELSE {lit(OTHER)} END",
         [*top, OTHER, MISSING],
     )
 

@@ -40,23 +40,6 @@ class BuildResult:
     checks: list[CheckResult] = field(default_factory=list)
 
 
-def sql_literal(value: Any) -> str:
-    """`value` as a SQL literal both DuckDB and PostgreSQL read with its type."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, datetime):
-        kind = "TIMESTAMPTZ" if value.tzinfo is not None else "TIMESTAMP"
-        return f"{kind} '{value.isoformat(sep=' ')}'"
-    if isinstance(value, date):
-        return f"DATE '{value.isoformat()}'"
-    text = str(value).replace("'", "''")
-    return f"'{text}'"
-
-
 class Builder:
     """Builds transforms into one warehouse schema."""
 
@@ -191,7 +174,7 @@ class Builder:
         self._run_sql(
             transform,
             f"CREATE TABLE {self.rel(new_rows)} AS SELECT * FROM (\n{transform.sql}\n) AS _gm_src"
-            f" WHERE {time_column} {compare} {sql_literal(latest)}",
+            f" WHERE {time_column} {compare} {self.warehouse.literal(latest)}",
             1,
         )
         check_view = BUILD_PREFIX + transform.name

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from gristmill.config import SourceConfig
+from gristmill.dialects import Dialect, dialect
 from gristmill.errors import NotFoundError, did_you_mean
 
 
@@ -106,12 +107,15 @@ class SqlSource(Source):
     """A relational database read with one SELECT per stream."""
 
     PLACEHOLDER: ClassVar[str] = "?"
-    QUOTE: ClassVar[str] = '"'
+    """The driver's first positional parameter."""
     BATCH_ROWS: ClassVar[int] = 100_000
 
+    @property
+    def dialect(self) -> Dialect:
+        return dialect(self.KIND)
+
     def quote(self, identifier: str) -> str:
-        q = self.QUOTE
-        return q + identifier.replace(q, q + q) + q
+        return self.dialect.quote(identifier)
 
     def table_ref(self, table: str) -> str:
         return ".".join(self.quote(part) for part in table.split("."))

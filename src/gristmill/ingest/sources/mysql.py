@@ -74,7 +74,6 @@ class MySQLSource(SqlSource):
     KIND = "mysql"
     SUPPORTS_PARALLEL_STREAMS = False
     PLACEHOLDER = "%s"
-    QUOTE = "`"
 
     def __init__(self, name: str, config: SourceConfig, root: Path) -> None:
         super().__init__(name, config, root)
