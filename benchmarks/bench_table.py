@@ -1,5 +1,8 @@
-"""The benchmarks' PostgreSQL table: 8 columns (bigint key, int, numeric(12,2), text,
-timestamptz x2, text, boolean), generated in the server from the key alone."""
+"""The benchmarks' PostgreSQL tables, generated in the server from the key alone:
+`bench_tx`, 8 columns (bigint key, int, numeric(12,2), text, timestamptz x2, text,
+boolean), and `bench_tokens`, 6 columns (bigint key, a unique 32-character text, an
+unconstrained numeric, text, timestamptz x2), whose rows are wider: ADBC reads them in
+batches of about 156,000 rows, more than DuckDB's 122,880-row row groups."""
 
 from __future__ import annotations
 
@@ -42,6 +45,25 @@ def create_table(db: Any, table: str, rows: int) -> None:
     )
     db.execute(
         f"INSERT INTO {table} SELECT {ROW_FROM_KEY} FROM generate_series(1, %s::bigint) g", [rows]
+    )
+
+
+def create_tokens_table(db: Any, table: str, rows: int) -> None:
+    """(Re)create `table` (bench_tokens' columns) with keys 1..rows."""
+    print(f"creating {table} with {rows:,} rows ...", flush=True)
+    db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute(
+        f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, token TEXT NOT NULL UNIQUE,"
+        " balance NUMERIC, channel TEXT, created_at TIMESTAMPTZ,"
+        " updated_at TIMESTAMPTZ NOT NULL)"
+    )
+    db.execute(
+        f"INSERT INTO {table} SELECT g, md5(g::text), ((g * 7919) %% 1000003) / 8.0,"
+        " (array['mobile_app','ussd','agent_cash_in'])[1 + g %% 3],"
+        " timestamptz '2024-01-01' + g * interval '1 second',"
+        " timestamptz '2024-01-01' + g * interval '1 second'"
+        " FROM generate_series(1, %s::bigint) g",
+        [rows],
     )
 
 

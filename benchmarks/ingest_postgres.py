@@ -1,10 +1,15 @@
-"""Benchmark: a full and an incremental sync of a 10-million-row PostgreSQL table into
-DuckDB, against the physical limit (COPY to /dev/null), connectorx and dlt, in one run.
+"""Benchmark: full and incremental syncs of 10-million-row PostgreSQL tables into DuckDB,
+against the physical limit (COPY to /dev/null), connectorx and dlt, in one run.
 
     make bench            # or: .venv/bin/python benchmarks/ingest_postgres.py [--rows N]
+                          #     [--table bench_tx|bench_tokens]
 
-Each contender runs in its own subprocess, so its peak memory (max RSS) is its own.
-Results are printed as a Markdown table to paste into benchmarks/README.md.
+`bench_tx` is synced in full, then three times incrementally after 1% of its rows
+changed; `bench_tokens` (a unique 32-character text, an unconstrained numeric) in full.
+Each contender runs in its own subprocess, so its peak memory (max RSS) is its own, and
+its wall seconds run until the process has exited: for gristmill, until the DuckDB
+warehouse has closed (and checkpointed). Results are printed as Markdown tables to paste
+into benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -17,10 +22,20 @@ import sys
 import time
 from pathlib import Path
 
-from bench_table import DATABASE, PG, connect, create_table, ensure_database, source_project
+from bench_table import (
+    DATABASE,
+    PG,
+    connect,
+    create_table,
+    create_tokens_table,
+    ensure_database,
+    source_project,
+)
 from measure import measure
 
-TABLE = "bench_tx"
+TABLES = {"bench_tx": create_table, "bench_tokens": create_tokens_table}
+TABLE = os.environ.get("GRISTMILL_BENCH_TABLE", "bench_tx")
+"""The table this process measures (a contender's child process is told by its parent)."""
 WORK = Path(__file__).parent / ".work"
 
 
@@ -32,7 +47,7 @@ def prepare(rows: int, reuse: bool) -> None:
         exists = db.execute("SELECT to_regclass(%s)", [TABLE]).fetchone()[0]
         if reuse and exists and db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == rows:
             return
-        create_table(db, TABLE, rows)
+        TABLES[TABLE](db, TABLE, rows)
         db.execute(f"CREATE INDEX ON {TABLE} (updated_at)")
         db.execute(f"VACUUM ANALYZE {TABLE}")
 
@@ -58,7 +73,7 @@ def run_connectorx() -> None:
     path.unlink(missing_ok=True)
     with duckdb.connect(str(path)) as db:
         db.register("src", table)
-        db.execute("CREATE TABLE bench_tx AS SELECT * FROM src")
+        db.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM src")
 
 
 def run_dlt() -> None:
@@ -140,9 +155,37 @@ def change_one_percent(rows: int, case: str) -> None:
         db.execute(f"VACUUM ANALYZE {TABLE}")
 
 
+def measure_table(rows: int, reuse: bool, skip: list[str]) -> None:
+    """Every contender on TABLE, then (bench_tx) the incremental cases; prints the table."""
+    prepare(rows, reuse)
+    results: dict[str, tuple[float, float, float | None]] = {}
+    for name in ("copy", "connectorx", "dlt"):
+        if name not in skip:
+            print(f"{TABLE}: {name} ...", flush=True)
+            results[name] = contender(name)
+    _gristmill_project()
+    print(f"{TABLE}: gristmill full ...", flush=True)
+    results["gristmill full sync"] = contender("gristmill")
+    if TABLE == "bench_tx":
+        for case, label in CHANGES.items():
+            change_one_percent(rows, case)
+            print(f"{TABLE}: gristmill incremental ({label}) ...", flush=True)
+            results[f"gristmill incremental, {label}"] = contender("gristmill")
+    print(f"\n| {TABLE}, {rows:,} rows | seconds | sync's own seconds | peak RSS (MB) | vs COPY |")
+    print("|---|---:|---:|---:|---:|")
+    base = results.get("copy", (0.0, 0.0, None))[0]
+    for name, (seconds, rss, own) in results.items():
+        ratio = f"{seconds / base:.2f}x" if base else ""
+        own_text = f"{own:.2f}" if own is not None else ""
+        print(f"| {name} | {seconds:.2f} | {own_text} | {rss:.0f} | {ratio} |")
+    print(flush=True)
+
+
 def main() -> None:
+    global TABLE
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--table", choices=sorted(TABLES), help="one table (default: both)")
     parser.add_argument("--contender", choices=sorted(CONTENDERS))
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out")
     parser.add_argument("--reuse-table", action="store_true", help="keep an existing table")
@@ -151,26 +194,9 @@ def main() -> None:
         CONTENDERS[args.contender]()
         return
     WORK.mkdir(exist_ok=True)
-    prepare(args.rows, args.reuse_table)
-    results: dict[str, tuple[float, float, float | None]] = {}
-    for name in ("copy", "connectorx", "dlt"):
-        if name not in args.skip:
-            print(f"{name} ...", flush=True)
-            results[name] = contender(name)
-    _gristmill_project()
-    print("gristmill full ...", flush=True)
-    results["gristmill full sync"] = contender("gristmill")
-    for case, label in CHANGES.items():
-        change_one_percent(args.rows, case)
-        print(f"gristmill incremental ({label}) ...", flush=True)
-        results[f"gristmill incremental, {label}"] = contender("gristmill")
-    print(f"\n| {args.rows:,} rows | seconds | sync's own seconds | peak RSS (MB) | vs COPY |")
-    print("|---|---:|---:|---:|---:|")
-    base = results.get("copy", (0.0, 0.0, None))[0]
-    for name, (seconds, rss, own) in results.items():
-        ratio = f"{seconds / base:.2f}x" if base else ""
-        own_text = f"{own:.2f}" if own is not None else ""
-        print(f"| {name} | {seconds:.2f} | {own_text} | {rss:.0f} | {ratio} |")
+    for table in [args.table] if args.table else list(TABLES):
+        TABLE = os.environ["GRISTMILL_BENCH_TABLE"] = table
+        measure_table(args.rows, args.reuse_table, args.skip)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,29 @@ def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -
     return table
 
 
+ROW_GROUP_ROWS = 122_880
+"""DuckDB's rows per row group (its `row_group_size`)."""
+
+
+def whole_row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches` regrouped into batches of exactly ROW_GROUP_ROWS rows (the last one
+    fewer). Batches of between one and two row groups leave DuckDB a partial row group
+    each, which it rewrites when it checkpoints at close: 2.4 s and 550 MB more for 10
+    million rows in batches of 156,000, as ADBC's PostgreSQL reader makes them."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        while rows >= ROW_GROUP_ROWS:
+            held = pa.Table.from_batches(pending)
+            yield held.slice(0, ROW_GROUP_ROWS).combine_chunks().to_batches()[0]
+            rest = held.slice(ROW_GROUP_ROWS)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield from pending
+
+
 class DuckDBWarehouse(Warehouse):
     NAME = "duckdb"
     DIALECT = "duckdb"
@@ -123,7 +146,7 @@ class DuckDBWarehouse(Warehouse):
             raise BackendError(f"DuckDB could not commit: {exc}") from exc
 
     def append(self, schema: str, table: str, batches: Iterable[pa.RecordBatch]) -> int:
-        stream = CountingReader.over(batches)
+        stream = CountingReader.over(whole_row_groups(batches))
         if stream is None:
             return 0
         # One INSERT per stream, scanning a batch reader: DuckDB pulls batches as it

@@ -20,6 +20,7 @@ import pyarrow as pa
 from gristmill.config import SourceConfig
 from gristmill.errors import BackendError, ConfigError
 from gristmill.ingest.sources.base import Extract, ReadRequest, SourceTable, SqlSource
+from gristmill.memory import return_large_buffers_to_the_system
 from gristmill.postgres_adbc import (
     UNCONSTRAINED_NUMERIC,
     DriverError,
@@ -51,6 +52,7 @@ class PostgresSource(SqlSource):
             raise ConfigError(f"Source '{name}' (postgres) needs url = \"${{APP_DB_URL}}\".")
         self.url = config.url
         self.db_schema = config.schema_name or "public"
+        return_large_buffers_to_the_system()
         # Enums and composites then arrive opaque, which describe() turns into text.
         self._database = PostgresDatabase(self.url, f"Source '{name}'", builtin_types=True)
         self._conn = self._database.connect()
