@@ -46,6 +46,10 @@ class PostgresDialect(Dialect):
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )
 
+    def bytewise(self, expr: str) -> str:
+        # "C" compares UTF-8 bytes: code point order, as DuckDB does.
+        return f'{expr} COLLATE "C"'
+
     def decimal_literal(self, value: Decimal) -> str:
         if value.is_nan():
             return "'NaN'::NUMERIC"
