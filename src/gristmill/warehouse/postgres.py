@@ -120,7 +120,7 @@ def _numeric(
         if beyond_decimal == "float":
             return pc.cast(text, pa.float64())
         [value] = pc.filter(text, pc.invert(finite)).slice(0, 1).to_pylist()
-        raise _unheld(name, f"the value {value}")
+        raise _unheld(name, f"the value {Decimal(value)}")
     declared = _declared(field)
     if declared is not None:
         return text.cast(_decimal(*declared))
