@@ -180,6 +180,9 @@ class PostgresWarehouse(Warehouse):
             # UTC inside, whatever the server's or the role's TimeZone: casts between
             # timestamptz, timestamp and date give the same values as on DuckDB.
             _run(conn.execute, "SET TIME ZONE 'UTC'", ())
+            # JIT compiled the quickstart's training-set query for 5.5 s, to run it in 0.2 s
+            # (100,000 rows: 11.6 s with it, 5.2 s without).
+            _run(conn.execute, "SET jit = off", ())
             conn.commit()
             self._local.conn = conn
             with self._lock:
