@@ -6,11 +6,13 @@ holds, and a value no decimal holds (NaN) stops only the transform that reads it
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from gristmill.features.api import materialize, verify
 from gristmill.profile import profile
 from gristmill.project import Project
 from gristmill.train.trainer import train_model
@@ -59,15 +61,32 @@ on_odd = Model(
 """
 
 
+FEATURES = """
+from gristmill.features import FeatureView, aggregate
+
+sevenths = FeatureView(
+    name="sevenths", entity=["user_id"], timestamp="created_at", source="seventh", ttl="30d",
+    features=[aggregate("seventh_sum", "sum", "seventh", windows=["7d"])],
+)
+odd_ratios = FeatureView(
+    name="odd_ratios", entity=["id"], timestamp="created_at", source="odd", ttl="30d",
+    features=[aggregate("ratio_max", "max", "ratio", windows=["7d"])],
+)
+"""
+
+
 @pytest.fixture
 def divided(graph_project: GraphProject) -> GraphProject:
     p = graph_project
     rng = random.Random(7)
     start = datetime(2026, 1, 1)
+    rows = []
     for i in range(4, 4 + ROWS):
         at = (start + timedelta(hours=6 * i)).isoformat(sep=" ")
         amount = Decimal(rng.randint(100, 20_000)) / 100
-        p.app_sql("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", (i, i % 3 + 1, str(amount), at, at))
+        rows.append((i, i % 3 + 1, str(amount), at, at))
+    with sqlite3.connect(p.app) as app:
+        app.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", rows)
     nan = "'NaN'::numeric" if p.raw != "raw" else "CAST('NaN' AS DOUBLE)"
     p.write(
         "seventh.sql",
@@ -81,6 +100,8 @@ def divided(graph_project: GraphProject) -> GraphProject:
     p.write("readers.py", READERS)
     (p.root / "models").mkdir(exist_ok=True)
     (p.root / "models" / "models.py").write_text(MODELS)
+    (p.root / "features").mkdir(exist_ok=True)
+    (p.root / "features" / "views.py").write_text(FEATURES)
     return p
 
 
@@ -114,7 +135,7 @@ def test_python_transforms_read_exactly_what_the_warehouse_holds(divided: GraphP
         assert reads_nan.status == "ok", reads_nan.error
 
 
-def test_profile_and_training_take_them_as_numbers(divided: GraphProject) -> None:
+def test_profile_training_and_features_take_them_as_numbers(divided: GraphProject) -> None:
     p = divided
     assert p.run("+seventh", "+odd", kinds={"raw", "transform"}).ok
     by_id = {r["id"]: r["amount"] for r in p.rows(f"{p.raw}.orders")}
@@ -124,6 +145,8 @@ def test_profile_and_training_take_them_as_numbers(divided: GraphProject) -> Non
         odd = profile(project, "odd", target="big", time="created_at")
         trained = train_model(project, "on_seventh")
         trained_odd = train_model(project, "on_odd")
+        materialized = materialize(project)
+        verified = [verify(project, view, samples=40) for view in ("sevenths", "odd_ratios")]
     seventh = result.column("seventh")
     assert seventh.kind == "numeric" and seventh.count == ROWS + 3
     assert seventh.mean == pytest.approx(float(sum(amounts) / len(amounts) / 7))
@@ -135,3 +158,6 @@ def test_profile_and_training_take_them_as_numbers(divided: GraphProject) -> Non
     assert sum(ratio.histogram.counts) == ROWS + 2  # type: ignore[union-attr]
     assert "seventh" in trained.features and trained.metrics
     assert "ratio" in trained_odd.features and trained_odd.rows == ROWS + 3
+    # Events are months old: the newest of each entity is kept (users; every id).
+    assert [m.events for m in materialized] == [3, ROWS + 3]
+    assert all(v.ok for v in verified), [v.mismatches[:3] for v in verified]

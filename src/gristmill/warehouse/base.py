@@ -113,10 +113,14 @@ class Warehouse(ABC):
         NUMERIC without a declared precision and scale (PostgreSQL's `amount / 7`) as the
         narrowest decimal that holds each of its values (see BeyondDecimal for the rest)."""
 
-    def query_batches(self, sql: str, rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def query_batches(
+        self, sql: str, rows: int = 100_000, *, beyond_decimal: BeyondDecimal = "raise"
+    ) -> Iterator[pa.RecordBatch]:
         """A query's result in batches of about `rows` rows. Engines that can stream do
         (DuckDB); the default reads the whole result first."""
-        yield from self.query_arrow(sql).to_batches(max_chunksize=rows)
+        yield from self.query_arrow(sql, beyond_decimal=beyond_decimal).to_batches(
+            max_chunksize=rows
+        )
 
     @abstractmethod
     def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:

@@ -153,7 +153,9 @@ class DuckDBWarehouse(Warehouse):
         # Every DuckDB DECIMAL has a declared width of at most 38 digits.
         return _arrow(self._cursor(), sql, params)
 
-    def query_batches(self, sql: str, rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def query_batches(
+        self, sql: str, rows: int = 100_000, *, beyond_decimal: BeyondDecimal = "raise"
+    ) -> Iterator[pa.RecordBatch]:
         # A cursor of its own: the caller may write through this warehouse meanwhile.
         cursor = self._con.cursor()
         try:
