@@ -3,7 +3,7 @@ brute-force computation in Python: statistics, bins against a target, weight of 
 information value, the binned AUC (always within [0, 1]), periods and drift.
 
 The PostgreSQL session and this process run in two different non-UTC time zones, and the
-PostgreSQL text column has a linguistic collation: neither may change a figure."""
+PostgreSQL text column has a linguistic, case-blind collation: none may change a figure."""
 
 from __future__ import annotations
 
@@ -92,9 +92,14 @@ def both(tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> I
             wh.recreate_table(unique_name, "events", TABLE.schema)
             wh.append(unique_name, "events", TABLE.to_batches())
             if kind == "postgres":
+                # Linguistic, and blind to case: "Zebra" = "zebra" to it.
+                wh.execute(
+                    f'CREATE COLLATION "{unique_name}".blind (provider = icu,'
+                    " locale = 'und-u-ks-level2', deterministic = false)"
+                )
                 wh.execute(
                     f'ALTER TABLE "{unique_name}".events ALTER COLUMN city TYPE TEXT'
-                    ' COLLATE "en-x-icu"'
+                    f' COLLATE "{unique_name}".blind'
                 )
         roots.append(root)
     yield roots

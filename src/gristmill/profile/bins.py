@@ -81,16 +81,18 @@ def bins_for(stats: TableStats, column: Column, profile: ColumnProfile) -> Bins 
                 f"CASE {' '.join(cases)} ELSE {dialect.literal(labels[-1])} END",
                 [*labels, MISSING],
             )
-    # Categories: the most frequent values, the rest together.
+    # Categories: the most frequent values, the rest together. Text is told apart by its
+    # bytes, which a case-insensitive collation would not.
+    value = stats.ordering(column)
     rows = stats.q(
-        f"SELECT {column.sql} AS v FROM {stats.relation} WHERE {column.sql} IS NOT NULL"
-        f" GROUP BY 1 ORDER BY count(*) DESC, {stats.ordering(column)} LIMIT {CATEGORIES}"
+        f"SELECT {value} AS v FROM {stats.relation} WHERE {column.sql} IS NOT NULL"
+        f" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT {CATEGORIES}"
     )
     top = [r["v"] for r in rows]
     labels = [category_label(v) for v in top]
     cases = [f"WHEN {column.sql} IS NULL THEN {dialect.literal(MISSING)}"]
     cases += [
-        f"WHEN {column.sql} = {dialect.literal(v)} THEN {dialect.literal(label)}"
+        f"WHEN {value} = {dialect.literal(v)} THEN {dialect.literal(label)}"
         for v, label in zip(top, labels, strict=True)
     ]
     return Bins(

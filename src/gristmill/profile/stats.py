@@ -143,7 +143,7 @@ class TableStats:
             self.warehouse.dialect.APPROX_DISTINCT_SQL if approx else None
         ) or "count(DISTINCT {x})"
         distinct_sql = [
-            f"{template.format(x=c.sql)} AS c{i}"
+            f"{template.format(x=self.ordering(c))} AS c{i}"
             for i, c in enumerate(self.columns)
             if c.kind != "other"
         ]
@@ -230,13 +230,12 @@ class TableStats:
 
     def _top(self, column: Column) -> list[TopValue]:
         if column.kind == "other":
-            value = f"CAST({column.sql} AS VARCHAR)"
-            order = self.warehouse.dialect.bytewise(value)
+            value = self.warehouse.dialect.bytewise(f"CAST({column.sql} AS VARCHAR)")
         else:
-            value, order = column.sql, self.ordering(column)
+            value = self.ordering(column)
         rows = self.q(
             f"SELECT {value} AS v, count(*) AS n FROM {self.relation} WHERE {column.sql} IS NOT NULL"
-            f" GROUP BY 1 ORDER BY 2 DESC, {order} LIMIT {TOP_VALUES}"
+            f" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}"
         )
         return [TopValue(jsonable(r["v"]), int(r["n"])) for r in rows]
 
@@ -266,7 +265,9 @@ class TableStats:
             if not profile.distinct_exact and profile.distinct < 0.97 * self.rows:
                 continue
             if not profile.distinct_exact:
-                [row] = self.q(f"SELECT count(DISTINCT {column.sql}) AS d FROM {self.relation}")
+                [row] = self.q(
+                    f"SELECT count(DISTINCT {self.ordering(column)}) AS d FROM {self.relation}"
+                )
                 profile.distinct, profile.distinct_exact = int(row["d"]), True
                 if profile.distinct != self.rows:
                     continue
