@@ -49,10 +49,10 @@ class _PostgresTransaction:
     def fetch_arrow(
         self, sql: str, params: Sequence[Any] = (), beyond_decimal: BeyondDecimal = "raise"
     ) -> pa.Table:
-        return query_result(_run(self._conn.arrow, sql, params), beyond_decimal)
+        return _result(_run(self._conn.arrow, sql, params), beyond_decimal)
 
 
-def query_result(table: pa.Table, beyond_decimal: BeyondDecimal = "raise") -> pa.Table:
+def _result(table: pa.Table, beyond_decimal: BeyondDecimal = "raise") -> pa.Table:
     """A result as the driver gives it, in faithful Arrow types: NUMERIC arrives opaque
     (its text) and becomes the decimal of its declared precision and scale, or else the
     narrowest that holds every value (see BeyondDecimal); other unknown types text."""
