@@ -262,14 +262,3 @@ def to_type(column: pa.Array | pa.ChunkedArray, dtype: pa.DataType) -> Any:
     if column.type == dtype:
         return column
     return column.cast(dtype)
-
-
-def faithful(table: pa.Table) -> pa.Table:
-    """A query result with opaque NUMERIC columns turned into decimals."""
-    types = [wire_type(f) for f in table.schema]
-    if all(t == f.type for t, f in zip(types, table.schema, strict=True)):
-        return table
-    return pa.table(
-        [to_type(c, t) for c, t in zip(table.columns, types, strict=True)],
-        names=table.column_names,
-    )

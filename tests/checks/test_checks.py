@@ -466,7 +466,9 @@ def test_parsed_specs() -> None:
     assert specs[7].referenced_tables() == ["raw.a", "s.c"]
     assert specs[0].referenced_tables() == []
     assert specs[2].failing_rows_sql('"t"', dialect("duckdb")) is not None
-    assert "'ok', 1, TRUE, CAST('2.5' AS DOUBLE)" in (specs[2].failing_rows_sql('"t"', dialect("duckdb")) or "")
+    assert "'ok', 1, TRUE, CAST('2.5' AS DOUBLE)" in (
+        specs[2].failing_rows_sql('"t"', dialect("duckdb")) or ""
+    )
     assert '"raw"."Users"' in (specs[3].failing_rows_sql('"t"', dialect("duckdb")) or "")
     assert specs[5].failing_rows_sql('"t"', dialect("duckdb")) is None
     assert CheckSpec(kind="not_null", columns=("a",)) == parse_checks([{"not_null": "a"}], "y")[0]

@@ -142,3 +142,10 @@ def test_a_decimal_wider_than_the_engine_is_refused_not_rounded() -> None:
     with pytest.raises(BackendError, match="40 digits"):
         dialect("duckdb").literal(Decimal("1" * 40))
     assert dialect("postgres").literal(Decimal("1" * 40)) == f"'{'1' * 40}'::NUMERIC"
+
+
+def test_duckdb_text_holds_nul_and_postgresql_refuses_it(duckdb_select: Select) -> None:
+    text = "nul\x00inside\x00"
+    assert duckdb_select(dialect("duckdb").literal(text)) == text
+    with pytest.raises(BackendError, match="NUL"):
+        dialect("postgres").literal(text)

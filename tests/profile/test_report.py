@@ -64,6 +64,7 @@ def sample_profile() -> TableProfile:
             ],
             iv=0.27,
             strength="medium",
+            auc=0.64,
         ),
         psi=0.04,
     )
@@ -93,6 +94,7 @@ def sample_profile() -> TableProfile:
             ],
             iv=0.012,
             strength="useless",
+            auc=0.53,
         ),
         psi=0.31,
         flags=["drift"],

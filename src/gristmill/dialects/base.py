@@ -217,6 +217,12 @@ class Dialect:
         listed = ", ".join(str(f) for f in fractions)
         return f"percentile_cont(ARRAY[{listed}]) WITHIN GROUP (ORDER BY {expr})"
 
+    def bytewise(self, expr: str) -> str:
+        """The text `expr` compared by its bytes (by code point), as DuckDB and SQLite
+        compare text: min, max and ORDER BY then agree on every engine, whatever the
+        column's collation."""
+        return expr
+
     def sample_sql(self, relation: str, rows: int) -> str:
         """A query returning a fixed random sample of about `rows` rows of `relation`."""
         return f"SELECT * FROM {relation} ORDER BY md5(ctid::text) LIMIT {int(rows)}"

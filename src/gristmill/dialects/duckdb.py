@@ -57,6 +57,11 @@ class DuckDBDialect(Dialect):
             return f"CAST('{value}' AS HUGEINT)"
         return self.decimal_literal(Decimal(value))
 
+    def string_literal(self, value: str) -> str:
+        # DuckDB text may hold NUL, which no quoted literal can: join the parts with chr(0).
+        parts = value.split("\x00")
+        return " || chr(0) || ".join("'" + p.replace("'", "''") + "'" for p in parts)
+
     def bytes_literal(self, value: bytes) -> str:
         return f"from_hex('{value.hex()}')"
 

@@ -50,6 +50,10 @@ class PostgresDialect(Dialect):
         # ARRAY[] has no element type; the untyped '{}' takes the one its context needs.
         return super().array_literal(values) if values else "'{}'"
 
+    def bytewise(self, expr: str) -> str:
+        # "C" compares UTF-8 bytes: code point order, as DuckDB does.
+        return f'{expr} COLLATE "C"'
+
     def decimal_literal(self, value: Decimal) -> str:
         if value.is_nan():
             return "'NaN'::NUMERIC"

@@ -84,7 +84,7 @@ def materialize(
             )
         else:
             store.clear(view.name)
-        rows = project.warehouse.query_arrow(sql)
+        rows = project.warehouse.query_arrow(sql, beyond_decimal="float")
         entities = apply_events(store, view, rows, now=now, replace=True)
         newest = max(rows.column("_gm_time").to_pylist(), default=int(mark or 0))
         store.set_meta(view.name, WATERMARK, str(max(newest, int(mark or 0))))
@@ -288,7 +288,9 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     view = load_definitions(project.root).view(view_name)
     source = _source(project, view)
     events = project.warehouse.query_arrow(
-        f"SELECT * FROM ({event_rows_sql(view, source, project.warehouse.dialect)}) AS e ORDER BY _gm_time"
+        f"SELECT * FROM ({event_rows_sql(view, source, project.warehouse.dialect)}) AS e"
+        " ORDER BY _gm_time",
+        beyond_decimal="float",
     )
     if events.num_rows == 0:
         return VerifyResult(view.name, 0, 0, [])
@@ -330,7 +332,7 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     )
     selection = Selection(view, view.columns(), source)
     sql = training_set_sql(values_sql, "_gm_at", [selection], engine)
-    batch = project.warehouse.query_arrow(sql).to_pylist()
+    batch = project.warehouse.query_arrow(sql, beyond_decimal="float").to_pylist()
     mismatches = []
     for (key, at), online, offline in zip(points, online_values, batch, strict=True):
         for column in view.columns():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 from gristmill.profile.model import ColumnProfile
 from gristmill.profile.stats import DECILES, Column, TableStats
@@ -23,8 +25,34 @@ class Bins:
     labels: list[str]
 
 
-def _number_label(value: float) -> str:
-    return f"{value:.4g}"
+_MOMENT_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
+
+
+def edge_labels(edges: list[float], temporal: bool) -> list[str]:
+    """The edges as the shortest text that still tells each from the next: numbers to
+    four significant digits or more, moments (epoch seconds, UTC) as days when they all
+    are midnights, else to the minute or finer. Equal labels would merge bins that the
+    SQL keeps apart."""
+    if temporal:
+        moments = [datetime.fromtimestamp(e, UTC).replace(tzinfo=None) for e in edges]
+        midnights = all(m.time() == time() for m in moments)
+        formats = ("%Y-%m-%d", *_MOMENT_FORMATS) if midnights else _MOMENT_FORMATS
+        candidates = [[m.strftime(f) for m in moments] for f in formats]
+    else:
+        candidates = [[f"{e:.{digits}g}" for e in edges] for digits in range(4, 18)]
+    for labels in candidates:
+        if len(set(labels)) == len(labels):
+            return labels
+    return [repr(e) for e in edges]
+
+
+def category_label(value: Any) -> str:
+    """A category as a bin's label: the same text whichever engine returned the value."""
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def bins_for(stats: TableStats, column: Column, profile: ColumnProfile) -> Bins | None:
@@ -32,36 +60,43 @@ def bins_for(stats: TableStats, column: Column, profile: ColumnProfile) -> Bins 
     if profile.count == 0 or column.kind == "other":
         return None
     dialect = stats.warehouse.dialect
-    lit = dialect.literal
     if column.ordered and profile.distinct > CATEGORIES:
-        x = stats.number(column)
+        x, finite = stats.number(column), stats.finite(column)
         [row] = stats.q(
-            f"SELECT {dialect.quantiles_sql(x, DECILES, stats.rows > 1_000_000)} AS q"
+            f"SELECT {dialect.quantiles_sql(finite, DECILES, stats.rows > 1_000_000)} AS q"
             f" FROM {stats.relation}"
         )
         edges = sorted({float(e) for e in row["q"] or [] if e is not None and math.isfinite(e)})
         if edges:
-            cases = [f"WHEN {column.sql} IS NULL THEN {lit(MISSING)}"]
-            labels = [f"< {_number_label(edges[0])}"]
-            cases.append(f"WHEN {x} < {lit(edges[0])} THEN {lit(labels[0])}")
-            for lo, hi in itertools.pairwise(edges):
-                label = f"{_number_label(lo)} to {_number_label(hi)}"
-                labels.append(label)
-                cases.append(f"WHEN {x} < {lit(hi)} THEN {lit(label)}")
-            last = f"≥ {_number_label(edges[-1])}"
-            labels.append(last)
-            return Bins(f"CASE {' '.join(cases)} ELSE {lit(last)} END", [*labels, MISSING])
-    # Categories: the most frequent values, the rest together.
-    value = dialect.cast(column.sql, dialect.TEXT_TYPE)
+            shown = edge_labels(edges, column.kind == "temporal")
+            labels = [f"< {shown[0]}"]
+            labels += [f"{lo} to {hi}" for lo, hi in itertools.pairwise(shown)]
+            labels.append(f"≥ {shown[-1]}")
+            cases = [f"WHEN {column.sql} IS NULL THEN {dialect.literal(MISSING)}"]
+            cases += [
+                f"WHEN {x} < {dialect.literal(edge)} THEN {dialect.literal(label)}"
+                for edge, label in zip(edges, labels, strict=False)
+            ]
+            return Bins(
+                f"CASE {' '.join(cases)} ELSE {dialect.literal(labels[-1])} END",
+                [*labels, MISSING],
+            )
+    # Categories: the most frequent values, the rest together. Text is told apart by its
+    # bytes, which a case-insensitive collation would not.
+    value = stats.ordering(column)
     rows = stats.q(
         f"SELECT {value} AS v FROM {stats.relation} WHERE {column.sql} IS NOT NULL"
         f" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT {CATEGORIES}"
     )
-    top = [str(r["v"]) for r in rows]
-    known = f"WHEN {dialect.in_list(value, top)} THEN {value} " if top else ""
+    top = [r["v"] for r in rows]
+    labels = [category_label(v) for v in top]
+    cases = [f"WHEN {column.sql} IS NULL THEN {dialect.literal(MISSING)}"]
+    cases += [
+        f"WHEN {value} = {dialect.literal(v)} THEN {dialect.literal(label)}"
+        for v, label in zip(top, labels, strict=True)
+    ]
     return Bins(
-        f"CASE WHEN {column.sql} IS NULL THEN {lit(MISSING)} {known}ELSE {lit(OTHER)} END",
-        [*top, OTHER, MISSING],
+        f"CASE {' '.join(cases)} ELSE {dialect.literal(OTHER)} END", [*labels, OTHER, MISSING]
     )
 
 

@@ -42,6 +42,9 @@ class TargetRelation:
     """Information value: sum over bins of (negatives share - positives share) * woe."""
     strength: str
     """'useless' (< 0.02), 'weak' (< 0.1), 'medium' (< 0.3), 'strong' (< 0.5), 'suspicious'."""
+    auc: float
+    """The ROC AUC of scoring each row with its bin's target rate, in whichever direction
+    ranks better: from 0.5 (the bins say nothing) to 1 (they separate the target)."""
 
 
 @dataclass

@@ -66,14 +66,35 @@ class TableStats:
         self.rows = 0
 
     def q(self, sql: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.warehouse.query_arrow(sql).to_pylist()
+        # Statistics are doubles: a NUMERIC that no decimal holds (NaN) arrives as them.
+        rows: list[dict[str, Any]] = self.warehouse.query_arrow(
+            sql, beyond_decimal="float"
+        ).to_pylist()
         return rows
+
+    def ordering(self, column: Column) -> str:
+        """The column as it is ordered: text by its bytes, on every engine."""
+        if column.kind == "text":
+            return self.warehouse.dialect.bytewise(column.sql)
+        return column.sql
 
     def number(self, column: Column) -> str:
         """The column as a double: numbers as they are, dates and timestamps as epoch seconds."""
         if column.kind == "temporal":
             return self.warehouse.dialect.EPOCH_SQL.format(x=column.sql)
         return f"CAST({column.sql} AS DOUBLE PRECISION)"
+
+    def finite(self, column: Column) -> str:
+        """The column as a double, NULL where it is NaN or infinite: the statistics of
+        numbers (mean, std, quantiles, histogram, correlations, deciles) leave those out,
+        as pandas leaves out NaN; min and max show them."""
+        x, low, high = (
+            self.number(column),
+            self.warehouse.literal(-math.inf),
+            self.warehouse.literal(math.inf),
+        )
+        # NaN is above infinity on both engines.
+        return f"CASE WHEN {x} > {low} AND {x} < {high} THEN {x} END"
 
     # -- the passes ----------------------------------------------------------------
     def profile(self) -> list[ColumnProfile]:
@@ -97,10 +118,10 @@ class TableStats:
             if c.kind == "other":
                 continue  # JSON, lists and bytes: counted, not compared
             # PostgreSQL has no min(boolean): booleans go through integers.
-            x = f"CAST({c.sql} AS INTEGER)" if c.kind == "boolean" else c.sql
+            x = f"CAST({c.sql} AS INTEGER)" if c.kind == "boolean" else self.ordering(c)
             parts += [f"min({x}) AS c{i}_min", f"max({x}) AS c{i}_max"]
             if c.kind == "numeric":
-                x = self.number(c)
+                x = self.finite(c)
                 parts += [
                     f"avg({x}) AS c{i}_mean",
                     f"stddev_samp({x}) AS c{i}_std",
@@ -122,7 +143,7 @@ class TableStats:
             self.warehouse.dialect.APPROX_DISTINCT_SQL if approx else None
         ) or "count(DISTINCT {x})"
         distinct_sql = [
-            f"{template.format(x=c.sql)} AS c{i}"
+            f"{template.format(x=self.ordering(c))} AS c{i}"
             for i, c in enumerate(self.columns)
             if c.kind != "other"
         ]
@@ -169,7 +190,7 @@ class TableStats:
         fractions = list(QUANTILES.values())
         approx = self.rows > EXACT_BELOW
         parts = [
-            f"{self.warehouse.dialect.quantiles_sql(self.number(c), fractions, approx)} AS q{i}"
+            f"{self.warehouse.dialect.quantiles_sql(self.finite(c), fractions, approx)} AS q{i}"
             for i, c in ordered
         ]
         [row] = self.q(f"SELECT {', '.join(parts)} FROM {self.relation}")
@@ -183,7 +204,7 @@ class TableStats:
 
     def bounds(self, column: Column) -> tuple[float, float] | None:
         [row] = self.q(
-            f"SELECT min({self.number(column)}) AS lo, max({self.number(column)}) AS hi"
+            f"SELECT min({self.finite(column)}) AS lo, max({self.finite(column)}) AS hi"
             f" FROM {self.relation}"
         )
         if row["lo"] is None:
@@ -197,10 +218,10 @@ class TableStats:
         lo, hi = bounds
         bins = HISTOGRAM_BINS if hi > lo else 1
         width = (hi - lo) / bins or 1.0
-        x = self.number(column)
+        x = self.finite(column)
         rows = self.q(
             f"SELECT least(CAST(floor(({x} - {lo!r}) / {width!r}) AS INTEGER), {bins - 1}) AS b,"
-            f" count(*) AS n FROM {self.relation} WHERE {column.sql} IS NOT NULL GROUP BY 1"
+            f" count(*) AS n FROM {self.relation} WHERE {x} IS NOT NULL GROUP BY 1"
         )
         counts = [0] * bins
         for r in rows:
@@ -208,7 +229,10 @@ class TableStats:
         return Histogram(edges=[lo + width * k for k in range(bins + 1)], counts=counts)
 
     def _top(self, column: Column) -> list[TopValue]:
-        value = column.sql if column.kind != "other" else f"CAST({column.sql} AS VARCHAR)"
+        if column.kind == "other":
+            value = self.warehouse.dialect.bytewise(f"CAST({column.sql} AS VARCHAR)")
+        else:
+            value = self.ordering(column)
         rows = self.q(
             f"SELECT {value} AS v, count(*) AS n FROM {self.relation} WHERE {column.sql} IS NOT NULL"
             f" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}"
@@ -241,7 +265,9 @@ class TableStats:
             if not profile.distinct_exact and profile.distinct < 0.97 * self.rows:
                 continue
             if not profile.distinct_exact:
-                [row] = self.q(f"SELECT count(DISTINCT {column.sql}) AS d FROM {self.relation}")
+                [row] = self.q(
+                    f"SELECT count(DISTINCT {self.ordering(column)}) AS d FROM {self.relation}"
+                )
                 profile.distinct, profile.distinct_exact = int(row["d"]), True
                 if profile.distinct != self.rows:
                     continue
@@ -268,7 +294,7 @@ class TableStats:
             return {}
         pairs = [(a, b) for i, a in enumerate(numeric) for b in numeric[i + 1 :]]
         parts = [
-            f"corr({self.number(a)}, {self.number(b)}) AS r{k}" for k, (a, b) in enumerate(pairs)
+            f"corr({self.finite(a)}, {self.finite(b)}) AS r{k}" for k, (a, b) in enumerate(pairs)
         ]
         [row] = self.q(f"SELECT {', '.join(parts)} FROM {self.relation}")
         matrix: dict[str, dict[str, float | None]] = {c.name: {c.name: 1.0} for c in numeric}

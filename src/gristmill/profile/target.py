@@ -4,6 +4,7 @@ evidence, information value (as credit-risk teams measure it), and leakage warni
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from gristmill.errors import ConfigError
 from gristmill.profile.bins import bins_for
@@ -79,8 +80,8 @@ def relate(
             woe = math.log(share_neg / share_pos)
             iv += (share_neg - share_pos) * woe
             target_bins.append(TargetBin(label, n, pos, pos / n if n else 0.0, woe))
-        profile.target = TargetRelation(target_bins, iv, strength(iv))
         auc = _binned_auc(target_bins, positives, negatives)
+        profile.target = TargetRelation(target_bins, iv, strength(iv), auc)
         if auc >= LEAKAGE_AUC:
             profile.flags.append("leakage")
             profile.warnings.append(
@@ -93,11 +94,18 @@ def relate(
 
 
 def _binned_auc(bins: list[TargetBin], positives: int, negatives: int) -> float:
-    """The ROC AUC of scoring each row with its bin's target rate (either direction)."""
+    """The ROC AUC of scoring each row with its bin's target rate (either direction).
+    Bins of equal rates score their rows equally: they count as one."""
+    by_rate: dict[Fraction, tuple[int, int]] = {}
+    for b in bins:
+        rate = Fraction(b.positives, b.count)
+        count, pos = by_rate.get(rate, (0, 0))
+        by_rate[rate] = (count + b.count, pos + b.positives)
     auc, negatives_below = 0.0, 0
-    for b in sorted(bins, key=lambda b: b.rate):
-        auc += b.positives * (negatives_below + 0.5 * (b.count - b.positives))
-        negatives_below += b.count - b.positives
+    for rate in sorted(by_rate):
+        count, pos = by_rate[rate]
+        auc += pos * (negatives_below + 0.5 * (count - pos))
+        negatives_below += count - pos
     auc /= positives * negatives
     return max(auc, 1 - auc)
 

@@ -137,9 +137,11 @@ def run_quickstart(
         sample = None
         if online:
             derived = project.warehouse.qualified(project.config.transforms.schema_name, PROFILED)
+            # The latest payment's user and merchant, and a user id no one has.
             [(user, merchant, new_user)] = project.warehouse.fetchall(
-                f"SELECT arg_max(user_id, created_at), arg_max(merchant_id, created_at),"
-                f" max(user_id) + 1 FROM {derived} WHERE merchant_id IS NOT NULL"
+                f"SELECT user_id, merchant_id, (SELECT max(user_id) + 1 FROM {derived})"
+                f" FROM {derived} WHERE merchant_id IS NOT NULL"
+                " ORDER BY created_at DESC, transaction_id DESC LIMIT 1"
             )
             [sample] = get_online_features(project, ["user_velocity"], [{"user_id": user}])
         trained = project.registry.get("fraud") if built.ok else None

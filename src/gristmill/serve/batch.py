@@ -92,7 +92,7 @@ def score_table(
     created = False
     warehouse.ensure_schema(schema)
     try:
-        for batch in warehouse.query_batches(sql, batch_rows):
+        for batch in warehouse.query_batches(sql, batch_rows, beyond_decimal="float"):
             chunk = pa.Table.from_batches([batch])
             missing = [c for c in encoding.names if c not in chunk.column_names]
             if missing:

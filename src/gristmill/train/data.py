@@ -97,7 +97,10 @@ def load_training_data(project: Project, model: Model) -> TrainingData:
     relation, time_column, keys = identifiers(project, model)
     # In time order, so that a time split's training rows are a prefix: sliced, not copied.
     order = f" ORDER BY {project.warehouse.quote(time_column)}" if time_column else ""
-    table = project.warehouse.query_arrow(f"SELECT * FROM {relation}{order}")
+    # A model takes doubles: a NUMERIC column that no decimal holds (NaN) arrives as them.
+    table = project.warehouse.query_arrow(
+        f"SELECT * FROM {relation}{order}", beyond_decimal="float"
+    )
     names = table.column_names
     for wanted in [
         model.target,

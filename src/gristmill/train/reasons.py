@@ -79,7 +79,7 @@ def explain_rows(
     condition = f" WHERE {where}" if where else ""
     try:
         table = project.warehouse.query_arrow(
-            f"SELECT * FROM {relation}{condition} LIMIT {int(limit)}"
+            f"SELECT * FROM {relation}{condition} LIMIT {int(limit)}", beyond_decimal="float"
         )
     except Exception as exc:
         raise ConfigError(f"--where {where!r} is not a condition on {relation}: {exc}") from None

@@ -240,7 +240,13 @@ class Builder:
                     f"{transform.where}: two inputs are both called '{target[1]}'; "
                     "the function receives each input as an argument named after its table."
                 )
-            table = self.warehouse.query_arrow(f"SELECT * FROM {self.warehouse.qualified(*target)}")
+            relation = self.warehouse.qualified(*target)
+            try:
+                table = self.warehouse.query_arrow(f"SELECT * FROM {relation}")
+            except BackendError as exc:
+                raise TransformError(
+                    f"{transform.where}: {transform.name} cannot read {'.'.join(target)}: {exc}"
+                ) from None
             inputs[target[1]] = to_frame(table, transform.frame, transform.where)
         try:
             output = transform.function(**inputs)

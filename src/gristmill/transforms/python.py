@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gristmill.errors import ConfigError, MissingDependencyError
+from gristmill.errors import ConfigError, MissingDependencyError, TransformError
 from gristmill.transforms.definition import Frame, Transform, validate_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,6 +84,16 @@ def to_frame(table: Any, frame: Frame, where: str) -> Any:
         import polars
     except ImportError:
         raise MissingDependencyError("polars", "polars", f"{where} (frame='polars')") from None
+    import pyarrow as pa
+
+    for field in table.schema:
+        # polars holds decimals of at most 38 digits (and panics on wider ones).
+        if isinstance(field.type, pa.Decimal256Type):
+            raise TransformError(
+                f"{where}: column {field.name} is a {field.type}, and polars holds decimals of"
+                " at most 38 digits. Read it with frame='arrow' or 'pandas', or cast it in SQL"
+                " (NUMERIC(38,s), or DOUBLE PRECISION)."
+            )
     return polars.from_arrow(table)
 
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import pyarrow as pa
 
@@ -24,6 +24,12 @@ from gristmill.dialects import Dialect, dialect
 META_SCHEMA = "_gristmill"
 """gristmill's own tables (sync state, quarantined rows) beside the default raw schema."""
 STATE_TABLE = "sync_state"
+
+BeyondDecimal = Literal["raise", "float"]
+"""What a query result does with a NUMERIC column that no Arrow decimal holds (PostgreSQL's
+NaN, infinities, numbers of more than 76 digits): "raise" an error that names the column,
+or "float": that column arrives as doubles, for statistics and models, which compute in
+double precision anyway."""
 
 
 class Transaction(Protocol):
@@ -100,13 +106,21 @@ class Warehouse(ABC):
         raise NotImplementedError(f"The {self.NAME} warehouse cannot read Arrow tables in place.")
 
     @abstractmethod
-    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        """Run a query and return its result as an Arrow table."""
+    def query_arrow(
+        self, sql: str, params: Sequence[Any] = (), *, beyond_decimal: BeyondDecimal = "raise"
+    ) -> pa.Table:
+        """Run a query and return its result as an Arrow table, every value exactly: a
+        NUMERIC without a declared precision and scale (PostgreSQL's `amount / 7`) as the
+        narrowest decimal that holds each of its values (see BeyondDecimal for the rest)."""
 
-    def query_batches(self, sql: str, rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def query_batches(
+        self, sql: str, rows: int = 100_000, *, beyond_decimal: BeyondDecimal = "raise"
+    ) -> Iterator[pa.RecordBatch]:
         """A query's result in batches of about `rows` rows. Engines that can stream do
         (DuckDB); the default reads the whole result first."""
-        yield from self.query_arrow(sql).to_batches(max_chunksize=rows)
+        yield from self.query_arrow(sql, beyond_decimal=beyond_decimal).to_batches(
+            max_chunksize=rows
+        )
 
     @abstractmethod
     def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError, ConnectionFailedError
-from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
+from gristmill.warehouse.base import BeyondDecimal, CountingReader, Transaction, Warehouse
 
 T = TypeVar("T")
 
@@ -105,6 +105,9 @@ class DuckDBWarehouse(Warehouse):
                 f"Cannot open the DuckDB warehouse {self.path}: {exc}. "
                 "Is another gristmill process writing to it?"
             ) from exc
+        # UTC inside: CAST(timestamptz AS DATE) is the UTC date wherever gristmill runs
+        # (DuckDB takes the machine's zone by default).
+        self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         # One DuckDB connection is not safe to share across threads: each thread
         # gets its own cursor on the same database.
         self._local = threading.local()
@@ -167,10 +170,15 @@ class DuckDBWarehouse(Warehouse):
     def unregister_arrow(self, name: str) -> None:
         self._cursor().unregister(name)
 
-    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+    def query_arrow(
+        self, sql: str, params: Sequence[Any] = (), *, beyond_decimal: BeyondDecimal = "raise"
+    ) -> pa.Table:
+        # Every DuckDB DECIMAL has a declared width of at most 38 digits.
         return _arrow(self._cursor(), sql, params)
 
-    def query_batches(self, sql: str, rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def query_batches(
+        self, sql: str, rows: int = 100_000, *, beyond_decimal: BeyondDecimal = "raise"
+    ) -> Iterator[pa.RecordBatch]:
         # A cursor of its own: the caller may write through this warehouse meanwhile.
         cursor = self._con.cursor()
         try:

@@ -4,7 +4,7 @@
 --   { not_null = ["transaction_id", "user_id", "amount", "created_at"] },
 --   { unique = "transaction_id" },
 --   { accepted_values = { column = "kind", values = ["payment", "p2p_transfer", "cash_in", "cash_out", "airtime"] } },
---   { relationships = { column = "user_id", to = "raw.users", field = "id" } },
+--   { relationships = { column = "user_id", to = "users", field = "id" } },
 --   { expression = "amount > 0" },
 --   { row_count = { min = 1 } },
 -- ]
@@ -23,6 +23,6 @@ SELECT
     u.country <> t.ip_country AS foreign_ip,
     t.created_at,
     t.is_fraud
-FROM raw.transactions AS t
-JOIN raw.accounts AS a ON a.id = t.account_id
-JOIN raw.users AS u ON u.id = a.user_id
+FROM transactions AS t
+JOIN accounts AS a ON a.id = t.account_id
+JOIN users AS u ON u.id = a.user_id

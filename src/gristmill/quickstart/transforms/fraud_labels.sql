@@ -9,5 +9,5 @@ SELECT
     cb.reason AS chargeback_reason
 FROM clean_transactions AS c
 LEFT JOIN (
-    SELECT transaction_id, min(reason) AS reason FROM raw.chargebacks GROUP BY transaction_id
+    SELECT transaction_id, min(reason) AS reason FROM chargebacks GROUP BY transaction_id
 ) AS cb ON cb.transaction_id = c.transaction_id

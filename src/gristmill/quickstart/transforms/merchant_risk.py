@@ -7,7 +7,7 @@ from gristmill import transform
 
 
 @transform(
-    inputs=["clean_transactions", "raw.merchants"],
+    inputs=["clean_transactions", "merchants"],
     checks=[
         {"unique": "merchant_id"},
         {"expression": "fraud_rate BETWEEN 0 AND 1"},
