@@ -46,6 +46,10 @@ class PostgresDialect(Dialect):
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )
 
+    def numeric_text_type(self, dtype: pa.OpaqueType) -> str:
+        # NUMERIC holds every value of every NUMERIC exactly (NaN and ±Infinity too).
+        return dtype.type_name.upper()
+
     def decimal_literal(self, value: Decimal) -> str:
         if value.is_nan():
             return "'NaN'::NUMERIC"
