@@ -308,7 +308,12 @@ def infinities(column: pa.Array, name: str) -> pa.Array:
         values = infinities(column.values, name)
         return pa.ListArray.from_arrays(column.offsets, values, mask=column.is_null())
     if pa.types.is_timestamp(column.type):
-        storage, floor, shift, top = pa.int64(), _MIN_TIMESTAMP, _TIMESTAMP_SHIFT, TIMESTAMP_INFINITY
+        storage, floor, shift, top = (
+            pa.int64(),
+            _MIN_TIMESTAMP,
+            _TIMESTAMP_SHIFT,
+            TIMESTAMP_INFINITY,
+        )
     elif pa.types.is_date32(column.type):
         storage, floor, shift, top = pa.int32(), _MIN_DATE, _DATE_SHIFT, DATE_INFINITY
     else:
@@ -319,9 +324,10 @@ def infinities(column: pa.Array, name: str) -> pa.Array:
         return column
     wrapped_infinity = top + shift - 2**storage.bit_width
     wrapped_minus_infinity = -top - 1 + shift
-    beyond = pc.and_(pc.less(raw, floor), pc.and_(
-        pc.not_equal(raw, wrapped_infinity), pc.not_equal(raw, wrapped_minus_infinity)
-    ))
+    beyond = pc.and_(
+        pc.less(raw, floor),
+        pc.and_(pc.not_equal(raw, wrapped_infinity), pc.not_equal(raw, wrapped_minus_infinity)),
+    )
     if pc.any(beyond).as_py():
         from gristmill.errors import TypeMappingError
 
@@ -341,13 +347,12 @@ def faithful(table: pa.Table) -> pa.Table:
     timestamps and dates in gristmill's encoding."""
     types = [_result_type(f) for f in table.schema]
     if all(
-        t == f.type and not pa.types.is_temporal(t) for t, f in zip(types, table.schema, strict=True)
+        t == f.type and not pa.types.is_temporal(t)
+        for t, f in zip(types, table.schema, strict=True)
     ):
         return table
     columns = [
-        pa.chunked_array(
-            [infinities(chunk, name) for chunk in to_type(c, t).chunks], t
-        )
+        pa.chunked_array([infinities(chunk, name) for chunk in to_type(c, t).chunks], t)
         for c, t, name in zip(table.columns, types, table.column_names, strict=True)
     ]
     return pa.table(columns, names=table.column_names)

@@ -48,7 +48,7 @@ class PostgresDialect(Dialect):
 
     def numeric_text_type(self, dtype: pa.OpaqueType) -> str:
         # NUMERIC holds every value of every NUMERIC exactly (NaN and ±Infinity too).
-        return dtype.type_name.upper()
+        return str(dtype.type_name).upper()
 
     def decimal_literal(self, value: Decimal) -> str:
         if value.is_nan():

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
-from gristmill.errors import BackendError, ConfigError
+from gristmill.errors import BackendError, ConfigError, GristmillError, TypeMappingError
 from gristmill.postgres_adbc import DriverError, PostgresConnection, PostgresDatabase, faithful
 from gristmill.types import DATE_INFINITY, TIMESTAMP_INFINITY, is_numeric_text
 from gristmill.warehouse.base import CountingReader, Transaction, Warehouse
@@ -102,9 +102,18 @@ class PostgresWarehouse(Warehouse):
             return 0
         arrow_schema = stream.reader.schema
         copied = pa.schema([f.with_type(_copy_type(f.type)) for f in arrow_schema])
-        reader = pa.RecordBatchReader.from_batches(
-            copied, (_for_copy(batch, copied) for batch in stream.reader)
-        )
+        failed: list[GristmillError] = []
+
+        def copies() -> Iterator[pa.RecordBatch]:
+            try:
+                for batch in stream.reader:
+                    yield _for_copy(batch, copied)
+            except GristmillError as exc:
+                # The driver passes an error of the batches on only as text: keep it whole.
+                failed.append(exc)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(copied, copies())
         as_text = [f for f, c in zip(arrow_schema, copied, strict=True) if _lands_as_text(f.type)]
         # A connection of its own, so that several streams load one table at once.
         with closing(self._database.connect()) as conn:
@@ -115,6 +124,8 @@ class PostgresWarehouse(Warehouse):
                     conn.ingest(schema, table, reader)
                 conn.commit()
             except DriverError as exc:
+                if failed:
+                    raise failed[0] from None
                 raise BackendError(
                     f"PostgreSQL rejected the load into {schema}.{table}: {exc.first_line}"
                 ) from None
@@ -137,7 +148,9 @@ class PostgresWarehouse(Warehouse):
             conn.execute(
                 f"ALTER TABLE {self.quote(landing)} ALTER COLUMN {self.quote(f.name)} TYPE TEXT"
             )
-        temporary = conn.rows("SELECT nspname::text FROM pg_namespace WHERE oid = pg_my_temp_schema()")
+        temporary = conn.rows(
+            "SELECT nspname::text FROM pg_namespace WHERE oid = pg_my_temp_schema()"
+        )
         conn.ingest(temporary[0][0], landing, reader)
         cast = {f.name: self.column_type(f.type) for f in as_text}
         names = reader.schema.names
@@ -170,9 +183,7 @@ _DATE_SHIFT = 10_957
 
 
 def _lands_as_text(dtype: pa.DataType) -> bool:
-    return is_numeric_text(dtype) or (
-        pa.types.is_list(dtype) and is_numeric_text(dtype.value_type)
-    )
+    return is_numeric_text(dtype) or (pa.types.is_list(dtype) and is_numeric_text(dtype.value_type))
 
 
 def _copy_type(dtype: pa.DataType) -> pa.DataType:
@@ -187,8 +198,6 @@ def _copy_type(dtype: pa.DataType) -> pa.DataType:
 
 
 def _for_copy(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    if batch.schema.types == schema.types:
-        return batch
     return pa.record_batch(
         [_copy_column(c, f.name) for c, f in zip(batch.columns, schema, strict=True)],
         schema=schema,
@@ -199,6 +208,12 @@ def _copy_column(column: pa.Array, name: str) -> pa.Array:
     import pyarrow.compute as pc
 
     dtype = column.type
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        if pc.any(pc.match_substring(column, "\x00")).as_py():
+            raise TypeMappingError(
+                name, "it holds the NUL character, which PostgreSQL text cannot hold", ("bytes",)
+            )
+        return column
     if pa.types.is_timestamp(dtype) and dtype.unit == "us":
         storage, shift, top = pa.int64(), _TIMESTAMP_SHIFT, TIMESTAMP_INFINITY
     elif pa.types.is_date32(dtype):

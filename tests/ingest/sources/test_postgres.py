@@ -40,9 +40,7 @@ def test_numerics_keep_precision_and_unconstrained_numeric_is_checked_into_decim
     pg: PostgresHarness, project_dir: Path
 ) -> None:
     pg.execute("CREATE TABLE n (id int PRIMARY KEY, exact numeric(20,6), free numeric)")
-    pg.execute(
-        "INSERT INTO n VALUES (1, 12345678901234.123456, 3.141592654), (2, NULL, 1e20)"
-    )
+    pg.execute("INSERT INTO n VALUES (1, 12345678901234.123456, 3.141592654), (2, NULL, 1e20)")
     write_project(project_dir, {"app": {**pg.source_config(), "tables": {"n": {}}}})
     assert run_ingest(project_dir).ok
     assert warehouse_rows(project_dir, "n") == [

@@ -68,6 +68,12 @@ class Extract:
     on_close: Callable[[], None] | None = None
 
     def close(self) -> None:
+        """End the read: a stream left unfinished (the load failed) releases its query and
+        connection now, not whenever it is garbage-collected."""
+        for stream in self.streams:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         if self.on_close is not None:
             self.on_close()
 

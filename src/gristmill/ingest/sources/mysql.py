@@ -10,7 +10,7 @@ column_types override that reads it (see README, Types).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -217,8 +217,7 @@ def _text(value: Any) -> str | None:
 def _booleans(values: Sequence[Any], name: str) -> list[bool | None]:
     """TINYINT(1) or BIT(1) values as booleans; any but 0 and 1 stops the column."""
     numbers = [
-        None if v is None else int.from_bytes(v) if isinstance(v, bytes) else int(v)
-        for v in values
+        None if v is None else int.from_bytes(v) if isinstance(v, bytes) else int(v) for v in values
     ]
     for number in numbers:
         if number not in (None, 0, 1):
