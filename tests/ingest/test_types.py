@@ -8,8 +8,8 @@ import csv
 import json
 import math
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -17,6 +17,8 @@ from uuid import UUID
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gristmill.project import Project
 from gristmill.types import DATE_INFINITY, TIMESTAMP_INFINITY
@@ -249,3 +251,87 @@ def test_every_type_arrives_exactly_or_stops_naming_the_override(
     assert summary.ok, summary.to_dict()
     for row in stopping:
         _check(project_dir, f"s_{row.column}", [row], warehouse, overridden=True)
+
+
+@st.composite
+def _numerics(draw: st.DrawFn) -> Decimal:
+    digits = draw(st.integers(min_value=0, max_value=10**45))
+    exponent = draw(st.integers(min_value=-40, max_value=10))
+    return Decimal(digits).scaleb(exponent) * draw(st.sampled_from([1, -1]))
+
+
+def _fits_decimal_38_9(value: Decimal) -> bool:
+    return (
+        value == value.quantize(Decimal("1e-9"), context=Context(prec=100))
+        and abs(value) < Decimal(10) ** 29
+    )
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_numerics_and_timestamps_arrive_as_python_has_them(
+    pg_url: str, tmp_path: Path, unique_name: str, warehouse: str
+) -> None:
+    """Random NUMERIC and timestamp values from PostgreSQL arrive equal to the Python values
+    inserted, or (a NUMERIC beyond DECIMAL(38,9) on DuckDB) stop the table."""
+    harness = PostgresHarness(pg_url, unique_name + "_src")
+    raw_schema = "raw" if warehouse == "duckdb" else unique_name
+    examples = iter(range(1_000))
+
+    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        numbers=st.lists(_numerics(), min_size=1, max_size=5),
+        moments=st.lists(st.datetimes(), min_size=1, max_size=5),
+        zone=st.integers(min_value=-14 * 60, max_value=14 * 60),
+    )
+    def check(numbers: list[Decimal], moments: list[datetime], zone: int) -> None:
+        root = tmp_path / f"p{next(examples)}"
+        root.mkdir()
+        offset = timezone(timedelta(minutes=zone))
+        harness.create_table("v", {"id": "bigint"})
+        harness.execute(
+            "ALTER TABLE v ADD COLUMN n NUMERIC, ADD COLUMN t TIMESTAMP, ADD COLUMN z TIMESTAMPTZ"
+        )
+        count = max(len(numbers), len(moments))
+        rows = [
+            {
+                "id": i,
+                "n": numbers[i % len(numbers)],
+                "t": moments[i % len(moments)],
+                "z": moments[i % len(moments)].replace(tzinfo=offset),
+            }
+            for i in range(count)
+        ]
+        harness.insert("v", rows)
+        config = (
+            {"type": "duckdb", "path": str(root / "wh.duckdb")}
+            if warehouse == "duckdb"
+            else {"type": "postgres", "url": pg_url, "raw_schema": raw_schema}
+        )
+        sources = {"src": {**harness.source_config(), "tables": {"v": {}}}}
+        write_project(root, sources, warehouse=config)
+
+        (result,) = run_ingest(root).tables
+
+        if warehouse == "duckdb" and not all(_fits_decimal_38_9(n) for n in numbers):
+            assert result.status == "failed" and "column 'n'" in (result.error or "")
+            return
+        assert result.status == "ok", result.error
+        with Project.load(root) as project:
+            loaded = project.warehouse.query_arrow(
+                f'SELECT CAST(n AS VARCHAR) AS n, t, z FROM "{raw_schema}".v ORDER BY id'
+            ).to_pylist()
+        for row, got in zip(rows, loaded, strict=True):
+            assert Decimal(got["n"]) == row["n"]
+            assert got["t"] == row["t"]
+            assert got["z"] == row["z"]
+
+    try:
+        check()
+    finally:
+        harness.close()
+        if warehouse == "postgres":
+            import psycopg
+
+            with psycopg.connect(pg_url, autocommit=True) as db:
+                for schema in (raw_schema, f"_gristmill_{raw_schema}"):
+                    db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -175,6 +175,10 @@ class Dialect:
             )
         if pa.types.is_list(dtype):
             return pa.list_(self.load_type(dtype.value_type))
+        if pa.types.is_timestamp(dtype) and dtype.unit == "ns":
+            return pa.timestamp("us", dtype.tz)  # a nanosecond is refused, never cut
+        if pa.types.is_time64(dtype) and dtype.unit == "ns":
+            return pa.time64("us")
         return dtype
 
     def load_schema(self, schema: pa.Schema) -> pa.Schema:

@@ -65,7 +65,14 @@ class DuckDBDialect(Dialect):
             )
         if pa.types.is_decimal256(dtype) and dtype.precision <= self.MAX_DECIMAL_PRECISION:
             return pa.decimal128(dtype.precision, dtype.scale)  # DuckDB reads no decimal256
+        if pa.types.is_timestamp(dtype) and dtype.unit == "ns" and dtype.tz is None:
+            return dtype  # TIMESTAMP_NS
         return super().load_type(dtype)
+
+    def column_type(self, dtype: pa.DataType) -> str:
+        if pa.types.is_timestamp(dtype) and dtype.unit == "ns" and dtype.tz is None:
+            return "TIMESTAMP_NS"
+        return super().column_type(dtype)
 
     def integer_literal(self, value: int) -> str:
         # A literal beyond BIGINT would be read as a DOUBLE: say HUGEINT (or refuse).
