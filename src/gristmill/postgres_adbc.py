@@ -266,6 +266,8 @@ def wire_type(field: pa.Field, money_scale: int = 2) -> pa.DataType:
     dtype = field.type
     meta = field.metadata or {}
     kind = meta.get(b"POSTGRESQL:type")
+    if kind == b"oid":
+        return pa.uint32()  # the driver says int32: 4294967295 would arrive as -1
     if kind == b"money":
         return pa.decimal128(19, money_scale)
     if kind == b"_money":

@@ -38,6 +38,7 @@ FILE_TYPES = {
     "date32[day]": pa.date32(),
     "timestamp[us]": pa.timestamp("us"),
     "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"),
+    "timestamp[ns]": pa.timestamp("ns"),
     "decimal128(12, 2)": pa.decimal128(12, 2),
     "binary": pa.binary(),
     "list<item: int32>": pa.list_(pa.int32()),

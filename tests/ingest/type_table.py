@@ -100,6 +100,23 @@ POSTGRES: list[TypeRow] = [
         ),
     ),
     TypeRow(
+        "c_numeric_100_50",
+        "NUMERIC(100,50)",
+        ("1" * 50 + "." + "2" * 50, "-0.5"),
+        (Decimal("1" * 50 + "." + "2" * 50), Decimal("-0.5")),
+        stops=("duckdb",),
+        override_expected=("1" * 50 + "." + "2" * 50, "-0." + "5" + "0" * 49),
+        read_as_text=True,
+    ),
+    TypeRow(
+        "c_timestamp_far",
+        "TIMESTAMP",
+        ("'294270-01-01 00:00:00'",),
+        (None,),
+        stops=WAREHOUSES,
+        override_expected=("294270-01-01 00:00:00",),
+    ),
+    TypeRow(
         "c_real",
         "REAL",
         ("1.5", "'NaN'", "'Infinity'", "'-Infinity'"),
@@ -200,6 +217,7 @@ POSTGRES: list[TypeRow] = [
         override_expected=([[1, 2], [3, 4]],),
     ),
     TypeRow("c_inet", "INET", ("'192.168.0.1/24'",), ("192.168.0.1/24",)),
+    TypeRow("c_oid", "OID", ("4294967295", "0"), (4294967295, 0)),
 ]
 
 MYSQL: list[TypeRow] = [
@@ -280,6 +298,14 @@ MYSQL: list[TypeRow] = [
         (None, date(2024, 1, 1)),
         stops=WAREHOUSES,
         override_expected=("0000-00-00", "2024-01-01"),
+    ),
+    TypeRow(
+        "c_zero_datetime",
+        "DATETIME",
+        ("'0000-00-00 00:00:00'",),
+        (None,),
+        stops=WAREHOUSES,
+        override_expected=("0000-00-00 00:00:00",),
     ),
     TypeRow(
         "c_datetime",
@@ -402,6 +428,20 @@ PARQUET: list[TypeRow] = [
         "decimal128(12, 2)",
         (Decimal("1234567890.12"), Decimal("-0.01")),
         (Decimal("1234567890.12"), Decimal("-0.01")),
+    ),
+    TypeRow(
+        "c_timestamp_ns",
+        "timestamp[ns]",
+        (datetime(2024, 1, 2, 3, 4, 5, 123456),),
+        (datetime(2024, 1, 2, 3, 4, 5, 123456),),
+    ),
+    TypeRow(
+        "c_nanoseconds",
+        "timestamp[ns]",
+        (pa.scalar(1_704_164_645_123_456_789, pa.timestamp("ns")),),
+        (pa.scalar(1_704_164_645_123_456_789, pa.timestamp("ns")).as_py(),),
+        stops=("postgres",),
+        override_expected=("2024-01-02 03:04:05.123456789",),
     ),
     TypeRow("c_binary", "binary", (b"\x00\xff", b""), (b"\x00\xff", b"")),
     TypeRow("c_list", "list<item: int32>", ([1, None], []), ([1, None], [])),

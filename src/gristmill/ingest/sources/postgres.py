@@ -238,6 +238,8 @@ def _convert(column: pa.Array, f: pa.Field) -> pa.Array:
     """A column as the driver delivered it, in the type the table describes."""
     if pa.types.is_temporal(column.type) or pa.types.is_list(column.type):
         column = infinities(column, f.name)
+    if column.type == pa.int32() and f.type == pa.uint32():
+        column = column.view(pa.uint32())  # an oid
     if isinstance(column.type, pa.BaseExtensionType) and not isinstance(
         f.type, pa.BaseExtensionType
     ):
