@@ -307,6 +307,8 @@ def infinities(column: pa.Array, name: str) -> pa.Array:
     from gristmill.types import DATE_INFINITY, TIMESTAMP_INFINITY
 
     if pa.types.is_list(column.type) and isinstance(column, pa.ListArray):
+        if not pa.types.is_temporal(column.type.value_type):
+            return column
         values = infinities(column.values, name)
         return pa.ListArray.from_arrays(column.offsets, values, mask=column.is_null())
     if pa.types.is_timestamp(column.type):

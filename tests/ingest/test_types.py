@@ -336,3 +336,24 @@ def test_numerics_and_timestamps_arrive_as_python_has_them(
             with psycopg.connect(pg_url, autocommit=True) as db:
                 for schema in (raw_schema, f"_gristmill_{raw_schema}"):
                     db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_a_cursor_at_infinity_stops_the_table_instead_of_skipping_later_changes(
+    pg_url: str, warehouse_config: dict[str, Any], project_dir: Path, unique_name: str
+) -> None:
+    harness = PostgresHarness(pg_url, unique_name + "_src")
+    try:
+        harness.create_table("events", {"id": "bigint", "at": "timestamp"})
+        harness.execute("INSERT INTO events VALUES (1, '2024-01-01'), (2, '2024-01-02')")
+        tables = {"events": {"mode": "merge", "cursor": "at"}}
+        sources = {"src": {**harness.source_config(), "tables": tables}}
+        write_project(project_dir, sources, warehouse=warehouse_config)
+        assert run_ingest(project_dir).ok
+        harness.execute("UPDATE events SET at = 'infinity' WHERE id = 2")
+
+        (result,) = run_ingest(project_dir).tables
+
+        assert result.status == "failed"
+        assert "cursor column 'at' holds infinity" in (result.error or "")
+    finally:
+        harness.close()

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from gristmill.errors import TypeMappingError
+from gristmill.errors import ConfigError, TypeMappingError
 from gristmill.ingest.cursor import decode_cursor, encode_cursor
 from gristmill.ingest.read_ahead import ReadAhead, hold
 from gristmill.ingest.schema import SchemaPlan, plan_evolution, schema_from_text, schema_to_text
@@ -279,7 +279,28 @@ class TableSync:
         cursor = self.spec.renamed(self.spec.config.cursor)
         if cursor is None:
             return None
+        self._refuse_infinite_cursor(cursor)
         return self.warehouse.fetchall(f"SELECT max({self.q(cursor)}) FROM {self.staged}")[0][0]
+
+    def _refuse_infinite_cursor(self, cursor: str) -> None:
+        """A cursor at infinity would never be passed again: every row changed after it
+        would be skipped, so the sync stops instead."""
+        dtype = self.incoming.field(cursor).type
+        if not (pa.types.is_timestamp(dtype) or pa.types.is_date(dtype)):
+            return
+        infinity = self.warehouse.dialect.cast("'infinity'", self.warehouse.column_type(dtype))
+        column = self.q(cursor)
+        rows = self.warehouse.fetchall(
+            f"SELECT count(*) FROM {self.staged} WHERE {column} = {infinity}"
+        )
+        if rows[0][0]:
+            raise ConfigError(
+                f"Source '{self.spec.source}', table '{self.spec.table.name}': the cursor column "
+                f"'{self.spec.config.cursor}' holds infinity, which no later change can pass: "
+                "rows changed afterwards would never be read. Nothing was loaded for this "
+                "table. Choose a cursor column of finite values, or sync the table with "
+                'mode = "full".'
+            )
 
     def _key_match(self, left: str, right: str, columns: list[str]) -> str:
         return " AND ".join(f"{left}.{self.q(c)} = {right}.{self.q(c)}" for c in columns)
