@@ -163,6 +163,12 @@ def _values(column: pa.ChunkedArray) -> list[Any]:
             else pa.array([r], storage).cast(dtype)[0].as_py()
             for r in raw
         ]
+    if pa.types.is_list(dtype) and pa.types.is_temporal(dtype.value_type):
+        return [
+            _values(pa.chunked_array([item.values], dtype.value_type)) if item.is_valid else None
+            for chunk in column.chunks
+            for item in chunk
+        ]
     return column.to_pylist()
 
 

@@ -205,6 +205,14 @@ POSTGRES: list[TypeRow] = [
         ("'{1,2,3}'", "'{}'", "'{1,NULL}'"),
         ([1, 2, 3], [], [1, None]),
     ),
+    TypeRow(
+        "c_timestamp_array",
+        "TIMESTAMP[]",
+        ("'{\"2024-01-01 00:00:00\",infinity}'", "'{}'"),
+        ([datetime(2024, 1, 1), INF], []),
+        stops=("postgres",),
+        override_expected=('{"2024-01-01 00:00:00",infinity}', "{}"),
+    ),
     TypeRow("c_text_array", "TEXT[]", ('\'{"a,b","ü",""}\'',), (["a,b", "ü", ""],)),
     TypeRow("c_numeric_array", "NUMERIC[]", ("'{1.5,-2}'",), ([Decimal("1.5"), Decimal("-2")],)),
     TypeRow(

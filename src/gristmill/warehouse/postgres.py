@@ -218,6 +218,9 @@ def _copy_column(column: pa.Array, name: str) -> pa.Array:
         storage, shift, top = pa.int64(), _TIMESTAMP_SHIFT, TIMESTAMP_INFINITY
     elif pa.types.is_date32(dtype):
         storage, shift, top = pa.int32(), _DATE_SHIFT, DATE_INFINITY
+    elif pa.types.is_list(dtype) and pa.types.is_temporal(dtype.value_type):
+        _no_infinity_inside(column, name)
+        return column
     elif _lands_as_text(dtype) and pa.types.is_list(dtype):
         # PostgreSQL's array text: {1.5,NaN,NULL}
         values = pc.fill_null(column.values.storage, "NULL")
@@ -243,3 +246,20 @@ def _copy_column(column: pa.Array, name: str) -> pa.Array:
         pa.scalar(top, storage),
         pc.if_else(minus_infinite, pa.scalar(-top - 1, storage), shifted),
     )
+
+
+def _no_infinity_inside(column: pa.ListArray, name: str) -> None:
+    """The driver sends an array's elements as Arrow has them, shifted to 2000: an infinity
+    inside an array would overflow, so it stops the table by name instead."""
+    import pyarrow.compute as pc
+
+    values = column.values
+    if pa.types.is_timestamp(values.type) and values.type.unit == "us":
+        storage, top = pa.int64(), TIMESTAMP_INFINITY
+    elif pa.types.is_date32(values.type):
+        storage, top = pa.int32(), DATE_INFINITY
+    else:
+        return
+    raw = values.view(storage)
+    if pc.any(pc.or_(pc.equal(raw, top), pc.equal(raw, -top))).as_py():
+        raise TypeMappingError(name, "an array holds infinity, which arrays cannot carry here")
