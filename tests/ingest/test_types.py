@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Context, Decimal
@@ -260,6 +261,15 @@ def test_every_type_arrives_exactly_or_stops_naming_the_override(
         _check(project_dir, f"s_{row.column}", [row], warehouse, overridden=True)
 
 
+@pytest.fixture
+def non_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @st.composite
 def _numerics(draw: st.DrawFn) -> Decimal:
     digits = draw(st.integers(min_value=0, max_value=10**45))
@@ -276,10 +286,11 @@ def _fits_decimal_38_9(value: Decimal) -> bool:
 
 @pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
 def test_numerics_and_timestamps_arrive_as_python_has_them(
-    pg_url: str, tmp_path: Path, unique_name: str, warehouse: str
+    pg_url: str, tmp_path: Path, unique_name: str, warehouse: str, non_utc: None
 ) -> None:
     """Random NUMERIC and timestamp values from PostgreSQL arrive equal to the Python values
-    inserted, or (a NUMERIC beyond DECIMAL(38,9) on DuckDB) stop the table."""
+    inserted, or (a NUMERIC beyond DECIMAL(38,9) on DuckDB) stop the table; the process
+    runs in a time zone far from UTC."""
     harness = PostgresHarness(pg_url, unique_name + "_src")
     raw_schema = "raw" if warehouse == "duckdb" else unique_name
     examples = iter(range(1_000))
