@@ -477,6 +477,12 @@ JSONL: list[TypeRow] = [
     TypeRow("c_text", "string", ("héllo 世界 🚀", ""), ("héllo 世界 🚀", "")),
     TypeRow("c_bool", "bool", (True, False), (True, False)),
     TypeRow("c_list", "list<item: int64>", ([1, 2], []), ([1, 2], [])),
+    TypeRow(
+        "c_object",
+        "struct",
+        ({"a": 1, "b": "ü"},),
+        ({"a": 1, "b": "ü"},),
+    ),
 ]
 
 TABLES: dict[str, list[TypeRow]] = {

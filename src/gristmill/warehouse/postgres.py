@@ -1,11 +1,11 @@
 """PostgreSQL: the warehouse on a real server, loaded with ADBC's binary COPY.
 
-Two kinds of value need help on their way through the driver's COPY: an infinite
-timestamp or date (the driver shifts every value from 1970 to 2000, and an infinity
-overflows), and a NUMERIC carried as text (the driver writes no text into a NUMERIC).
-Timestamps and dates are therefore sent as PostgreSQL's own binary form, the integers
-counted from 2000 with infinity at the extremes; text NUMERICs land in a temporary table
-and are cast on the way into the table.
+Some values need help on their way through the driver's COPY: an infinite timestamp or
+date (the driver shifts every value from 1970 to 2000, and an infinity overflows), a
+NUMERIC carried as text (the driver writes no text into a NUMERIC) and a record (which
+it cannot write at all). Timestamps and dates are therefore sent as PostgreSQL's own
+binary form, the integers counted from 2000 with infinity at the extremes; text NUMERICs
+and records (as JSON) land in a temporary table and are cast on the way into the table.
 """
 
 from __future__ import annotations
@@ -183,7 +183,11 @@ _DATE_SHIFT = 10_957
 
 
 def _lands_as_text(dtype: pa.DataType) -> bool:
-    return is_numeric_text(dtype) or (pa.types.is_list(dtype) and is_numeric_text(dtype.value_type))
+    return (
+        is_numeric_text(dtype)
+        or pa.types.is_struct(dtype)
+        or (pa.types.is_list(dtype) and is_numeric_text(dtype.value_type))
+    )
 
 
 def _copy_type(dtype: pa.DataType) -> pa.DataType:
@@ -221,6 +225,14 @@ def _copy_column(column: pa.Array, name: str) -> pa.Array:
     elif pa.types.is_list(dtype) and pa.types.is_temporal(dtype.value_type):
         _no_infinity_inside(column, name)
         return column
+    elif pa.types.is_struct(dtype):
+        # A record (a JSON object of a file) is stored as JSONB: sent as its JSON text.
+        import json
+
+        return pa.array(
+            [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
+            pa.string(),
+        )
     elif _lands_as_text(dtype) and pa.types.is_list(dtype):
         # PostgreSQL's array text: {1.5,NaN,NULL}
         values = pc.fill_null(column.values.storage, "NULL")
