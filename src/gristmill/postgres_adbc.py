@@ -294,6 +294,8 @@ def to_type(column: pa.Array | pa.ChunkedArray, dtype: pa.DataType) -> Any:
         )
     if column.type == dtype:
         return column
+    if column.type == pa.int32() and dtype == pa.uint32():
+        return column.view(dtype)  # an oid, which the driver calls int32
     return column.cast(dtype)
 
 

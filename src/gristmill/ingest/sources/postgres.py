@@ -133,7 +133,7 @@ class PostgresSource(SqlSource):
         if pa.types.is_string(dtype):
             return f"{column}::text AS {column}"
         if pa.types.is_list(dtype):
-            return f"{self._one_dimension(column, self._list_sql(column, dtype))} AS {column}"
+            return f"{self._one_dimension(name, self._list_sql(column, dtype))} AS {column}"
         return column
 
     @staticmethod
@@ -145,13 +145,12 @@ class PostgresSource(SqlSource):
             return f"{column}::text[]"
         return column
 
-    def _one_dimension(self, column: str, expression: str) -> str:
+    def _one_dimension(self, name: str, expression: str) -> str:
         """`expression`, or an error for an array of several dimensions: the driver would
         flatten it. The error's text depends on the row, so the server cannot raise it
         while planning; the inner CASE keeps the outer one's order of evaluation."""
-        label = self.dialect.string_literal(
-            f"-dimensional array in column {column[1:-1].replace(chr(34) * 2, chr(34))}"
-        )
+        column = self.quote(name)
+        label = self.dialect.string_literal(f"-dimensional array in column {name}")
         return (
             f"CASE WHEN array_ndims({column}) > 1 THEN CASE WHEN"
             f" (array_ndims({column}) || {label})::int = 0 THEN {expression} END"
@@ -238,12 +237,12 @@ def _convert(column: pa.Array, f: pa.Field) -> pa.Array:
     """A column as the driver delivered it, in the type the table describes."""
     if pa.types.is_temporal(column.type) or pa.types.is_list(column.type):
         column = infinities(column, f.name)
-    if column.type == pa.int32() and f.type == pa.uint32():
-        column = column.view(pa.uint32())  # an oid
     if isinstance(column.type, pa.BaseExtensionType) and not isinstance(
         f.type, pa.BaseExtensionType
     ):
         column = to_type(column, column.type.storage_type)
+    if f.type == pa.uint32():
+        column = to_type(column, f.type)  # an oid: the driver's int32, read unsigned
     return cast_exact(column, f.type, f.name)
 
 
