@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gristmill.errors import ConfigError
 
@@ -59,6 +66,9 @@ class TableConfig(_Strict):
     columns: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     rename: dict[str, str] = Field(default_factory=dict)
+    column_types: dict[str, str] = Field(default_factory=dict)
+    """Source column -> the type to load it as (see gristmill.types.OVERRIDE_TYPES), for
+    a column whose values its own type cannot keep in the warehouse."""
     soft_delete_column: str | None = None
     detect_deletes: bool = False
     path: str | None = None
@@ -67,6 +77,19 @@ class TableConfig(_Strict):
     parallel: int = Field(default=2, ge=1, le=16)
     checks: list[dict[str, Any]] = Field(default_factory=list)
     """Data checks run on the raw table after each sync (see gristmill.checks)."""
+
+    @field_validator("column_types")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from gristmill.types import check_override
+
+        checked = {}
+        for column, name in value.items():
+            try:
+                checked[column] = check_override(name)
+            except ValueError as exc:
+                raise ValueError(f"column '{column}': {exc}") from None
+        return checked
 
     @model_validator(mode="after")
     def _mode_needs(self) -> TableConfig:

@@ -11,6 +11,8 @@ The tree::
     │                              or a model, version or alias the registry does not hold
     ├── BadRowsError               malformed rows in a source file (more than max_bad_rows)
     ├── SchemaChangeError          a source column changed type incompatibly
+    ├── TypeMappingError           a source column's type or value has no exact warehouse
+    │                              form: the message names the column_types override to use
     ├── TransformError             a transform's SQL or function failed (file and line named)
     ├── CheckFailedError           a blocking data check failed; nothing was published
     ├── ArtifactTamperedError      a model artifact differs from what the registry wrote
@@ -68,6 +70,35 @@ class BadRowsError(GristmillError):
 
 class SchemaChangeError(GristmillError):
     """A source column changed type in a way the warehouse table cannot follow."""
+
+
+class TypeMappingError(GristmillError):
+    """A source column's type, or one of its values, cannot be kept exactly (a zero date,
+    a NaN numeric on DuckDB, a multi-dimensional array): nothing of the table is loaded.
+
+    Raised where the column is known, then placed (`within`) by the sync, which knows the
+    source and table and so names the override to set in gristmill.toml."""
+
+    def __init__(self, column: str, problem: str, overrides: tuple[str, ...] = ("text",)) -> None:
+        super().__init__(f"Column '{column}': {problem}.")
+        self.column = column
+        self.problem = problem
+        self.overrides = overrides
+
+    def within(self, source: str, table: str) -> TypeMappingError:
+        """The same error, naming the source, the table and the override to set."""
+        placed = TypeMappingError(self.column, self.problem, self.overrides)
+        first, *others = self.overrides
+        key = table if table.replace("_", "").replace("-", "").isalnum() else f'"{table}"'
+        quoted = ", ".join(f'"{o}"' for o in others)
+        other = f" (or {quoted})" if others else ""
+        placed.args = (
+            f"Source '{source}', table '{table}', column '{self.column}': {self.problem}. "
+            f"Nothing was loaded for this table. To load the column as another type, set "
+            f'column_types = {{ {self.column} = "{first}" }}{other} under '
+            f"[sources.{source}.tables.{key}], or exclude the column.",
+        )
+        return placed
 
 
 class TransformError(GristmillError):

@@ -19,9 +19,6 @@ import pyarrow as pa
 
 from gristmill.errors import ConnectionFailedError, MissingDependencyError
 
-UNCONSTRAINED_NUMERIC = pa.decimal128(38, 9)
-"""What an unconstrained NUMERIC becomes: 29 integer and 9 fractional digits, as dlt does."""
-
 _T = TypeVar("_T")
 
 
@@ -229,24 +226,57 @@ class PostgresConnection:
             self._own_database.close()
 
 
+UNBOUNDED_NUMERIC = pa.opaque(pa.string(), "numeric", "PostgreSQL")
+"""An unconstrained NUMERIC, as its exact text: any number of digits, NaN and ±Infinity.
+The PostgreSQL warehouse stores it as NUMERIC; DuckDB, which has no such type, as
+DECIMAL(38,9) with every value checked (see `Dialect.load_type`)."""
+
+_TIMESTAMP_SHIFT = 946_684_800_000_000
+"""PostgreSQL counts microseconds from 2000-01-01, Arrow from 1970-01-01."""
+_DATE_SHIFT = 10_957
+_MIN_TIMESTAMP = -211_813_488_000_000_000 - _TIMESTAMP_SHIFT
+"""4714-11-24 BC, PostgreSQL's first timestamp, in Arrow's microseconds: anything below
+is a value the driver's shift from 2000 to 1970 wrapped around."""
+_MIN_DATE = -2_451_545 - _DATE_SHIFT
+
+
 def numeric_type(typmod: int) -> pa.DataType:
+    """The exact Arrow type of NUMERIC with this type modifier."""
     if typmod < 4:
-        return UNCONSTRAINED_NUMERIC
-    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-    if precision > 38:
-        return pa.decimal128(38, min(scale, 38))
-    return pa.decimal128(precision, scale)
+        return UNBOUNDED_NUMERIC
+    precision = ((typmod - 4) >> 16) & 0xFFFF
+    scale = (((typmod - 4) & 0x7FF) ^ 1024) - 1024  # signed: numeric(3,-2) holds 12300
+    if scale < 0:
+        precision, scale = precision - scale, 0
+    if precision <= 38:
+        return pa.decimal128(precision, scale)
+    if precision <= 76:
+        return pa.decimal256(precision, scale)
+    return pa.opaque(pa.string(), f"numeric({precision},{scale})", "PostgreSQL")
 
 
-def wire_type(field: pa.Field) -> pa.DataType:
+def wire_type(field: pa.Field, money_scale: int = 2) -> pa.DataType:
     """The faithful Arrow type for a column as the ADBC driver describes it: NUMERIC
-    arrives as an opaque string carrying its typmod, other unknown types as opaque text."""
+    arrives as an opaque string carrying its typmod, money as its integer count of cents
+    (`money_scale` digits: the server's lc_monetary decides), other unknown types as
+    opaque bytes, read as their text."""
     dtype = field.type
+    meta = field.metadata or {}
+    kind = meta.get(b"POSTGRESQL:type")
+    if kind == b"oid":
+        return pa.uint32()  # the driver says int32: 4294967295 would arrive as -1
+    if kind == b"money":
+        return pa.decimal128(19, money_scale)
+    if kind == b"_money":
+        return pa.list_(pa.decimal128(19, money_scale))
     if isinstance(dtype, pa.BaseExtensionType) and dtype.extension_name == "arrow.opaque":
-        meta = field.metadata or {}
-        if meta.get(b"POSTGRESQL:type") == b"numeric":
+        if kind == b"numeric":
             return numeric_type(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
         return pa.string()
+    if pa.types.is_list(dtype) and isinstance(dtype.value_type, pa.OpaqueType):
+        if dtype.value_type.type_name == "numeric":
+            return pa.list_(UNBOUNDED_NUMERIC)
+        return pa.list_(pa.string())
     return dtype
 
 
@@ -261,4 +291,55 @@ def to_type(column: pa.Array | pa.ChunkedArray, dtype: pa.DataType) -> Any:
         )
     if column.type == dtype:
         return column
+    if column.type == pa.int32() and dtype == pa.uint32():
+        return column.view(dtype)  # an oid, which the driver calls int32
     return column.cast(dtype)
+
+
+def infinities(column: pa.Array, name: str) -> pa.Array:
+    """A timestamp or date column read from PostgreSQL with its ±infinity in gristmill's
+    encoding (`gristmill.types`). The driver shifts PostgreSQL's own encoding (the
+    extreme integers) from 2000 to 1970 without checking, which wraps them around; a
+    timestamp after 294246 AD wraps the same way and has no Arrow value at all."""
+    import pyarrow.compute as pc
+
+    from gristmill.types import DATE_INFINITY, TIMESTAMP_INFINITY
+
+    if pa.types.is_list(column.type) and isinstance(column, pa.ListArray):
+        if not pa.types.is_temporal(column.type.value_type):
+            return column
+        values = infinities(column.values, name)
+        return pa.ListArray.from_arrays(column.offsets, values, mask=column.is_null())
+    if pa.types.is_timestamp(column.type):
+        storage, floor, shift, top = (
+            pa.int64(),
+            _MIN_TIMESTAMP,
+            _TIMESTAMP_SHIFT,
+            TIMESTAMP_INFINITY,
+        )
+    elif pa.types.is_date32(column.type):
+        storage, floor, shift, top = pa.int32(), _MIN_DATE, _DATE_SHIFT, DATE_INFINITY
+    else:
+        return column
+    raw = column.view(storage)
+    lowest = pc.min(raw).as_py()
+    if lowest is None or lowest >= floor:
+        return column
+    wrapped_infinity = top + shift - 2**storage.bit_width
+    wrapped_minus_infinity = -top - 1 + shift
+    beyond = pc.and_(
+        pc.less(raw, floor),
+        pc.and_(pc.not_equal(raw, wrapped_infinity), pc.not_equal(raw, wrapped_minus_infinity)),
+    )
+    if pc.any(beyond).as_py():
+        from gristmill.errors import TypeMappingError
+
+        raise TypeMappingError(
+            name, "a timestamp after 294246 AD is beyond the range of Arrow, DuckDB and Python"
+        )
+    fixed = pc.if_else(
+        pc.equal(raw, wrapped_infinity),
+        pa.scalar(top, storage),
+        pc.if_else(pc.equal(raw, wrapped_minus_infinity), pa.scalar(-top, storage), raw),
+    )
+    return fixed.view(column.type)

@@ -19,7 +19,8 @@ from uuid import UUID
 
 import pyarrow as pa
 
-from gristmill.errors import BackendError
+from gristmill.errors import BackendError, TypeMappingError
+from gristmill.types import is_numeric_text
 
 
 class Dialect:
@@ -173,8 +174,41 @@ class Dialect:
         return f"CAST({expr} AS {type_sql})"
 
     # -- column types --------------------------------------------------------------------
+    def load_type(self, dtype: pa.DataType) -> pa.DataType:
+        """The Arrow type in which values of `dtype` are loaded into this engine: `dtype`
+        itself where the engine stores every value exactly, else a narrower type into
+        which each value is converted exactly or not at all; a `ValueError` saying why
+        where the engine has no such type (its message names the choices)."""
+        if pa.types.is_decimal(dtype) and dtype.precision > self.MAX_DECIMAL_PRECISION:
+            raise ValueError(
+                f"{self.NAME} stores decimals of at most {self.MAX_DECIMAL_PRECISION} digits"
+                f", and the column is decimal({dtype.precision},{dtype.scale})"
+            )
+        if pa.types.is_list(dtype):
+            return pa.list_(self.load_type(dtype.value_type))
+        if pa.types.is_timestamp(dtype) and dtype.unit == "ns":
+            return pa.timestamp("us", dtype.tz)  # a nanosecond is refused, never cut
+        if pa.types.is_time64(dtype) and dtype.unit == "ns":
+            return pa.time64("us")
+        return dtype
+
+    def load_schema(self, schema: pa.Schema) -> pa.Schema:
+        """`schema` with each column's `load_type`; a TypeMappingError naming the first
+        column the engine cannot store."""
+        fields = []
+        for f in schema:
+            try:
+                fields.append(f.with_type(self.load_type(f.type)))
+            except ValueError as exc:
+                scale = min(getattr(f.type, "scale", 9), self.MAX_DECIMAL_PRECISION)
+                narrower = f"decimal({self.MAX_DECIMAL_PRECISION},{scale})"
+                raise TypeMappingError(f.name, str(exc), ("text", "double", narrower)) from None
+        return pa.schema(fields)
+
     def column_type(self, dtype: pa.DataType) -> str:
         """The column type that stores Arrow `dtype` without loss."""
+        if is_numeric_text(dtype):
+            return self.numeric_text_type(dtype)
         if isinstance(dtype, pa.BaseExtensionType):
             if dtype.extension_name == "arrow.json":
                 return self.JSON_TYPE
@@ -204,6 +238,11 @@ class Dialect:
         if pa.types.is_dictionary(dtype):
             return self.column_type(dtype.value_type)
         raise BackendError(f"No {self.NAME} column type for the Arrow type {dtype}.")
+
+    def numeric_text_type(self, dtype: pa.OpaqueType) -> str:
+        """The column type of a PostgreSQL NUMERIC carried as text (`numeric`, or wider than
+        any Arrow decimal: `numeric(100,50)`)."""
+        return self.column_type(self.load_type(dtype))
 
     def list_type(self, value_type: pa.DataType) -> str:
         return f"{self.column_type(value_type)}[]"

@@ -10,6 +10,12 @@ from typing import ClassVar
 import pyarrow as pa
 
 from gristmill.dialects.base import Dialect
+from gristmill.types import is_numeric_text
+
+UNCONSTRAINED_DECIMAL = pa.decimal128(38, 9)
+"""How DuckDB stores a PostgreSQL NUMERIC without precision: 29 integer and 9 fractional
+digits, as dlt does; a value that does not fit exactly (1e-30, NaN, 40 digits) stops
+the table."""
 
 
 class DuckDBDialect(Dialect):
@@ -48,6 +54,25 @@ class DuckDBDialect(Dialect):
     SUM_INPUT_SQL = "{x}"  # integers sum as HUGEINT, floats as DOUBLE
     EPOCH_US_SQL = "epoch_us({x})"
     TIMESTAMP_FROM_US_SQL = "make_timestamp({x})"
+
+    def load_type(self, dtype: pa.DataType) -> pa.DataType:
+        if is_numeric_text(dtype):
+            if dtype.type_name == "numeric":
+                return UNCONSTRAINED_DECIMAL
+            raise ValueError(
+                f"DuckDB stores decimals of at most {self.MAX_DECIMAL_PRECISION} digits, and"
+                f" the column is {dtype.type_name}"
+            )
+        if pa.types.is_decimal256(dtype) and dtype.precision <= self.MAX_DECIMAL_PRECISION:
+            return pa.decimal128(dtype.precision, dtype.scale)  # DuckDB reads no decimal256
+        if pa.types.is_timestamp(dtype) and dtype.unit == "ns" and dtype.tz is None:
+            return dtype  # TIMESTAMP_NS
+        return super().load_type(dtype)
+
+    def column_type(self, dtype: pa.DataType) -> str:
+        if pa.types.is_timestamp(dtype) and dtype.unit == "ns" and dtype.tz is None:
+            return "TIMESTAMP_NS"
+        return super().column_type(dtype)
 
     def integer_literal(self, value: int) -> str:
         # A literal beyond BIGINT would be read as a DOUBLE: say HUGEINT (or refuse).

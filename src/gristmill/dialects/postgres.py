@@ -54,6 +54,10 @@ class PostgresDialect(Dialect):
         # "C" compares UTF-8 bytes: code point order, as DuckDB does.
         return f'{expr} COLLATE "C"'
 
+    def numeric_text_type(self, dtype: pa.OpaqueType) -> str:
+        # NUMERIC holds every value of every NUMERIC exactly (NaN and ±Infinity too).
+        return str(dtype.type_name).upper()
+
     def decimal_literal(self, value: Decimal) -> str:
         if value.is_nan():
             return "'NaN'::NUMERIC"

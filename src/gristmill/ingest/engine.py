@@ -27,11 +27,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from gristmill.errors import ConfigError, TypeMappingError
 from gristmill.ingest.cursor import decode_cursor, encode_cursor
 from gristmill.ingest.read_ahead import ReadAhead, hold
 from gristmill.ingest.schema import SchemaPlan, plan_evolution, schema_from_text, schema_to_text
 from gristmill.ingest.sources.base import RejectedRow, Source
 from gristmill.ingest.spec import TableSpec
+from gristmill.types import conform
 from gristmill.warehouse.base import Transaction, Warehouse
 
 STAGE_PREFIX = "_gm_stage_"
@@ -97,6 +99,8 @@ class TableSync:
         self.read_ahead = read_ahead
         """This table's read, begun before the sync from the cursor the catalog mirrors."""
         self.key = f"{spec.source}.{spec.table.name}"
+        self.incoming = spec.schema
+        """The table's columns as this warehouse loads them (see `Dialect.load_type`)."""
 
     # -- helpers ------------------------------------------------------------------------
     def q(self, identifier: str) -> str:
@@ -116,12 +120,14 @@ class TableSync:
     def _renamed(
         self, stream: Iterator[pa.RecordBatch], names: list[str]
     ) -> Iterator[pa.RecordBatch]:
+        schema = pa.schema([self.incoming.field(n) for n in names])
+        where = f" in the {self.warehouse.dialect.NAME} warehouse"
         for batch in stream:
             if batch.num_rows == 0:
                 continue
             if batch.schema.names != names:
                 batch = batch.rename_columns(names)
-            yield batch
+            yield conform(batch, schema, ("text", "double"), where)
             if self.progress is not None:
                 self.progress.advance(self.key, batch.num_rows)
 
@@ -139,16 +145,29 @@ class TableSync:
         if in_memory and len(streams) == 1 and self.warehouse.SUPPORTS_ARROW_RELATIONS:
             held, whole = hold(streams[0])
             if whole:
-                table = pa.Table.from_batches(held) if held else self.spec.schema.empty_table()
+                table = pa.Table.from_batches(held) if held else self.incoming.empty_table()
                 self._arrow_stage = ARROW_STAGE_PREFIX + self.spec.target
                 self.staged = self.warehouse.register_arrow(self._arrow_stage, table)
                 return int(table.num_rows)
             streams = [itertools.chain(held, streams[0])]
-        self.warehouse.recreate_table(self.schema, self.stage, self.spec.schema)
+        self.warehouse.recreate_table(self.schema, self.stage, self.incoming)
         return self._load_streams(self.stage, streams)
 
     # -- the sync -------------------------------------------------------------------------
     def run(self) -> TableResult:
+        """Sync the table; a column or value the warehouse cannot keep stops it, named,
+        before anything of it is written."""
+        try:
+            self.incoming = self.warehouse.dialect.load_schema(self.spec.schema)
+            return self._run()
+        except TypeMappingError as exc:
+            column = exc.column
+            if column in self.spec.names:  # named as the source names it
+                column = self.spec.columns[self.spec.names.index(column)]
+            exc.column = column
+            raise exc.within(self.spec.source, self.spec.table.name) from None
+
+    def _run(self) -> TableResult:
         spec = self.spec
         config = spec.config
         result = TableResult(spec.source, spec.table.name, spec.target, config.mode)
@@ -163,7 +182,7 @@ class TableSync:
             state = None
         replace = config.mode == "full" or state is None
         previous: dict[str, Any] = {} if replace or state is None else state
-        incoming = spec.schema
+        incoming = self.incoming
         plan = (
             SchemaPlan(incoming)
             if replace
@@ -260,7 +279,28 @@ class TableSync:
         cursor = self.spec.renamed(self.spec.config.cursor)
         if cursor is None:
             return None
+        self._refuse_infinite_cursor(cursor)
         return self.warehouse.fetchall(f"SELECT max({self.q(cursor)}) FROM {self.staged}")[0][0]
+
+    def _refuse_infinite_cursor(self, cursor: str) -> None:
+        """A cursor at infinity would never be passed again: every row changed after it
+        would be skipped, so the sync stops instead."""
+        dtype = self.incoming.field(cursor).type
+        if not (pa.types.is_timestamp(dtype) or pa.types.is_date(dtype)):
+            return
+        infinity = self.warehouse.dialect.cast("'infinity'", self.warehouse.column_type(dtype))
+        column = self.q(cursor)
+        rows = self.warehouse.fetchall(
+            f"SELECT count(*) FROM {self.staged} WHERE {column} = {infinity}"
+        )
+        if rows[0][0]:
+            raise ConfigError(
+                f"Source '{self.spec.source}', table '{self.spec.table.name}': the cursor column "
+                f"'{self.spec.config.cursor}' holds infinity, which no later change can pass: "
+                "rows changed afterwards would never be read. Nothing was loaded for this "
+                "table. Choose a cursor column of finite values, or sync the table with "
+                'mode = "full".'
+            )
 
     def _key_match(self, left: str, right: str, columns: list[str]) -> str:
         return " AND ".join(f"{left}.{self.q(c)} = {right}.{self.q(c)}" for c in columns)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from gristmill.errors import SchemaChangeError
+from gristmill.types import is_numeric_text
 
 _INT_RANK = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 3, pa.int64(): 4}
 _INT_DIGITS = {pa.int8(): 3, pa.int16(): 5, pa.int32(): 10, pa.int64(): 19}
@@ -27,6 +28,9 @@ def fits(narrow: pa.DataType, wide: pa.DataType) -> bool:
     """Whether every value of type `narrow` is stored without loss by type `wide`."""
     if narrow == wide or pa.types.is_null(narrow):
         return True
+    if is_numeric_text(wide) and wide.type_name == "numeric":
+        # An unconstrained NUMERIC holds every integer and decimal exactly.
+        return bool(narrow in _INT_RANK or pa.types.is_decimal(narrow))
     if isinstance(narrow, pa.BaseExtensionType) or isinstance(wide, pa.BaseExtensionType):
         return False
     if narrow in _INT_RANK and wide in _INT_RANK:

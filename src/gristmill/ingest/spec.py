@@ -11,6 +11,7 @@ import pyarrow as pa
 from gristmill.config import TableConfig
 from gristmill.errors import ConfigError, NotFoundError, did_you_mean
 from gristmill.ingest.sources.base import ReadRequest, Source, SourceTable
+from gristmill.types import override_type
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,22 @@ def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
         check(column, "excluded")
     for column in config.rename:
         check(column, "renamed")
+    for column in config.column_types:
+        check(column, "typed (column_types)")
+    if config.column_types:
+        table = SourceTable(
+            table.name,
+            pa.schema(
+                [
+                    f.with_type(override_type(config.column_types[f.name]))
+                    if f.name in config.column_types
+                    else f
+                    for f in table.schema
+                ]
+            ),
+            table.primary_key,
+            dict(config.column_types),
+        )
     columns = [c for c in (config.columns or available) if c not in set(config.exclude)]
     key = config.primary_key or list(table.primary_key)
     for column in key:

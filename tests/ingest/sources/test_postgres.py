@@ -36,21 +36,25 @@ def test_parallel_streams_read_every_row_once(
     assert {r["id"] for r in rows} == set(range(1, 200_001))
 
 
-def test_numerics_keep_precision_and_unconstrained_numeric_keeps_nine_decimals(
+def test_numerics_keep_precision_and_unconstrained_numeric_is_checked_into_decimal_38_9(
     pg: PostgresHarness, project_dir: Path
 ) -> None:
     pg.execute("CREATE TABLE n (id int PRIMARY KEY, exact numeric(20,6), free numeric)")
-    pg.execute(
-        "INSERT INTO n VALUES (1, 12345678901234.123456, 3.141592653589793238), (2, NULL, 1e20)"
-    )
+    pg.execute("INSERT INTO n VALUES (1, 12345678901234.123456, 3.141592654), (2, NULL, 1e20)")
     write_project(project_dir, {"app": {**pg.source_config(), "tables": {"n": {}}}})
-
     assert run_ingest(project_dir).ok
-
     assert warehouse_rows(project_dir, "n") == [
         {"id": 1, "exact": Decimal("12345678901234.123456"), "free": Decimal("3.141592654")},
         {"id": 2, "exact": None, "free": Decimal("100000000000000000000.000000000")},
     ]
+    # A digit more than DECIMAL(38,9) holds is never rounded away: the table stops.
+    pg.execute("UPDATE n SET free = 3.1415926535 WHERE id = 1")
+
+    (table,) = run_ingest(project_dir).tables
+
+    assert table.status == "failed"
+    assert "column 'free'" in (table.error or "") and "3.1415926535" in (table.error or "")
+    assert warehouse_rows(project_dir, "n")[0]["free"] == Decimal("3.141592654")
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ streams of Arrow record batches. It never writes: the sync engine decides what t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,9 @@ class SourceTable:
     name: str
     schema: pa.Schema
     primary_key: tuple[str, ...] = ()
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """Columns read as another type than their own (`column_types`): column -> type name;
+    `schema` holds the type they are read as."""
 
 
 @dataclass
@@ -64,6 +68,12 @@ class Extract:
     on_close: Callable[[], None] | None = None
 
     def close(self) -> None:
+        """End the read: a stream left unfinished (the load failed) releases its query and
+        connection now, not whenever it is garbage-collected."""
+        for stream in self.streams:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         if self.on_close is not None:
             self.on_close()
 
@@ -109,10 +119,11 @@ class SqlSource(Source):
     PLACEHOLDER: ClassVar[str] = "?"
     """The driver's first positional parameter."""
     BATCH_ROWS: ClassVar[int] = 100_000
+    DIALECT: ClassVar[str]
 
-    @property
+    @cached_property
     def dialect(self) -> Dialect:
-        return dialect(self.KIND)
+        return dialect(self.DIALECT)
 
     def quote(self, identifier: str) -> str:
         return self.dialect.quote(identifier)
@@ -125,9 +136,23 @@ class SqlSource(Source):
         in a cheaper or more faithful form."""
         return self.quote(name)
 
+    def override_sql(self, name: str, dtype: pa.DataType) -> str:
+        """The select-list expression for a column read as another type (`column_types`):
+        as a double where asked (an approximation by choice), else as its text, which the
+        source converts to `dtype` exactly or not at all; a cast in SQL would round a
+        decimal, or cut a timestamp to its date, without a word."""
+        column = self.quote(name)
+        target = self.dialect.DOUBLE_TYPE if pa.types.is_floating(dtype) else self.dialect.TEXT_TYPE
+        return f"{self.dialect.cast(column, target)} AS {column}"
+
     def select_sql(self, request: ReadRequest, where: Sequence[str] = ()) -> tuple[str, list[Any]]:
-        schema = request.table.schema
-        select = ", ".join(self.column_sql(c, schema.field(c).type) for c in request.columns)
+        table = request.table
+        select = ", ".join(
+            (self.override_sql if c in table.overrides else self.column_sql)(
+                c, table.schema.field(c).type
+            )
+            for c in request.columns
+        )
         conditions = list(where)
         params: list[Any] = []
         if request.cursor and request.cursor_from is not None:

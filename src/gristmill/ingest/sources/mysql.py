@@ -2,13 +2,15 @@
 
 Types come from information_schema, so that DECIMAL keeps its precision, TINYINT(1)
 is a boolean, TIMESTAMP (stored in UTC) is time-zone aware while DATETIME is not, and
-JSON (an alias of LONGTEXT with a json_valid check on MariaDB) stays JSON.
+JSON (an alias of LONGTEXT with a json_valid check on MariaDB) stays JSON. A value its
+type cannot keep (the zero date, a TINYINT(1) holding 5) stops the table, naming the
+column_types override that reads it (see README, Types).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,8 +23,10 @@ from gristmill.errors import (
     ConfigError,
     ConnectionFailedError,
     MissingDependencyError,
+    TypeMappingError,
 )
 from gristmill.ingest.sources.base import SourceTable, SqlSource
+from gristmill.types import cast_exact
 
 _INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
 _STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
@@ -50,7 +54,8 @@ def arrow_type(
         bits = _INTS[data_type] * (2 if unsigned else 1)
         return pa.decimal128(20, 0) if bits > 64 else getattr(pa, f"int{max(bits, 8)}")()
     if data_type == "decimal":
-        return pa.decimal128(min(precision or 38, 38), scale or 0)
+        digits = precision or 10
+        return (pa.decimal128 if digits <= 38 else pa.decimal256)(digits, scale or 0)
     if data_type == "float":
         return pa.float32()
     if data_type in ("double", "real"):
@@ -72,6 +77,7 @@ def arrow_type(
 
 class MySQLSource(SqlSource):
     KIND = "mysql"
+    DIALECT = "mysql"
     SUPPORTS_PARALLEL_STREAMS = False
     PLACEHOLDER = "%s"
 
@@ -176,14 +182,47 @@ class MySQLSource(SqlSource):
 
 
 def _column(values: Sequence[Any], f: pa.Field) -> pa.Array:
+    """A column of values as PyMySQL converted them, in the type the table describes."""
     dtype = f.type
     if isinstance(dtype, pa.BaseExtensionType):
         return pa.ExtensionArray.from_storage(dtype, pa.array(values, dtype.storage_type))
+    if not pa.types.is_string(dtype) and any(isinstance(v, str) for v in values):
+        # Text where a value was expected: a column read as text (column_types), or a
+        # value PyMySQL could not convert, such as the zero date.
+        for value in values:
+            if isinstance(value, str) and value.startswith("0000-00-00"):
+                raise TypeMappingError(
+                    f.name, f"it holds the zero date '{value}', which no other database has"
+                )
+        return cast_exact(pa.array([_text(v) for v in values], pa.string()), dtype, f.name)
     if pa.types.is_boolean(dtype):
-        values = [
-            None if v is None else bool(int.from_bytes(v) if isinstance(v, bytes) else v)
-            for v in values
-        ]
-    elif pa.types.is_duration(dtype):
-        values = [v if v is None or isinstance(v, timedelta) else timedelta(0) for v in values]
-    return pa.array(values, dtype)
+        values = _booleans(values, f.name)
+    try:
+        return pa.array(values, dtype)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return cast_exact(pa.array([_text(v) for v in values], pa.string()), dtype, f.name)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _booleans(values: Sequence[Any], name: str) -> list[bool | None]:
+    """TINYINT(1) or BIT(1) values as booleans; any but 0 and 1 stops the column."""
+    numbers = [
+        None if v is None else int.from_bytes(v) if isinstance(v, bytes) else int(v) for v in values
+    ]
+    for number in numbers:
+        if number not in (None, 0, 1):
+            raise TypeMappingError(
+                name,
+                f"it is a boolean (TINYINT(1)) holding {number}, which is neither 0 nor 1",
+                ("int",),
+            )
+    return [None if n is None else n == 1 for n in numbers]

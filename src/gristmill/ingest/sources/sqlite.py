@@ -1,9 +1,10 @@
 """SQLite databases, read with the standard library's sqlite3 module.
 
 SQLite stores values by affinity, not by declared type, so the declared type decides
-the Arrow type and values are converted column by column: decimals are formatted by
-SQLite itself to their declared scale (no float rounding in Python), timestamps and
-dates are parsed from their ISO text.
+the Arrow type and values are converted column by column, exactly or not at all:
+decimals from SQLite's own text of them, timestamps and dates from their ISO text; a
+value its declared type cannot hold (5 in a BOOLEAN, 0.125 in a DECIMAL(12,2)) stops
+the table, naming the column_types override that reads it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from gristmill.config import SourceConfig
-from gristmill.errors import BackendError, ConfigError, ConnectionFailedError
+from gristmill.errors import ConfigError, ConnectionFailedError, TypeMappingError
 from gristmill.ingest.sources.base import SourceTable, SqlSource
+from gristmill.types import cast_exact, type_name
 
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
@@ -52,6 +54,7 @@ def arrow_type(declared: str) -> pa.DataType:
 
 class SQLiteSource(SqlSource):
     KIND = "sqlite"
+    DIALECT = "sqlite"
     SUPPORTS_PARALLEL_STREAMS = False
 
     def __init__(self, name: str, config: SourceConfig, root: Path) -> None:
@@ -82,7 +85,8 @@ class SQLiteSource(SqlSource):
     def column_sql(self, name: str, dtype: pa.DataType) -> str:
         column = self.quote(name)
         if pa.types.is_decimal(dtype):
-            return f"CASE WHEN {column} IS NULL THEN NULL ELSE printf('%.{dtype.scale}f', {column}) END"
+            # SQLite's own text of the number: converted exactly, or the table stops.
+            return f"CAST({column} AS TEXT) AS {column}"
         return column
 
     def stream(
@@ -112,16 +116,30 @@ def _to_sqlite(value: Any) -> Any:
 
 def _column(values: Sequence[Any], f: pa.Field) -> pa.Array:
     dtype = f.type
+    if isinstance(dtype, pa.BaseExtensionType):
+        return pa.ExtensionArray.from_storage(dtype, pa.array(values, dtype.storage_type))
+    if pa.types.is_boolean(dtype) and all(v in (None, 0, 1) for v in values):
+        return pa.array(values, pa.int64()).cast(dtype)
+    parsed = pa.types.is_boolean(dtype) or pa.types.is_decimal(dtype) or pa.types.is_temporal(dtype)
+    if parsed or (
+        not (pa.types.is_string(dtype) or pa.types.is_binary(dtype))
+        and any(isinstance(v, str) for v in values)
+    ):
+        # From text: SQLite's own for numbers, ISO for times, or a column read as text.
+        text = [None if v is None else str(v) for v in values]
+        return cast_exact(pa.array(text, pa.string()), dtype, f.name)
     try:
-        if isinstance(dtype, pa.BaseExtensionType):
-            return pa.ExtensionArray.from_storage(dtype, pa.array(values, dtype.storage_type))
-        if pa.types.is_decimal(dtype) or pa.types.is_temporal(dtype):
-            return pa.array(values, pa.string()).cast(dtype)
-        if pa.types.is_boolean(dtype):
-            return pa.array(values, pa.int64()).cast(dtype)
         return pa.array(values, dtype)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise BackendError(
-            f"Column '{f.name}' is declared {dtype} but holds a value that does not convert: "
-            f"{exc}. Declare the column with the type its values have, or exclude it."
-        ) from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        bad = next(v for v in values if not _converts(v, dtype))
+        raise TypeMappingError(
+            f.name, f"it is declared {type_name(dtype)} but holds the value {bad!r}"
+        ) from None
+
+
+def _converts(value: Any, dtype: pa.DataType) -> bool:
+    try:
+        pa.array([value], dtype)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return False
+    return True
