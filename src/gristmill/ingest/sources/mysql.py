@@ -11,10 +11,11 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
+from gristmill import config as gristmill_config
 from gristmill.config import SourceConfig
 from gristmill.errors import (
     BackendError,
@@ -70,6 +71,19 @@ def arrow_type(
     return pa.string()
 
 
+def _connect_timeout(source: str, query: str) -> float:
+    """The url's `?connect_timeout=SECONDS`, or gristmill's default."""
+    given = parse_qs(query).get("connect_timeout")
+    if not given:
+        return float(gristmill_config.CONNECT_TIMEOUT_SECONDS)
+    try:
+        return float(given[0])
+    except ValueError:
+        raise ConfigError(
+            f"Source '{source}': connect_timeout={given[0]} in its url is not a number of seconds."
+        ) from None
+
+
 class MySQLSource(SqlSource):
     KIND = "mysql"
     SUPPORTS_PARALLEL_STREAMS = False
@@ -94,6 +108,7 @@ class MySQLSource(SqlSource):
             "database": self.database,
             "charset": "utf8mb4",
             "init_command": "SET time_zone = '+00:00'",
+            "connect_timeout": _connect_timeout(name, parts.query),
         }
         self.where = f"{self._params['host']}:{self._params['port']}/{self.database}"
         self._conn = self._connect()
@@ -101,24 +116,37 @@ class MySQLSource(SqlSource):
     def _connect(self, streaming: bool = False) -> Any:
         pymysql = _pymysql()
         cursor_class = pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor
+        timeout = self._params["connect_timeout"]
         try:
-            return pymysql.connect(**self._params, cursorclass=cursor_class)
+            # PyMySQL bounds only the TCP connect by connect_timeout: the handshake is bounded
+            # by a read timeout, lifted once connected (a long query may send nothing for
+            # minutes before its first row).
+            connection = pymysql.connect(
+                **self._params, read_timeout=timeout, cursorclass=cursor_class
+            )
         except pymysql.err.MySQLError as exc:
             reason = exc.args[1] if len(exc.args) > 1 else str(exc)
             raise ConnectionFailedError(
                 f"Source '{self.name}': cannot connect to MySQL at {self.where}: {reason}. "
                 "Check the host, port, user and password in its url."
             ) from None
+        connection._read_timeout = None
+        return connection
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._conn.cursor() as cursor:
-            cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
-            return list(cursor.fetchall())
+        pymysql = _pymysql()
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
+                return list(cursor.fetchall())
+        except pymysql.err.MySQLError as exc:
+            raise BackendError(f"Source '{self.name}': {exc.args[-1]}") from None
 
     def list_tables(self) -> list[str]:
+        """The database's tables; views (and MariaDB's sequences) are synced only when named."""
         rows = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
-            " ORDER BY table_name",
+            " AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY table_name",
             [self.database],
         )
         return [r[0] for r in rows]
