@@ -4,6 +4,9 @@ terminal and in --json, and a non-zero exit code."""
 from __future__ import annotations
 
 import json
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from tests.cli.test_cli import _app, gristmill
 from tests.conftest import MYSQL_URL, require_server
 from tests.helpers import write_project
+from tests.ingest.harness import MySQLHarness
 
 
 @pytest.fixture
@@ -91,3 +95,48 @@ def test_a_fully_good_run_exits_zero_and_says_so(project_dir: Path) -> None:
 
     assert first.returncode == 0 and again.returncode == 0
     assert json.loads(again.stdout)["counts"] == {"unchanged": 1}
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def test_an_unmappable_type_and_a_host_that_never_answers_fail_alone(
+    project_dir: Path, mysql_url: str, unique_name: str, silent_port: int
+) -> None:
+    geo = MySQLHarness(mysql_url, unique_name)
+    try:
+        geo.execute("CREATE TABLE shapes (id INT PRIMARY KEY, p POINT)")
+        geo.execute("INSERT INTO shapes VALUES (1, POINT(1, 2))")
+        write_project(
+            project_dir,
+            {
+                "geo": geo.source_config(),
+                "far": {
+                    "type": "postgres",
+                    "url": f"postgresql://postgres@127.0.0.1:{silent_port}/test?connect_timeout=2",
+                    "tables": {"t": {}},
+                },
+                "app": {"type": "sqlite", "path": str(_app(project_dir))},
+            },
+        )
+        started = time.monotonic()
+
+        result = gristmill("ingest", "--json", "-p", str(project_dir))
+    finally:
+        geo.close()
+
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1, result.stderr
+    tables = _by_key(json.loads(result.stdout))
+    assert {k: t["outcome"] for k, t in tables.items()} == {
+        "geo.shapes": "failed",
+        "far.t": "failed",
+        "app.users": "synced",
+    }
+    assert f"127.0.0.1:{silent_port}" in tables["far.t"]["error"]
+    assert "Traceback" not in result.stderr

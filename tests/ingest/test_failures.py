@@ -23,6 +23,7 @@ from gristmill.ingest.sources.sqlite import SQLiteSource
 from gristmill.project import Project
 from tests.conftest import MYSQL_URL, PG_URL, require_server
 from tests.helpers import run_ingest, warehouse_rows, write_project
+from tests.ingest.harness import MySQLHarness
 
 
 def _sqlite_app(root: Path) -> dict[str, Any]:
@@ -195,6 +196,27 @@ def test_unreadable_files_fail_their_table_naming_the_file(project_dir: Path) ->
     assert "empty.csv" in errors["files.empty"] and "empty" in errors["files.empty"]
     assert "broken.parquet" in errors["files.broken"]
     assert warehouse_rows(project_dir, "good") == [{"id": 1, "name": "a"}]
+
+
+def test_an_unmappable_type_fails_its_table_alone(
+    mysql_url: str, unique_name: str, project_dir: Path
+) -> None:
+    # A geometry column: PyMySQL gives its bytes, which no column type of the table takes.
+    harness = MySQLHarness(mysql_url, unique_name)
+    try:
+        harness.execute("CREATE TABLE shapes (id INT PRIMARY KEY, p POINT)")
+        harness.execute("INSERT INTO shapes VALUES (1, POINT(1, 2))")
+        harness.create_table("plain", {"id": "bigint"})
+        harness.insert("plain", [{"id": 1}])
+        write_project(project_dir, {"app": harness.source_config()})
+
+        summary = run_ingest(project_dir)
+    finally:
+        harness.close()
+
+    assert _outcomes(summary) == {"app.plain": "synced", "app.shapes": "failed"}
+    assert _errors(summary)["app.shapes"]
+    assert warehouse_rows(project_dir, "plain") == [{"id": 1}]
 
 
 def test_an_unexpected_exception_fails_its_table_with_type_and_message(
