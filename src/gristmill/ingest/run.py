@@ -288,8 +288,10 @@ class _RunSyncs:
         self, source: str, table: str, table_config: TableConfig, exc: Exception
     ) -> TableResult:
         """The result of a table that could not be synced at all (its source failed)."""
-        target = EVERY_TABLE if table == EVERY_TABLE else self._target(table, table_config)
-        result = TableResult(source, table, target, table_config.mode, status="failed")
+        every = table == EVERY_TABLE
+        target = EVERY_TABLE if every else self._target(table, table_config)
+        mode = "" if every else table_config.mode
+        result = TableResult(source, table, target, mode, status="failed")
         result.error = failure_message(result.key, exc)
         self._start(result)
         self._finish(result)
