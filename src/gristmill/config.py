@@ -28,6 +28,10 @@ CONFIG_FILE = "gristmill.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
 
+CONNECT_TIMEOUT_SECONDS = 10
+"""How long a connection to a database may take, unless its url says otherwise
+(`?connect_timeout=N`): a host that does not answer fails its source, not the run."""
+
 
 def redact_url_passwords(text: str) -> str:
     """`text` with the password of every `scheme://user:password@host` replaced by ***."""

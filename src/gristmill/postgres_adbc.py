@@ -8,16 +8,24 @@ polars, a third of a second in every process that reads one changed row.
 
 from __future__ import annotations
 
+import re
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 
 from gristmill.errors import ConnectionFailedError, MissingDependencyError
+
+_STOP_WHEN_ABANDONED = (
+    "SELECT set_config(name, '1s', false) FROM pg_settings"
+    " WHERE name = 'client_connection_check_interval'"
+)
+"""A statement whose process died (killed, its host gone) stops within a second instead of
+running on, holding its locks (PostgreSQL 14 and later; older servers lack the setting)."""
 
 _T = TypeVar("_T")
 
@@ -36,6 +44,21 @@ def describe_url(url: str) -> str:
     """host:port/database, for messages: never the user's password."""
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def with_connect_timeout(url: str) -> str:
+    """`url` with libpq's connect_timeout set to gristmill's default, unless it sets its own:
+    without one, a host that does not answer holds the connection for minutes."""
+    from gristmill import config
+
+    if "://" not in url:  # a "host=... dbname=..." string
+        if re.search(r"\bconnect_timeout\s*=", url):
+            return url
+        return f"{url} connect_timeout={config.CONNECT_TIMEOUT_SECONDS}"
+    if "connect_timeout" in parse_qs(urlsplit(url).query):
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}connect_timeout={config.CONNECT_TIMEOUT_SECONDS}"
 
 
 def _driver(purpose: str) -> Any:
@@ -92,7 +115,7 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         options = {"adbc.postgresql.type_resolver_mode": "builtin"} if builtin_types else None
         with self._connect_errors():
-            self._db = postgres.connect(url, db_kwargs=options)
+            self._db = postgres.connect(with_connect_timeout(url), db_kwargs=options)
 
     @contextmanager
     def _connect_errors(self) -> Iterator[None]:
@@ -108,9 +131,18 @@ class PostgresDatabase:
     def connect(self) -> PostgresConnection:
         """A new connection; it may be used by another thread than the one opening it."""
         with self._lock, self._connect_errors():
-            connection = self._manager.AdbcConnection(self._db)
-            connection.set_autocommit(False)
-        return PostgresConnection(self._manager._lib, connection)
+            handle = self._manager.AdbcConnection(self._db)
+            handle.set_autocommit(False)
+        connection = PostgresConnection(self._manager._lib, handle)
+        try:
+            connection.rows(_STOP_WHEN_ABANDONED)
+            connection.commit()
+        except DriverError as exc:
+            connection.close()
+            raise ConnectionFailedError(
+                f"{self.who}: PostgreSQL at {describe_url(self.url)}: {exc.first_line}"
+            ) from None
+        return connection
 
     def close(self) -> None:
         self._db.close()

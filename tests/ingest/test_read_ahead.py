@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.errors import ConnectionFailedError
+from gristmill import config as gristmill_config
 from tests.helpers import run_ingest, write_project
 
 
@@ -23,10 +23,11 @@ def silent_server() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-def test_a_source_that_does_not_answer_does_not_hold_up_an_earlier_error(
-    project_dir: Path, silent_server: int
+def test_a_source_that_does_not_answer_fails_alone_within_the_connect_timeout(
+    project_dir: Path, silent_server: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("adbc_driver_postgresql")
+    monkeypatch.setattr(gristmill_config, "CONNECT_TIMEOUT_SECONDS", 2)
     write_project(
         project_dir,
         {
@@ -40,7 +41,9 @@ def test_a_source_that_does_not_answer_does_not_hold_up_an_earlier_error(
     )
     started = time.perf_counter()
 
-    with pytest.raises(ConnectionFailedError, match="no SQLite database"):
-        run_ingest(project_dir)
+    first, second = run_ingest(project_dir).tables
 
     assert time.perf_counter() - started < 10
+    assert first.status == second.status == "failed"
+    assert "no SQLite database" in (first.error or "")
+    assert f"127.0.0.1:{silent_server}" in (second.error or "")

@@ -348,6 +348,12 @@ MYSQL: list[TypeRow] = [
     TypeRow("c_year", "YEAR", ("1901", "2155"), (1901, 2155)),
     TypeRow("c_bit8", "BIT(8)", ("b'11111111'",), (b"\xff",)),
     TypeRow("c_blob", "LONGBLOB", ("x'00ff'", "x''"), (b"\x00\xff", b"")),
+    TypeRow(
+        "c_point",
+        "POINT",
+        ("ST_GeomFromText('POINT(1 2)')",),
+        (bytes.fromhex("000000000101000000000000000000f03f0000000000000040"),),
+    ),
     TypeRow("c_json", "JSON", ('\'{"a": [1, 2, {"b": "ü"}]}\'',), ({"a": [1, 2, {"b": "ü"}]},)),
 ]
 

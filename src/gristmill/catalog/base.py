@@ -61,9 +61,11 @@ class Catalog(ABC):
 
     @abstractmethod
     def record_schema(
-        self, source: str, table: str, schema: list[dict[str, str]], change: str
+        self, source: str, table: str, schema: list[dict[str, Any]], change: str
     ) -> None:
-        """Append a version of a table's schema, with what changed since the last one."""
+        """Append a version of a table's schema (each column's name and type, and
+        `dropped: true` for a column the source no longer gives), with what changed since
+        the last one."""
 
     @abstractmethod
     def mirror_state(self, source: str, table: str, state: dict[str, Any]) -> None: ...

@@ -146,7 +146,7 @@ class SQLiteCatalog(Catalog):
         )
 
     def record_schema(
-        self, source: str, table: str, schema: list[dict[str, str]], change: str
+        self, source: str, table: str, schema: list[dict[str, Any]], change: str
     ) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

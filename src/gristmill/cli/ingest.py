@@ -18,10 +18,20 @@ def ingest(
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Reload tables in full, ignoring cursors and files loaded."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    json_output: bool = typer.Option(
+        False,
+        "--json",
+        help="Print a JSON summary: every table with its outcome (synced, unchanged, failed)"
+        " and error.",
+    ),
     project_dir: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
 ) -> None:
-    """Sync source tables and files into the warehouse."""
+    """Sync source tables and files into the warehouse.
+
+    Each table syncs on its own: one that fails is reported with its reason, the others go on.
+
+    Exit code: 0 when no table failed, 1 when one did, 2 for an invalid gristmill.toml or selector.
+    """
     from gristmill.ingest import ingest as run_ingest
     from gristmill.project import Project
 

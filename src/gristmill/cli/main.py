@@ -40,12 +40,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Show tracebacks for errors, and debug logs (with the tracebacks"
+        " of tables that failed unexpectedly).",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     _state["debug"] = debug
+    if debug:
+        import logging
+
+        # What operators need, and the tracebacks of failures reported one line each.
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("gristmill").setLevel(logging.DEBUG)
 
 
 project_cli.register(app)

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 
 console = Console()
 
+OUTCOME_STYLES = {
+    "synced": "[green]synced[/]",
+    "unchanged": "[dim]unchanged[/]",
+    "failed": "[red]failed[/]",
+}
+
 
 class RichProgress:
     """A progress line per table with rows loaded and rows per second."""
@@ -54,9 +60,12 @@ class RichProgress:
     def finish(self, key: str, result: TableResult) -> None:
         task = self._tasks[key]
         rate = f"{result.rows / result.seconds:,.0f}" if result.seconds else ""
-        status = "[green]ok" if result.status == "ok" else "[red]failed"
         self._progress.update(
-            task, completed=result.rows, total=result.rows or 1, rate=rate, status=status
+            task,
+            completed=result.rows,
+            total=result.rows,
+            rate=rate,
+            status=OUTCOME_STYLES[result.outcome],
         )
 
 
@@ -67,7 +76,7 @@ def print_summary(summary: IngestSummary, json_output: bool) -> None:
     table = Table(
         title=f"ingest run {summary.run_id}: {summary.rows:,} rows in {summary.seconds:.1f}s"
     )
-    for column in ("table", "mode", "rows", "seconds", "cursor", "changes"):
+    for column in ("table", "outcome", "mode", "rows", "seconds", "cursor", "changes"):
         table.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
     for t in summary.tables:
         changes = ", ".join(
@@ -81,6 +90,7 @@ def print_summary(summary: IngestSummary, json_output: bool) -> None:
         )
         table.add_row(
             t.key if t.target == t.table else f"{t.key} → {t.target}",
+            OUTCOME_STYLES[t.outcome],
             t.mode,
             f"{t.rows:,}",
             f"{t.seconds:.2f}",
@@ -89,5 +99,13 @@ def print_summary(summary: IngestSummary, json_output: bool) -> None:
         )
     console.print(table)
     for t in summary.tables:
+        for warning in t.warnings:
+            console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    for t in summary.tables:
         if t.error:
             console.print(f"[bold red]{t.key} failed:[/] {t.error}", highlight=False)
+    failed = summary.counts().get("failed", 0)
+    if failed:
+        console.print(
+            f"[bold red]{failed} of {len(summary.tables)} tables failed[/]", highlight=False
+        )

@@ -23,6 +23,7 @@ _STATUS = {
     "up_to_date": "[dim]up to date[/]",
     "failed": "[red]failed[/]",
     "skipped": "[yellow]skipped[/]",
+    "interrupted": "[yellow]interrupted[/]",
     "pass": "[green]pass[/]",
     "fail": "[red]fail[/]",
     "error": "[red]error[/]",
@@ -52,6 +53,8 @@ def print_step(step: StepResult) -> None:
     for check in step.checks:
         if check["status"] != "pass":
             _print_check(check)
+    for warning in step.warnings:
+        console.print(f"    [yellow]warning:[/] {warning}", highlight=False)
     if step.error and not step.checks:
         console.print(f"    {step.error}", highlight=False, style="red")
 
@@ -77,7 +80,12 @@ def run(
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
-    """Sync and build the selected assets that are out of date, in dependency order."""
+    """Sync and build the selected assets that are out of date, in dependency order.
+
+    A step that fails (a sync, a build, a blocking check) skips only what depends on it.
+
+    Exit code: 0 when no step failed, 1 when one did, 2 for an invalid project or selector.
+    """
     from gristmill.graph.run import plan
     from gristmill.graph.run import run as run_graph
     from gristmill.project import Project

@@ -24,6 +24,7 @@ from gristmill.graph.assets import ONLINE, RUNNABLE, Asset
 from gristmill.graph.load import ProjectGraph, load_graph
 
 if TYPE_CHECKING:
+    from gristmill.ingest.run import OpenedSources
     from gristmill.project import Project
 
 
@@ -38,6 +39,8 @@ class StepResult:
     seconds: float = 0.0
     error: str | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What a sync could not carry over by itself (a column added or dropped at the source)."""
 
     @property
     def ok(self) -> bool:
@@ -119,6 +122,7 @@ class Runner:
         self.versions: dict[str, str | None] = {}
         self.results: dict[str, StepResult] = {}
         self._ingest_lock = threading.Lock()
+        self._sources: OpenedSources | None = None
         self.run_id = 0
 
     # -- versions ---------------------------------------------------------------------
@@ -187,17 +191,34 @@ class Runner:
         catalog = self.project.catalog
         self.run_id = catalog.start_run(command)
         summary = RunSummary(self.run_id)
+        from gristmill.ingest.run import OpenedSources
+
+        status = "failed"
+        self._sources = OpenedSources(self.project)
         try:
             self._prepare()
             self._execute()
+            status = "ok" if all(r.ok for r in self.results.values()) else "failed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
         finally:
+            self._sources.close()
             summary.steps = [self.results[n] for n in self.steps if n in self.results]
             summary.seconds = time.perf_counter() - started
-            catalog.finish_run(self.run_id, "ok" if summary.ok else "failed")
+            catalog.finish_run(self.run_id, status)
         return summary
 
     def _prepare(self) -> None:
+        from gristmill.ingest.run import SCRATCH_PREFIXES as SYNC_SCRATCH
+        from gristmill.transforms.materialize import SCRATCH_PREFIXES as BUILD_SCRATCH
+
         warehouse = self.project.warehouse
+        # What a run or sync killed mid-way left behind: no step of this run owns it yet.
+        schemas = (self.loaded.raw_schema, self.loaded.derived_schema)
+        scratch = (*SYNC_SCRATCH, *BUILD_SCRATCH)
+        if any(s in schemas and n.startswith(scratch) for s, n in self.loaded.relations):
+            warehouse.drop_scratch(schemas, scratch)
         kinds = {self.graph[n].kind for n in self.steps}
         if "raw" in kinds:
             warehouse.ensure_schema(self.loaded.raw_schema)
@@ -277,7 +298,9 @@ class Runner:
         except GristmillError as exc:
             result.status, result.error = "failed", str(exc)
         except Exception as exc:  # a bug must not leave the other steps hanging
-            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+            from gristmill.ingest.run import failure_message
+
+            result.status, result.error = "failed", failure_message(name, exc)
         result.seconds = time.perf_counter() - started
         self._record(asset, result, started_at, _now())
         return result
@@ -311,9 +334,13 @@ class Runner:
         assert asset.source is not None and asset.relation is not None
         with self._ingest_lock:
             synced = sync_table(
-                self.project, *asset.source, self.run_id, full_refresh=self.full_refresh
+                self.project,
+                *asset.source,
+                self.run_id,
+                full_refresh=self.full_refresh,
+                sources=self._sources,
             )
-        result.mode, result.rows = synced.mode, synced.rows
+        result.mode, result.rows, result.warnings = synced.mode, synced.rows, synced.warnings
         if synced.status != "ok":
             raise GristmillError(synced.error or "the sync failed")
         state = self.project.warehouse.read_state(*asset.source)

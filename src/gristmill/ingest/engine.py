@@ -21,7 +21,7 @@ import itertools
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,7 +30,13 @@ import pyarrow as pa
 from gristmill.errors import ConfigError, TypeMappingError
 from gristmill.ingest.cursor import decode_cursor, encode_cursor
 from gristmill.ingest.read_ahead import ReadAhead, hold
-from gristmill.ingest.schema import SchemaPlan, plan_evolution, schema_from_text, schema_to_text
+from gristmill.ingest.schema import (
+    SchemaPlan,
+    plan_evolution,
+    replacement_plan,
+    schema_from_text,
+    schema_to_text,
+)
 from gristmill.ingest.sources.base import RejectedRow, Source
 from gristmill.ingest.spec import TableSpec
 from gristmill.types import conform
@@ -66,10 +72,26 @@ class TableResult:
     rejected_rows: int = 0
     deleted_rows: int = 0
     error: str | None = None
+    changed: bool = False
+    """Whether the sync changed the table (its rows or columns): what downstream sees."""
+    dropped_columns: list[str] = field(default_factory=list)
+    """Columns the source no longer gives, since this sync."""
+    unfilled_columns: list[str] = field(default_factory=list)
+    """Columns added by this sync, NULL in the rows synced before it, which were not read
+    again: the source may hold other values for them (a DEFAULT)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the sync could not carry over by itself, and the command that does."""
 
     @property
     def key(self) -> str:
         return f"{self.source}.{self.table}"
+
+    @property
+    def outcome(self) -> str:
+        """synced (the table changed), unchanged, or failed."""
+        if self.status != "ok":
+            return "failed"
+        return "synced" if self.changed else "unchanged"
 
 
 class TableSync:
@@ -184,7 +206,7 @@ class TableSync:
         previous: dict[str, Any] = {} if replace or state is None else state
         incoming = self.incoming
         plan = (
-            SchemaPlan(incoming)
+            replacement_plan(schema_from_text(state["schema"]) if state else None, incoming)
             if replace
             else plan_evolution(
                 f"{self.schema}.{spec.target}", schema_from_text(previous["schema"]), incoming
@@ -269,8 +291,12 @@ class TableSync:
             self._drop_stages()
         result.cursor = encoded["value"] if encoded else None
         result.rejected_rows = len(extract.rejects)
-        if plan.changed:
-            result.schema_change = plan.describe()
+        result.changed = changed
+        result.schema_change = plan.describe() or None
+        result.dropped_columns = plan.dropped
+        if not replace and cursor_from is not None and not self.source.READS_FILES:
+            # The rows before the cursor were not read again.
+            result.unfilled_columns = [f.name for f in plan.added]
         self.state = new_state
         self.table_schema = plan.table_schema
         return result

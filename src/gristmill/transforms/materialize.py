@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 BUILD_PREFIX = "_gm_build_"
 NEW_ROWS_PREFIX = "_gm_new_"
+SCRATCH_PREFIXES = (BUILD_PREFIX, NEW_ROWS_PREFIX)
+"""What a build writes before it publishes: a run killed mid-way leaves them behind, and
+the next run drops them (`Warehouse.drop_scratch`)."""
 _LINE = re.compile(r"LINE (\d+):")
 
 

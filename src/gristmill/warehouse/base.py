@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +21,8 @@ import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
 from gristmill.dialects import Dialect, dialect
+
+log = logging.getLogger(__name__)
 
 META_SCHEMA = "_gristmill"
 """gristmill's own tables (sync state, quarantined rows) beside the default raw schema."""
@@ -214,6 +217,36 @@ class Warehouse(ABC):
         for schema, table, column, dtype in rows:
             result.setdefault(schema, {}).setdefault(table, {})[column] = dtype
         return result
+
+    @contextmanager
+    def alone(self) -> Iterator[bool]:
+        """Whether no other gristmill process uses the warehouse, held for the block.
+
+        DuckDB's file admits one process at a time, so its warehouse is always alone."""
+        yield True
+
+    def drop_scratch(self, schemas: Sequence[str], prefixes: Sequence[str]) -> list[str]:
+        """Drop the scratch tables and views (names starting with one of `prefixes`) in
+        `schemas` that a gristmill process killed mid-way left behind; none while another
+        gristmill process uses the warehouse, as they may be its own. Returns those dropped."""
+        with self.alone() as alone:
+            if not alone or not schemas:
+                return []
+            marks = ", ".join(f"${i}" for i in range(1, len(schemas) + 1))
+            rows = self.fetchall(
+                "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+                f" WHERE table_schema IN ({marks}) AND table_name LIKE '\\_gm\\_%' ESCAPE '\\'",
+                list(schemas),
+            )
+            dropped = []
+            for schema, name, kind in rows:
+                if name.startswith(tuple(prefixes)):
+                    kind = "view" if "VIEW" in kind.upper() else "table"
+                    self.execute(self.drop_relation_sql(schema, name, kind))
+                    dropped.append(f"{schema}.{name}")
+        if dropped:
+            log.info("dropped what a killed gristmill process left: %s", ", ".join(dropped))
+        return dropped
 
     def drop_relation_sql(self, schema: str, name: str, kind: str) -> str:
         keyword = "VIEW" if kind == "view" else "TABLE"

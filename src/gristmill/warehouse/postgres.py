@@ -10,6 +10,7 @@ and records (as JSON) land in a temporary table and are cast on the way into the
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -165,6 +166,12 @@ def _unheld(name: str, what: str) -> BackendError:
 _R = TypeVar("_R")
 
 
+def _lock_key(meta_schema: str) -> int:
+    """The advisory lock key of the gristmill projects that keep their state in `meta_schema`."""
+    digest = hashlib.sha256(f"gristmill:{meta_schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _run(call: Callable[[str, Sequence[Any]], _R], sql: str, params: Sequence[Any]) -> _R:
     try:
         return call(sql, params)
@@ -193,6 +200,14 @@ class PostgresWarehouse(Warehouse):
         self._connections: list[PostgresConnection] = []
         self._lock = threading.Lock()
         self._connection()
+        # A session held for the warehouse's life, holding a shared lock that tells other
+        # gristmill processes this one is at work (see `alone`); the server releases it
+        # when the process dies.
+        self._presence = self._database.connect()
+        self._presence_key = _lock_key(self.meta_schema)
+        self._presence_lock = threading.Lock()
+        self._presence.rows("SELECT pg_advisory_lock_shared($1) IS NULL", [self._presence_key])
+        self._presence.commit()
 
     def _connection(self) -> PostgresConnection:
         conn: PostgresConnection | None = getattr(self._local, "conn", None)
@@ -295,11 +310,25 @@ class PostgresWarehouse(Warehouse):
         conn.rollback()
         return table
 
+    @contextmanager
+    def alone(self) -> Iterator[bool]:
+        """Alone when no other process holds the shared lock every warehouse object takes."""
+        with self._presence_lock:
+            key = self._presence_key
+            alone = bool(self._presence.rows("SELECT pg_try_advisory_lock($1)", [key])[0][0])
+            try:
+                yield alone
+            finally:
+                if alone:
+                    self._presence.rows("SELECT pg_advisory_unlock($1)", [key])
+                self._presence.commit()
+
     def set_search_path(self, tx: Transaction, schemas: Sequence[str]) -> None:
         tx.execute(f"SET LOCAL search_path TO {', '.join(self.quote(s) for s in schemas)}")
 
     def close(self) -> None:
         with self._lock:
+            self._presence.close()
             for conn in self._connections:
                 conn.close()
             self._connections.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob as globbing
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from gristmill.config import SourceConfig, TableConfig
-from gristmill.errors import ConfigError, NotFoundError
+from gristmill.errors import BackendError, ConfigError, NotFoundError
 from gristmill.ingest.sources.base import Extract, ReadRequest, RejectedRow, Source, SourceTable
 
 BATCH_ROWS = 100_000
@@ -79,10 +80,25 @@ class FilesSource(Source):
             )
         return fmt
 
+    @contextmanager
+    def _reading(self, table: str, path: Path) -> Iterator[None]:
+        """pyarrow's errors on a file it cannot read (empty, truncated, not of its format),
+        as an error naming the file."""
+        try:
+            yield
+        except (pa.ArrowException, OSError) as exc:
+            shown = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+            raise BackendError(
+                f"Source '{self.name}', table '{table}': cannot read {shown}: {exc}."
+                " Fix the file, or move it out of the table's path."
+            ) from None
+
     def describe(self, table: str) -> SourceTable:
         fields: dict[str, pa.Field] = {}
         for path in self.files(table):
-            for f in _file_schema(path, self._format(table, path)):
+            with self._reading(table, path):
+                schema = _file_schema(path, self._format(table, path))
+            for f in schema:
                 fields.setdefault(f.name, f.with_nullable(True))
         return SourceTable(table, pa.schema(list(fields.values())))
 
@@ -107,8 +123,9 @@ class FilesSource(Source):
     ) -> Iterator[pa.RecordBatch]:
         for path in paths:
             fmt = self._format(table, path)
-            for lines, batch in _READERS[fmt](path, rejects):
-                yield _conform(batch, schema, path, lines, rejects)
+            with self._reading(table, path):
+                for lines, batch in _READERS[fmt](path, rejects):
+                    yield _conform(batch, schema, path, lines, rejects)
 
     def read_keys(self, table: SourceTable, keys: Sequence[str]) -> Iterator[pa.RecordBatch]:
         raise ConfigError("detect_deletes compares keys with the source; files have no keys.")

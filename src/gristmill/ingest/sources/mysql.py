@@ -13,10 +13,11 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
+from gristmill import config as gristmill_config
 from gristmill.config import SourceConfig
 from gristmill.errors import (
     BackendError,
@@ -30,6 +31,17 @@ from gristmill.types import cast_exact
 
 _INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
 _STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+_GEOMETRIES = {
+    "geometry",
+    "point",
+    "linestring",
+    "polygon",
+    "multipoint",
+    "multilinestring",
+    "multipolygon",
+    "geometrycollection",
+}
+"""Spatial types: their bytes as the server stores them (a 4-byte SRID, then WKB)."""
 _BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
 
@@ -70,9 +82,22 @@ def arrow_type(
         return pa.duration("us")
     if data_type == "year":
         return pa.int16()
-    if data_type in _BINARIES or data_type == "bit":
+    if data_type in _BINARIES or data_type in _GEOMETRIES or data_type == "bit":
         return pa.binary()
     return pa.string()
+
+
+def _connect_timeout(source: str, query: str) -> float:
+    """The url's `?connect_timeout=SECONDS`, or gristmill's default."""
+    given = parse_qs(query).get("connect_timeout")
+    if not given:
+        return float(gristmill_config.CONNECT_TIMEOUT_SECONDS)
+    try:
+        return float(given[0])
+    except ValueError:
+        raise ConfigError(
+            f"Source '{source}': connect_timeout={given[0]} in its url is not a number of seconds."
+        ) from None
 
 
 class MySQLSource(SqlSource):
@@ -99,6 +124,7 @@ class MySQLSource(SqlSource):
             "database": self.database,
             "charset": "utf8mb4",
             "init_command": "SET time_zone = '+00:00'",
+            "connect_timeout": _connect_timeout(name, parts.query),
         }
         self.where = f"{self._params['host']}:{self._params['port']}/{self.database}"
         self._conn = self._connect()
@@ -106,24 +132,37 @@ class MySQLSource(SqlSource):
     def _connect(self, streaming: bool = False) -> Any:
         pymysql = _pymysql()
         cursor_class = pymysql.cursors.SSCursor if streaming else pymysql.cursors.Cursor
+        timeout = self._params["connect_timeout"]
         try:
-            return pymysql.connect(**self._params, cursorclass=cursor_class)
+            # PyMySQL bounds only the TCP connect by connect_timeout: the handshake is bounded
+            # by a read timeout, lifted once connected (a long query may send nothing for
+            # minutes before its first row).
+            connection = pymysql.connect(
+                **self._params, read_timeout=timeout, cursorclass=cursor_class
+            )
         except pymysql.err.MySQLError as exc:
             reason = exc.args[1] if len(exc.args) > 1 else str(exc)
             raise ConnectionFailedError(
                 f"Source '{self.name}': cannot connect to MySQL at {self.where}: {reason}. "
                 "Check the host, port, user and password in its url."
             ) from None
+        connection._read_timeout = None
+        return connection
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._conn.cursor() as cursor:
-            cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
-            return list(cursor.fetchall())
+        pymysql = _pymysql()
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
+                return list(cursor.fetchall())
+        except pymysql.err.MySQLError as exc:
+            raise BackendError(f"Source '{self.name}': {exc.args[-1]}") from None
 
     def list_tables(self) -> list[str]:
+        """The database's tables; views (and MariaDB's sequences) are synced only when named."""
         rows = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
-            " ORDER BY table_name",
+            " AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY table_name",
             [self.database],
         )
         return [r[0] for r in rows]
@@ -197,10 +236,23 @@ def _column(values: Sequence[Any], f: pa.Field) -> pa.Array:
         return cast_exact(pa.array([_text(v) for v in values], pa.string()), dtype, f.name)
     if pa.types.is_boolean(dtype):
         values = _booleans(values, f.name)
+    if pa.types.is_string(dtype) and any(isinstance(v, bytes) for v in values):
+        values = _utf8(values, f.name)
     try:
         return pa.array(values, dtype)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return cast_exact(pa.array([_text(v) for v in values], pa.string()), dtype, f.name)
+
+
+def _utf8(values: Sequence[Any], name: str) -> list[Any]:
+    """Bytes a text column gave (a type this source does not know) as the text they
+    encode; bytes that are no UTF-8 text stop the column."""
+    try:
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
+    except UnicodeDecodeError:
+        raise TypeMappingError(
+            name, "it holds bytes that are not UTF-8 text", overrides=("bytes",)
+        ) from None
 
 
 def _text(value: Any) -> str | None:

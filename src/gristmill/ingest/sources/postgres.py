@@ -87,9 +87,17 @@ class PostgresSource(SqlSource):
         return f"{self.quote(self.db_schema)}.{self.quote(table)}"
 
     def list_tables(self) -> list[str]:
+        """The schema's tables, each row in one of them only: a partitioned table, and not
+        its partitions, which are its storage (a partition whose partitioned ancestors all
+        live in other schemas is listed: no other table of this schema holds its rows).
+        Views, materialized views and foreign tables are synced only when named."""
         rows = self._query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
-            " ORDER BY table_name",
+            "SELECT c.relname::text FROM pg_class AS c"
+            " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1"
+            " FROM pg_partition_ancestors(c.oid) AS a(relid) JOIN pg_class AS p"
+            " ON p.oid = a.relid WHERE a.relid <> c.oid AND p.relnamespace = c.relnamespace)"
+            " ORDER BY 1",
             [self.db_schema],
         )
         return [r[0] for r in rows]

@@ -68,8 +68,9 @@ class SQLiteSource(SqlSource):
         self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
 
     def list_tables(self) -> list[str]:
+        """The database's tables; views are synced only when named."""
         rows = self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
             " AND name NOT LIKE 'sqlite_%' ORDER BY name"
         ).fetchall()
         return [r[0] for r in rows]
