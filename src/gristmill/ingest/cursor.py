@@ -59,6 +59,16 @@ def parse_lookback(value: str | float, cursor_type: pa.DataType) -> Lookback:
         if isinstance(value, str):
             return parse_duration(value)
         raise ValueError(f'it is a {cursor_type} column: give a duration, such as lookback = "10m"')
+    numeric = (
+        pa.types.is_integer(cursor_type)
+        or pa.types.is_decimal(cursor_type)
+        or pa.types.is_floating(cursor_type)
+    )
+    if not numeric:
+        raise ValueError(
+            f"it is a {cursor_type} column, neither a time nor a number: a lookback cannot"
+            " step back from it"
+        )
     if isinstance(value, str):
         raise ValueError(
             f"it is a {cursor_type} column: give a number of cursor values, such as lookback = 1000"
@@ -69,12 +79,7 @@ def parse_lookback(value: str | float, cursor_type: pa.DataType) -> Lookback:
         return int(value)
     if pa.types.is_decimal(cursor_type):
         return Decimal(str(value))
-    if pa.types.is_floating(cursor_type):
-        return float(value)
-    raise ValueError(
-        f"it is a {cursor_type} column, neither a time nor a number: a lookback cannot step back"
-        " from it"
-    )
+    return float(value)
 
 
 def step_back(value: Any, lookback: Lookback) -> Any:
