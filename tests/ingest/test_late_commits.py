@@ -274,6 +274,50 @@ def test_postgres_waits_for_open_transactions_in_any_local_time_zone(
         time.tzset()
 
 
+@pytest.mark.parametrize(
+    ("hidden", "standby", "says"),
+    [(2, False, "2 session(s) of other roles"), (0, True, "it is a standby")],
+)
+def test_postgres_says_when_it_cannot_see_every_open_transaction(
+    pg_url: str,
+    unique_name: str,
+    project_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    hidden: int,
+    standby: bool,
+    says: str,
+) -> None:
+    from gristmill.ingest.sources import postgres
+
+    # What pg_stat_activity shows a role without pg_read_all_stats, or a standby.
+    monkeypatch.setattr(
+        postgres,
+        "OPEN_TRANSACTIONS_SQL",
+        f"SELECT 0::bigint, 0::bigint, {hidden}::bigint, {standby}",
+    )
+    pg = PostgresHarness(pg_url, unique_name)
+    try:
+        pg.execute("CREATE TABLE items (id BIGINT PRIMARY KEY, at TIMESTAMPTZ DEFAULT now())")
+        pg.execute("INSERT INTO items (id) VALUES (1)")
+        write_project(
+            project_dir,
+            {
+                "app": {
+                    **pg.source_config(),
+                    "tables": {"items": {"mode": "append", "cursor": "at"}},
+                }
+            },
+        )
+        with caplog.at_level("WARNING", logger="gristmill.ingest.sources.postgres"):
+            assert run_ingest(project_dir).ok
+    finally:
+        pg.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "Source 'app'" in warnings[0] and says in warnings[0]
+    assert "lookback" in warnings[0]
+
+
 # -- the property: incremental syncs end equal to a full refresh ----------------------------
 OPS = (
     "begin",

@@ -49,7 +49,8 @@ OPEN_TRANSACTIONS_SQL = (
     # As microseconds since 1970: a time zone-aware value would cost its conversion to
     # Python an import of pandas (a quarter of a second).
     "SELECT (extract(epoch FROM since) * 1000000)::bigint,"
-    " (extract(epoch FROM since::timestamp) * 1000000)::bigint, hidden FROM (SELECT"
+    " (extract(epoch FROM since::timestamp) * 1000000)::bigint, hidden,"
+    " pg_is_in_recovery() FROM (SELECT"
     " least(min(xact_start), clock_timestamp()) AS since,"
     " count(*) FILTER (WHERE query = '<insufficient privilege>') AS hidden"
     " FROM pg_stat_activity"
@@ -59,9 +60,10 @@ OPEN_TRANSACTIONS_SQL = (
     " AND backend_type IS DISTINCT FROM 'walsender') AS open"
 )
 """When the oldest transaction still open in this database began (or now, if none is), as
-an instant and in this session's time zone, and how many sessions of other roles this role
-may not inspect (their start is hidden unless it holds pg_read_all_stats). Vacuum and
-replication senders write no table rows."""
+an instant and in this session's time zone; how many sessions of other roles this role
+may not inspect (their start is hidden unless it holds pg_read_all_stats); and whether
+this is a standby, which cannot see the primary's transactions. Vacuum and replication
+senders write no table rows."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -82,7 +84,7 @@ class PostgresSource(SqlSource):
         # Enums and composites then arrive opaque, which describe() turns into text.
         self._database = PostgresDatabase(self.url, f"Source '{name}'", builtin_types=True)
         self._conn = self._database.connect()
-        self._warned_hidden = False
+        self._warned = False
 
     def _error(self, exc: DriverError) -> BackendError:
         return BackendError(f"Source '{self.name}': {exc.first_line}")
@@ -156,15 +158,18 @@ class PostgresSource(SqlSource):
         temporal = pa.types.is_timestamp(cursor_type) or pa.types.is_date(cursor_type)
         if not temporal:
             return None
-        since, local_since, hidden = self._query(OPEN_TRANSACTIONS_SQL)[0]
-        if hidden and not self._warned_hidden:
-            self._warned_hidden = True
-            logger.warning(
-                "Source '%s': %d session(s) of other roles in this database cannot be"
-                " inspected, so a transaction they hold open is not waited for. Grant the"
-                " role pg_read_all_stats, or set lookback on the tables it syncs.",
-                self.name,
-                hidden,
+        since, local_since, hidden, standby = self._query(OPEN_TRANSACTIONS_SQL)[0]
+        if standby:
+            self._warn_once(
+                "it is a standby, which cannot see the transactions open on the primary."
+                " Set lookback on its incremental tables to cover the longest of them."
+            )
+            return None
+        if hidden:
+            self._warn_once(
+                f"{hidden} session(s) of other roles in this database cannot be inspected,"
+                " so a transaction they hold open is not waited for. Grant the role"
+                " pg_read_all_stats, or set lookback on the tables it syncs."
             )
         if pa.types.is_timestamp(cursor_type) and cursor_type.tz is not None:
             return EPOCH + timedelta(microseconds=since)
@@ -172,6 +177,11 @@ class PostgresSource(SqlSource):
         # be the server's, which this session has too.
         local = EPOCH.replace(tzinfo=None) + timedelta(microseconds=local_since)
         return local if pa.types.is_timestamp(cursor_type) else local.date()
+
+    def _warn_once(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("Source '%s': %s", self.name, why)
 
     def stream(
         self,
