@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gristmill.durations import parse_duration
 from gristmill.errors import ConfigError
 
 CONFIG_FILE = "gristmill.toml"
@@ -74,6 +75,11 @@ class TableConfig(_Strict):
     """Source column -> the type to load it as (see gristmill.types.OVERRIDE_TYPES), for
     a column whose values its own type cannot keep in the warehouse."""
     soft_delete_column: str | None = None
+    lookback: str | int | float | None = None
+    """How far before the last cursor value each read begins, for changes that commit
+    after a sync has read past their cursor value: a duration ("10m") for a date or
+    timestamp cursor, a number of cursor values (1000) for a numeric one. Rows read again
+    are recognised and neither doubled nor counted as changes."""
     detect_deletes: bool = False
     path: str | None = None
     format: Literal["csv", "parquet", "jsonl"] | None = None
@@ -95,12 +101,25 @@ class TableConfig(_Strict):
                 raise ValueError(f"column '{column}': {exc}") from None
         return checked
 
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback_shape(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError('lookback is a duration ("10m") or a number of cursor values')
+        if isinstance(value, str):
+            parse_duration(value)
+        elif isinstance(value, int | float) and not value >= 0:
+            raise ValueError(f"lookback cannot be negative ({value})")
+        return value
+
     @model_validator(mode="after")
     def _mode_needs(self) -> TableConfig:
         if self.mode == "append" and not self.cursor and not self.path:
             raise ValueError("mode 'append' needs a 'cursor' column")
         if self.mode == "merge" and not self.cursor and not self.path:
             raise ValueError("mode 'merge' needs a 'cursor' column (such as updated_at)")
+        if self.lookback is not None and not self.cursor:
+            raise ValueError("lookback needs a 'cursor' column: it steps back from its last value")
         return self
 
 

@@ -118,6 +118,36 @@ def test_incremental_merge_takes_new_and_late_rows(graph_project: GraphProject) 
     assert {(r["user_id"], str(r["day"])): r["amount"] for r in p.rows("daily")} == daily
 
 
+def test_a_sync_that_finds_nothing_new_rebuilds_nothing(graph_project: GraphProject) -> None:
+    import tomllib
+
+    import tomli_w
+
+    p = graph_project
+    p.app_sql("ALTER TABLE orders ADD COLUMN deleted_at TIMESTAMP")
+    # At the last cursor value: a tied row, and a row deleted there. Each sync reads both
+    # again (and everything within the lookback window).
+    last = "2026-01-02 12:00:00"
+    p.app_sql("INSERT INTO orders VALUES (4, 2, 5, ?, ?, NULL)", (last, last))
+    p.app_sql("INSERT INTO orders VALUES (5, 2, 9, ?, ?, ?)", (last, last, last))
+    config = tomllib.loads((p.root / "gristmill.toml").read_text())
+    orders = config["sources"]["app"]["tables"]["orders"]
+    orders.update(soft_delete_column="deleted_at", lookback="1d")
+    (p.root / "gristmill.toml").write_text(tomli_w.dumps(config))
+    p.write("user_totals.sql", USER_TOTALS)
+    assert p.run().ok
+
+    for _ in range(2):
+        again = {s.name: (s.status, s.rows) for s in p.run().steps}
+        assert again[f"{p.raw}.orders"] == ("ok", 0)
+        assert again["user_totals"][0] == "up_to_date"
+
+    p.app_sql("UPDATE orders SET deleted_at = ?, updated_at = ? WHERE id = 4", (last, last))
+    changed = {s.name: s.status for s in p.run().steps}
+    assert changed["user_totals"] == "ok"
+    assert [r["orders"] for r in p.rows("user_totals") if r["user_id"] == 2] == [1]
+
+
 def test_a_failing_step_keeps_its_table_and_skips_downstream(graph_project: GraphProject) -> None:
     p = graph_project
     _basic(p)

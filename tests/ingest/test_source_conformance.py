@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -83,7 +84,8 @@ def test_full_refresh_mirrors_the_source(harness: SourceHarness, project_dir: Pa
     harness.execute("DELETE FROM items WHERE id = 0")
     harness.execute("UPDATE items SET name = 'changed' WHERE id = 1")
 
-    assert run_ingest(project_dir).ok
+    reloaded = run_ingest(project_dir).tables[0]
+    same = run_ingest(project_dir).tables[0]
 
     rows = warehouse_rows(project_dir, "items")
     assert [(r["id"], r["name"]) for r in rows] == [
@@ -92,6 +94,9 @@ def test_full_refresh_mirrors_the_source(harness: SourceHarness, project_dir: Pa
         (3, "n3"),
         (4, "n4"),
     ]
+    # A reload rewrites every row; one that brings the same rows changes none.
+    assert (reloaded.rows_read, reloaded.rows) == (4, 4)
+    assert (same.rows_read, same.rows) == (4, 0)
 
 
 def test_append_cursor_ties_neither_lost_nor_doubled(
@@ -106,9 +111,12 @@ def test_append_cursor_ties_neither_lost_nor_doubled(
     harness.insert("events", [{"id": i, "seq": 2, "payload": "new"} for i in range(7, 9)])
 
     first = run_ingest(project_dir)
+    version = _state(project_dir, "events")["version"]
     again = run_ingest(project_dir)
 
     assert first.ok and again.ok
+    assert first.tables[0].rows == 3
+    assert again.tables[0].rows == 0 and _state(project_dir, "events")["version"] == version
     rows = warehouse_rows(project_dir, "events")
     assert [r["id"] for r in rows] == list(range(9))
 
@@ -155,7 +163,9 @@ def test_merge_upserts_by_key_and_drops_soft_deleted_rows(
     assert summary.ok, summary.to_dict()
     # Only the changed rows are read, plus the one row at the last cursor value: reads are
     # inclusive of it so that rows committed later with the same value are never lost.
-    assert summary.tables[0].rows == 4
+    # That one is found unchanged: `rows` counts the rows the sync changed.
+    synced = summary.tables[0]
+    assert (synced.rows_read, synced.rows, synced.deleted_rows) == (4, 2, 1)
     rows = warehouse_rows(project_dir, "accounts")
     assert [(r["id"], r["balance"]) for r in rows] == [
         (0, Decimal("10.00")),
@@ -163,6 +173,152 @@ def test_merge_upserts_by_key_and_drops_soft_deleted_rows(
         (3, Decimal("10.00")),
         (9, Decimal("1.00")),
     ]
+
+
+@pytest.mark.parametrize("mode", ["merge", "append"])
+def test_a_sync_that_finds_nothing_new_changes_nothing(
+    harness: SourceHarness, project_dir: Path, mode: str
+) -> None:
+    harness.create_table(
+        "accounts",
+        {"id": "bigint", "balance": "int", "updated_at": "timestamp", "deleted_at": "timestamp"},
+    )
+    t0 = datetime(2024, 1, 1)
+    last = t0 + timedelta(minutes=10)
+    harness.insert(
+        "accounts",
+        # Rows inside the lookback window, rows tied at the last cursor value, and a row
+        # soft-deleted at that value: each sync reads them all again.
+        [{"id": i, "balance": i, "updated_at": t0 + timedelta(minutes=i)} for i in range(4)]
+        + [{"id": i, "balance": i, "updated_at": last} for i in (4, 5)]
+        + [{"id": 6, "balance": 6, "updated_at": last, "deleted_at": last}],
+    )
+    table = {
+        "mode": mode,
+        "cursor": "updated_at",
+        "soft_delete_column": "deleted_at",
+        "lookback": "1h",
+    }
+    _project(harness, project_dir, {"accounts": table})
+    assert run_ingest(project_dir).ok
+    version = _state(project_dir, "accounts")["version"]
+
+    for _ in range(2):
+        again = run_ingest(project_dir)
+        assert again.ok, again.to_dict()
+        synced = again.tables[0]
+        assert (synced.rows_read, synced.rows, synced.deleted_rows) == (7, 0, 0)
+        assert _state(project_dir, "accounts")["version"] == version
+    assert [r["id"] for r in warehouse_rows(project_dir, "accounts")] == list(range(6))
+
+    # One change inside the window is found, and only it.
+    harness.execute("UPDATE accounts SET balance = 20 WHERE id = 2")
+    harness.insert("accounts", [{"id": 7, "balance": 7, "updated_at": last}])
+    changed = run_ingest(project_dir).tables[0]
+    assert changed.rows == (2 if mode == "merge" else 1)
+    assert _state(project_dir, "accounts")["version"] != version
+
+
+CURSOR_VALUES: dict[str, list[Any]] = {
+    "bigint": [1, 2, 3, 4],
+    "decimal(12,2)": [
+        Decimal("-0.01"),
+        Decimal("0.10"),
+        Decimal("1234567890.12"),
+        Decimal("9999999999.99"),
+    ],
+    "date": [date(1999, 12, 31), date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1)],
+    "timestamp": [
+        datetime(2024, 1, 1) + timedelta(microseconds=us) for us in (0, 1, 999_999, 1_000_000)
+    ],
+    # Instants written in other zones; the sync runs in a zone ahead of UTC, so that a
+    # cursor written as its wall-clock time in any zone but UTC would skip rows.
+    "timestamptz": [
+        datetime(2024, 1, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=3))),
+        datetime(2024, 1, 1, 9, 0, 0, 2, tzinfo=UTC),
+        datetime(2024, 1, 1, 5, 0, 0, 3, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2024, 1, 1, 10, 0, 0, 3, tzinfo=UTC),
+    ],
+}
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone nine hours ahead of UTC (the warehouse's sessions
+    take it up)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("kind", sorted(CURSOR_VALUES))
+def test_cursor_values_of_every_kind_are_compared_exactly(
+    harness: SourceHarness, project_dir: Path, kind: str, tokyo: None
+) -> None:
+    if kind in harness.UNSUPPORTED:
+        pytest.skip(f"{harness.kind} has no {kind} column")
+    values = CURSOR_VALUES[kind]
+    harness.create_table("events", {"id": "bigint", "at": kind})
+    harness.insert("events", [{"id": i, "at": values[i]} for i in range(3)])
+    _project(harness, project_dir, {"events": {"mode": "append", "cursor": "at"}})
+    assert run_ingest(project_dir).ok
+    # A row tied with the last value, one just past it.
+    harness.insert("events", [{"id": 3, "at": values[2]}, {"id": 4, "at": values[3]}])
+
+    synced = run_ingest(project_dir).tables[0]
+    again = run_ingest(project_dir).tables[0]
+
+    assert synced.status == again.status == "ok", (synced.error, again.error)
+    assert (synced.rows, again.rows) == (2, 0)
+    rows = warehouse_rows(project_dir, "events")
+    assert [(r["id"], _normalise(kind, r["at"])) for r in rows] == [
+        (i, _normalise(kind, v)) for i, v in enumerate([*values[:3], values[2], values[3]])
+    ]
+
+
+def test_a_lookback_that_does_not_fit_the_cursor_says_what_fits(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table("events", {"id": "bigint", "seq": "bigint", "at": "timestamp"})
+    _project(
+        harness,
+        project_dir,
+        {
+            "events": {"mode": "append", "cursor": "seq", "lookback": "10m"},
+            "timed": {"mode": "append", "cursor": "at", "lookback": 100, "target": "t2"},
+        },
+    )
+    harness.create_table("timed", {"id": "bigint", "at": "timestamp"})
+
+    by_seq, by_time = run_ingest(project_dir).tables
+
+    assert "lookback = '10m' does not fit cursor 'seq'" in (by_seq.error or "")
+    assert "lookback = 1000" in (by_seq.error or "")
+    assert "lookback = 100 does not fit cursor 'at'" in (by_time.error or "")
+    assert 'lookback = "10m"' in (by_time.error or "")
+
+
+def test_setting_a_soft_delete_column_reloads_the_table(
+    harness: SourceHarness, project_dir: Path
+) -> None:
+    harness.create_table("users", {"id": "bigint", "seq": "bigint", "gone": "bool"})
+    harness.insert("users", [{"id": 0, "seq": 0, "gone": False}, {"id": 1, "seq": 1, "gone": True}])
+    _project(harness, project_dir, {"users": {"mode": "merge", "cursor": "seq"}})
+    assert run_ingest(project_dir).ok
+    _project(
+        harness,
+        project_dir,
+        {"users": {"mode": "merge", "cursor": "seq", "soft_delete_column": "gone"}},
+    )
+
+    reloaded = run_ingest(project_dir).tables[0]
+
+    assert reloaded.status == "ok", reloaded.error
+    assert [r["id"] for r in warehouse_rows(project_dir, "users")] == [0]
 
 
 def test_hard_deletes_found_by_key_comparison(harness: SourceHarness, project_dir: Path) -> None:
@@ -339,8 +495,8 @@ def test_a_table_gone_since_its_last_sync_fails_alone(
     assert [r["id"] for r in warehouse_rows(project_dir, "others")] == [0, 1]
 
 
-def _state(root: Path) -> dict[str, Any]:
+def _state(root: Path, table: str = "typed") -> dict[str, Any]:
     with Project.load(root) as project:
-        state = project.warehouse.read_state("src", "typed")
+        state = project.warehouse.read_state("src", table)
     assert state is not None
     return state

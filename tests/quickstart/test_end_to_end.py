@@ -67,7 +67,7 @@ def test_the_quickstart_project_runs_on_every_warehouse(project: Path) -> None:
         derived = opened.config.transforms.schema_name
 
     synced = cli(root, "ingest")
-    assert synced["ok"] and {t["table"]: t["rows"] for t in synced["tables"]} == source_rows
+    assert synced["ok"] and {t["table"]: t["rows_read"] for t in synced["tables"]} == source_rows
 
     built = cli(root, "run")
     statuses = {s["name"]: s["status"] for s in built["steps"]}

@@ -133,9 +133,13 @@ def test_whole_syncs_through_every_warehouse(
     app.insert("ledger", [{"id": i, "amount": Decimal("1.50"), "seq": i // 2} for i in range(6)])
     app.create_table("events", {"id": "bigint", "seq": "int"})
     app.insert("events", [{"id": i, "seq": 1} for i in range(3)])
+    # No key: rows read again are told apart by their values, as a multiset.
+    app.create_table("log", {"line": "text", "seq": "int"}, primary_key=())
+    app.insert("log", [{"line": "same", "seq": 1}, {"line": "same", "seq": 1}])
     tables = {
-        "ledger": {"mode": "merge", "cursor": "seq", "soft_delete_column": "gone"},
+        "ledger": {"mode": "merge", "cursor": "seq", "soft_delete_column": "gone", "lookback": 5},
         "events": {"mode": "append", "cursor": "seq"},
+        "log": {"mode": "append", "cursor": "seq", "lookback": 5},
     }
     write_project(
         project_dir, {"app": {**app.source_config(), "tables": tables}}, warehouse=warehouse_config
@@ -146,10 +150,19 @@ def test_whole_syncs_through_every_warehouse(
     app.execute("ALTER TABLE ledger ADD COLUMN note TEXT")
     app.insert("ledger", [{"id": 7, "amount": Decimal("2.00"), "seq": 11, "note": "new"}])
     app.insert("events", [{"id": 3, "seq": 1}, {"id": 4, "seq": 2}])  # a tie, and a new one
+    app.insert("log", [{"line": "same", "seq": 1}, {"line": "next", "seq": 2}])
 
     summary = run_ingest(project_dir)
+    again = run_ingest(project_dir)
 
     assert summary.ok, summary.to_dict()
+    changed = {t.table: (t.rows, t.deleted_rows) for t in summary.tables}
+    assert changed == {"ledger": (2, 1), "events": (2, 0), "log": (2, 0)}
+    assert {t.table: (t.rows, t.deleted_rows) for t in again.tables} == {
+        "ledger": (0, 0),
+        "events": (0, 0),
+        "log": (0, 0),
+    }
     from gristmill.project import Project
 
     schema = warehouse_config["raw_schema"]
@@ -160,6 +173,9 @@ def test_whole_syncs_through_every_warehouse(
         events = project.warehouse.query_arrow(
             f'SELECT id FROM "{schema}".events ORDER BY id'
         ).to_pylist()
+        log = project.warehouse.query_arrow(
+            f'SELECT line, seq FROM "{schema}".log ORDER BY seq, line DESC'
+        ).to_pylist()
     assert [(r["id"], r["amount"], r["note"]) for r in ledger] == [
         (0, Decimal("1.50"), None),
         (1, Decimal("9.99"), None),
@@ -169,4 +185,5 @@ def test_whole_syncs_through_every_warehouse(
         (7, Decimal("2.00"), "new"),
     ]
     assert [r["id"] for r in events] == [0, 1, 2, 3, 4]
+    assert [(r["line"], r["seq"]) for r in log] == [("same", 1)] * 3 + [("next", 2)]
     app.close()

@@ -74,10 +74,11 @@ def print_summary(summary: IngestSummary, json_output: bool) -> None:
         print(json.dumps(summary.to_dict(), default=str, indent=2))
         return
     table = Table(
-        title=f"ingest run {summary.run_id}: {summary.rows:,} rows in {summary.seconds:.1f}s"
+        title=f"ingest run {summary.run_id}: {summary.rows:,} rows changed in {summary.seconds:.1f}s"
     )
-    for column in ("table", "outcome", "mode", "rows", "seconds", "cursor", "changes"):
-        table.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
+    numbers = ("rows read", "rows changed", "seconds")
+    for column in ("table", "outcome", "mode", *numbers, "cursor", "changes"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for t in summary.tables:
         changes = ", ".join(
             part
@@ -92,6 +93,7 @@ def print_summary(summary: IngestSummary, json_output: bool) -> None:
             t.key if t.target == t.table else f"{t.key} → {t.target}",
             OUTCOME_STYLES[t.outcome],
             t.mode,
+            f"{t.rows_read:,}",
             f"{t.rows:,}",
             f"{t.seconds:.2f}",
             str(t.cursor or ""),

@@ -13,11 +13,19 @@ Every table is loaded the same way, whatever the source and warehouse:
 Because the state commits with the data, a process killed at any moment leaves either
 the old data with the old state or the new data with the new state; the next run
 drops any half-filled stage and starts again from the committed state.
+
+An incremental read begins at the last cursor value (inclusive, for rows tied at it), or
+`lookback` before it; and the cursor a sync records stops where a transaction still open
+may yet commit rows (`Extract.pending_from`). So each read takes again rows the warehouse
+already holds: only the staged rows the target does not hold exactly are applied, and
+counted, so that a sync which finds nothing new changes nothing, not even the table's
+data version.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +55,8 @@ KEYS_PREFIX = "_gm_keys_"
 ARROW_STAGE_PREFIX = "_gm_incoming_"
 REJECTS_TABLE = "rejected_rows"
 
+logger = logging.getLogger(__name__)
+
 
 class Progress(Protocol):
     def start(self, key: str) -> None: ...
@@ -64,6 +74,11 @@ class TableResult:
     mode: str
     status: str = "ok"
     rows: int = 0
+    """Rows the sync inserted into the warehouse table or changed there (a full reload:
+    every row, or none when it brought the same rows). Rows read again and found
+    unchanged do not count; deleted rows count in `deleted_rows`."""
+    rows_read: int = 0
+    """Rows read from the source, rows read again (ties, the lookback window) included."""
     seconds: float = 0.0
     """From taking the table to committing it. A read begun ahead, alongside the
     warehouse's opening, counts in the run's seconds only."""
@@ -199,6 +214,9 @@ class TableSync:
         if state is not None and (
             state.get("mode") != config.mode
             or state.get("target") != spec.target
+            # Rows loaded before a soft-delete column was set may be deleted rows.
+            or state.get("soft_delete_column", config.soft_delete_column)
+            != config.soft_delete_column
             or not self.warehouse.table_exists(self.schema, spec.target)
         ):
             state = None
@@ -220,7 +238,7 @@ class TableSync:
             spec.read_request(cursor_from, previous.get("files"))
         )
         try:
-            result.rows = self._stage(
+            result.rows_read = self._stage(
                 [self._renamed(s, spec.names) for s in extract.streams], in_memory=not replace
             )
             detect_deletes = config.detect_deletes and not replace
@@ -250,7 +268,7 @@ class TableSync:
                     "Fix the rows, or raise max_bad_rows to quarantine them into "
                     f"{self.warehouse.meta_schema}.{REJECTS_TABLE}."
                 )
-            new_cursor = self._max_cursor()
+            cursor = self._next_cursor(cursor_from, extract.pending_from)
             fingerprint = (
                 self.warehouse.fingerprint(self.schema, self.stage)
                 if config.mode == "full"
@@ -258,26 +276,29 @@ class TableSync:
             )
             with self.warehouse.transaction() as tx:
                 if replace:
+                    loaded = self._replace(tx, result.rows_read)
                     # A full reload that brought the same rows keeps the table's version,
                     # so that what is built from it is not rebuilt for nothing.
                     changed = fingerprint is None or fingerprint != (state or {}).get("fingerprint")
-                    self._replace(tx)
+                    result.rows = loaded if changed else 0
                 else:
                     self._evolve(tx, plan)
-                    changed = plan.changed or self._brings_rows(
-                        tx, result.rows, cursor_from, new_cursor
-                    )
-                    self._apply(tx, cursor_from)
-                result.deleted_rows = self._delete(tx, detect_deletes)
+                    # A database table is read again from its last cursor value (or a
+                    # lookback before it); files are read once each.
+                    rereads = not self.source.READS_FILES
+                    window = spec.read_from(cursor_from) if rereads else None
+                    result.rows, result.deleted_rows = self._apply(tx, rereads, window)
+                    changed = plan.changed or result.rows > 0
+                result.deleted_rows += self._delete_missing_keys(tx, detect_deletes)
                 changed = changed or result.deleted_rows > 0 or bool(extract.rejects)
                 if extract.rejects:
                     self._quarantine(tx, extract.rejects)
-                cursor = new_cursor if new_cursor is not None else cursor_from
                 encoded = encode_cursor(cursor) if config.cursor else None
                 new_state: dict[str, Any] = {
                     "mode": config.mode,
                     "target": spec.target,
                     "cursor": encoded,
+                    "soft_delete_column": config.soft_delete_column,
                     "schema": schema_to_text(plan.table_schema),
                     "files": extract.files if extract.files is not None else {},
                     "synced_at": datetime.now(UTC).isoformat(),
@@ -300,6 +321,26 @@ class TableSync:
         self.state = new_state
         self.table_schema = plan.table_schema
         return result
+
+    def _next_cursor(self, cursor_from: Any, pending_from: Any) -> Any:
+        """The cursor to record: the greatest value read (or, if the read found nothing
+        beyond it, the last one), but no further than a transaction still open may yet
+        commit rows."""
+        read = self._max_cursor()
+        cursor = (
+            cursor_from
+            if read is None or (cursor_from is not None and read < cursor_from)
+            else read
+        )
+        if pending_from is not None and cursor is not None and pending_from < cursor:
+            logger.info(
+                "%s: the cursor stops at %s, where a transaction still open at the source"
+                " began (the rows read beyond it are read again next time)",
+                self.key,
+                pending_from,
+            )
+            return pending_from
+        return cursor
 
     def _max_cursor(self) -> Any:
         cursor = self.spec.renamed(self.spec.config.cursor)
@@ -331,13 +372,33 @@ class TableSync:
     def _key_match(self, left: str, right: str, columns: list[str]) -> str:
         return " AND ".join(f"{left}.{self.q(c)} = {right}.{self.q(c)}" for c in columns)
 
-    def _replace(self, tx: Transaction) -> None:
+    def _soft_deleted(self, alias: str) -> tuple[str, str] | None:
+        """(deleted, live): the conditions on the row `alias` for a soft-deleted row and for
+        one that is not; None without a soft-delete column."""
+        soft = self.spec.renamed(self.spec.config.soft_delete_column)
+        if not soft:
+            return None
+        column = f"{alias}.{self.q(soft)}"
+        if pa.types.is_boolean(self.spec.schema.field(soft).type):
+            return f"{column} = TRUE", f"{column} IS NOT TRUE"
+        return f"{column} IS NOT NULL", f"{column} IS NULL"
+
+    def _replace(self, tx: Transaction, staged: int) -> int:
+        """Make the stage the target; the rows it then holds."""
         target = self.t(self.spec.target)
         tx.execute(f"DROP TABLE IF EXISTS {target}")
+        rows = staged
         if self.spec.config.mode == "merge" and self.source.READS_FILES:
             tx.execute(f"CREATE TABLE {target} AS {self._latest_per_key()}")
+            rows = int(tx.fetchall(f"SELECT count(*) FROM {target}")[0][0])
         else:
             tx.execute(f"ALTER TABLE {self.t(self.stage)} RENAME TO {self.q(self.spec.target)}")
+        soft = self._soft_deleted("t")
+        if soft is not None:
+            deleted = f"FROM {target} AS t WHERE {soft[0]}"
+            rows -= int(tx.fetchall(f"SELECT count(*) {deleted}")[0][0])
+            tx.execute(f"DELETE {deleted}")
+        return rows
 
     def _latest_per_key(self) -> str:
         """The stage with one row per key, the one with the greatest cursor."""
@@ -363,86 +424,145 @@ class TableSync:
                 f" TYPE {self.warehouse.column_type(f.type)}"
             )
 
-    def _apply(self, tx: Transaction, cursor_from: Any) -> None:
-        spec = self.spec
-        target, stage = self.t(spec.target), self.staged
-        columns = ", ".join(self.q(n) for n in spec.names)
-        cursor = spec.renamed(spec.config.cursor)
-        if spec.config.mode == "merge":
-            tx.execute(
-                f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s"
-                f" WHERE {self._key_match('s', 't', spec.primary_key)})"
-            )
-            rows = f"SELECT {columns} FROM {stage}" if spec.keys_unique else self._latest_per_key()
-            tx.execute(f"INSERT INTO {target} ({columns}) {rows}")
-            return
-        select = f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage} AS s"
-        if cursor is None or cursor_from is None:
-            tx.execute(select)
-            return
-        tx.execute(f"{select} WHERE {self._new_rows_filter()}", [cursor_from])
+    def _not_held(
+        self, tx: Transaction, staged: str, window: Any, match: str | None
+    ) -> tuple[str, list[Any]]:
+        """The rows of the query `staged` that the target does not already hold: none
+        that `match`es (a condition on staged row `s` and target row `t`), or, without
+        `match`, as many copies as the stage has more than the target.
 
-    def _new_rows_filter(self) -> str:
-        """The stage rows an append adds, given the last cursor value as $1.
-
-        The read was inclusive of the last cursor value: rows at exactly that value that
-        an earlier sync loaded are skipped, so ties are neither lost nor doubled.
-        """
-        spec = self.spec
-        match = (
-            self._key_match("s", "t", spec.primary_key)
-            if spec.primary_key
-            else " AND ".join(
-                f"s.{self.q(n)} IS NOT DISTINCT FROM t.{self.q(n)}" for n in spec.names
-            )
-        )
-        c = self.q(spec.renamed(spec.config.cursor) or "")
-        return (
-            f"s.{c} >= $1 AND NOT (s.{c} = $1 AND EXISTS (SELECT 1 FROM"
-            f" {self.t(spec.target)} AS t WHERE t.{c} = $1 AND {match}))"
-        )
-
-    def _brings_rows(self, tx: Transaction, staged: int, cursor_from: Any, cursor_to: Any) -> bool:
-        """Whether applying the stage changes the target (asked before `_apply`)."""
-        if staged == 0:
-            return False
-        if cursor_from is None or cursor_to is None or cursor_to != cursor_from:
-            return True
-        # Every staged row sits at the last cursor value, which each sync reads again:
-        # only rows the target does not already hold, exactly, are news. The target's rows
-        # at that value are few, and the filter lets the engine skip the rest unread.
-        cursor = self.q(self.spec.renamed(self.spec.config.cursor) or "")
-        same = " AND ".join(
-            f"s.{self.q(n)} IS NOT DISTINCT FROM t.{self.q(n)}" for n in self.spec.names
-        )
-        sql = (
-            f"SELECT count(*) FROM {self.staged} AS s WHERE NOT EXISTS"
-            f" (SELECT 1 FROM {self.t(self.spec.target)} AS t WHERE t.{cursor} = $1 AND {same})"
-        )
-        return int(tx.fetchall(sql, [cursor_from])[0][0]) > 0
-
-    def _delete(self, tx: Transaction, detect_deletes: bool) -> int:
+        A row read again lies at or after `window`, the read's lower bound, and no later
+        than the greatest cursor value the target holds there; the rows past that value
+        (most of a sync's, which the lookup would cost a hash of every column) are news
+        as they are, without looking."""
         spec = self.spec
         target = self.t(spec.target)
-        deleted = 0
-        if detect_deletes:
-            before = tx.fetchall(f"SELECT count(*) FROM {target}")[0][0]
+        columns = ", ".join(self.q(n) for n in spec.names)
+        if window is None:
+            # The last read found no cursor value (only NULLs): it is all read again.
+            if match is None:
+                return f"{staged} EXCEPT ALL SELECT {columns} FROM {target}", []
+            return (
+                f"SELECT * FROM ({staged}) AS s WHERE NOT EXISTS"
+                f" (SELECT 1 FROM {target} AS t WHERE {match})",
+                [],
+            )
+        cursor = self.q(spec.renamed(spec.config.cursor) or "")
+        last = tx.fetchall(f"SELECT max({cursor}) FROM {target} WHERE {cursor} >= $1", [window])
+        if last[0][0] is None:
+            return staged, []
+        if match is None:
+            again = (
+                f"SELECT * FROM ({staged}) AS s WHERE s.{cursor} <= $2 EXCEPT ALL"
+                f" SELECT {columns} FROM {target} WHERE {cursor} >= $1 AND {cursor} <= $2"
+            )
+        else:
+            again = (
+                f"SELECT * FROM ({staged}) AS s WHERE s.{cursor} <= $2 AND NOT EXISTS"
+                f" (SELECT 1 FROM {target} AS t"
+                f" WHERE t.{cursor} >= $1 AND t.{cursor} <= $2 AND {match})"
+            )
+        return (
+            f"SELECT * FROM ({staged}) AS s WHERE s.{cursor} > $2"
+            f" UNION ALL SELECT * FROM ({again}) AS a",
+            [window, last[0][0]],
+        )
+
+    def _apply(self, tx: Transaction, rereads: bool, window: Any) -> tuple[int, int]:
+        """Apply the stage to the target: (rows inserted or changed, rows deleted).
+
+        When the read takes again rows already loaded (`rereads`), only the staged rows
+        the target does not already hold are news: in a merge, rows not held exactly (every
+        column the same); in an append, rows whose key is not held (without a key, each
+        row as often as the stage has it more than the target)."""
+        if self.spec.config.mode == "merge":
+            return self._merge(tx, rereads, window)
+        return self._append(tx, rereads, window), 0
+
+    def _append(self, tx: Transaction, rereads: bool, window: Any) -> int:
+        spec = self.spec
+        columns = ", ".join(self.q(n) for n in spec.names)
+        soft = self._soft_deleted("s")
+        rows = f"SELECT {columns} FROM {self.staged} AS s"
+        if soft is not None:
+            rows += f" WHERE {soft[1]}"
+        params: list[Any] = []
+        if rereads:
+            match = self._key_match("s", "t", spec.primary_key) if spec.primary_key else None
+            rows, params = self._not_held(tx, rows, window, match)
+        new = int(tx.fetchall(f"SELECT count(*) FROM ({rows}) AS n", params)[0][0])
+        if new:
             tx.execute(
-                f"DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM"
-                f" {self.t(self.keys_stage)} AS k WHERE {self._key_match('k', 't', spec.primary_key)})"
+                f"INSERT INTO {self.t(spec.target)} ({columns}) SELECT {columns} FROM ({rows}) AS n",
+                params,
             )
-            deleted += before - tx.fetchall(f"SELECT count(*) FROM {target}")[0][0]
-        soft = spec.renamed(spec.config.soft_delete_column)
-        if soft:
-            dtype = spec.schema.field(soft).type
-            condition = (
-                f"{self.q(soft)} = TRUE"
-                if pa.types.is_boolean(dtype)
-                else f"{self.q(soft)} IS NOT NULL"
+        return new
+
+    def _merge(self, tx: Transaction, rereads: bool, window: Any) -> tuple[int, int]:
+        spec = self.spec
+        target = self.t(spec.target)
+        columns = ", ".join(self.q(n) for n in spec.names)
+        latest = (
+            f"SELECT {columns} FROM {self.staged}" if spec.keys_unique else self._latest_per_key()
+        )
+        news = latest
+        params: list[Any] = []
+        if rereads:
+            same = " AND ".join(
+                [self._key_match("s", "t", spec.primary_key)]
+                + [
+                    f"s.{self.q(n)} IS NOT DISTINCT FROM t.{self.q(n)}"
+                    for n in spec.names
+                    if n not in spec.primary_key
+                ]
             )
-            deleted += tx.fetchall(f"SELECT count(*) FROM {target} WHERE {condition}")[0][0]
-            tx.execute(f"DELETE FROM {target} WHERE {condition}")
-        return int(deleted)
+            news, params = self._not_held(tx, news, window, same)
+        key_match = self._key_match("n", "t", spec.primary_key)
+        soft = self._soft_deleted("n")
+        if soft is None:
+            changed = int(tx.fetchall(f"SELECT count(*) FROM ({news}) AS n", params)[0][0])
+            deleted = 0
+        else:
+            dead, live = soft
+            changed, dying = tx.fetchall(
+                f"SELECT count(*) FILTER (WHERE {live}), count(*) FILTER (WHERE {dead})"
+                f" FROM ({news}) AS n",
+                params,
+            )[0]
+            # A row deleted at the source counts if the target still holds it: one read
+            # again, long deleted here, is no change.
+            deleted = 0
+            if dying:
+                deleted = tx.fetchall(
+                    f"SELECT count(*) FROM {target} AS t WHERE EXISTS"
+                    f" (SELECT 1 FROM ({news}) AS n WHERE {dead} AND {key_match})",
+                    params,
+                )[0][0]
+        if changed or deleted:
+            # Every staged row, the ones found unchanged too: rewriting them as they are
+            # costs less than telling them apart again.
+            tx.execute(
+                f"DELETE FROM {target} AS t WHERE EXISTS"
+                f" (SELECT 1 FROM ({latest}) AS n WHERE {key_match})"
+            )
+            where = f" WHERE {soft[1]}" if soft is not None else ""
+            tx.execute(
+                f"INSERT INTO {target} ({columns}) SELECT {columns} FROM ({latest}) AS n{where}"
+            )
+        return int(changed), int(deleted)
+
+    def _delete_missing_keys(self, tx: Transaction, detect_deletes: bool) -> int:
+        """Delete the target rows whose key the source no longer has (`detect_deletes`)."""
+        if not detect_deletes:
+            return 0
+        spec = self.spec
+        target = self.t(spec.target)
+        before = tx.fetchall(f"SELECT count(*) FROM {target}")[0][0]
+        tx.execute(
+            f"DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM"
+            f" {self.t(self.keys_stage)} AS k WHERE {self._key_match('k', 't', spec.primary_key)})"
+        )
+        return int(before - tx.fetchall(f"SELECT count(*) FROM {target}")[0][0])
 
     def _quarantine(self, tx: Transaction, rejects: list[RejectedRow]) -> None:
         table = self.warehouse.qualified(self.warehouse.meta_schema, REJECTS_TABLE)

@@ -379,6 +379,7 @@ class _RunSyncs:
                 error=result.error,
                 details={
                     "outcome": result.outcome,
+                    "rows_read": result.rows_read,
                     "cursor": result.cursor,
                     "schema_change": result.schema_change,
                     "rejected_rows": result.rejected_rows,

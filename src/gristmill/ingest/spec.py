@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from gristmill.config import TableConfig
 from gristmill.errors import ConfigError, NotFoundError, did_you_mean
+from gristmill.ingest.cursor import Lookback, parse_lookback, step_back
 from gristmill.ingest.sources.base import ReadRequest, Source, SourceTable
 from gristmill.types import override_type
 
@@ -28,6 +29,8 @@ class TableSpec:
     """Their names in the warehouse."""
     primary_key: list[str]
     """Warehouse names of the key columns."""
+    lookback: Lookback | None = None
+    """The config's lookback, in the cursor's terms."""
 
     @property
     def schema(self) -> pa.Schema:
@@ -45,16 +48,21 @@ class TableSpec:
         declared = [self.config.rename.get(k, k) for k in self.table.primary_key]
         return bool(declared) and declared == self.primary_key
 
-    def read_request(
-        self, cursor_from: Any, files_done: dict[str, Any] | None = None
-    ) -> ReadRequest:
-        """What to ask the source for: the rows from `cursor_from` on, or the files not in
-        `files_done`."""
+    def read_from(self, cursor: Any) -> Any:
+        """Where a read after the last cursor value `cursor` begins (inclusive): at it, or
+        `lookback` before it. None: the whole table."""
+        if cursor is None or not self.lookback:
+            return cursor
+        return step_back(cursor, self.lookback)
+
+    def read_request(self, cursor: Any, files_done: dict[str, Any] | None = None) -> ReadRequest:
+        """What to ask the source for: the rows from the last cursor value `cursor` on (see
+        `read_from`), or the files not in `files_done`."""
         return ReadRequest(
             table=self.table,
             columns=self.columns,
             cursor=self.config.cursor,
-            cursor_from=cursor_from,
+            cursor_from=self.read_from(cursor),
             streams=self.config.parallel,
             path=self.config.path,
             files_done=files_done or {},
@@ -113,6 +121,19 @@ def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
         )
     if config.detect_deletes and not key:
         raise ConfigError(f"{where}: detect_deletes needs a primary key; set primary_key.")
+    lookback = None
+    if config.lookback is not None and config.cursor:
+        if source.READS_FILES:
+            raise ConfigError(
+                f"{where}: lookback applies to database tables; each file is loaded once."
+            )
+        try:
+            lookback = parse_lookback(config.lookback, table.schema.field(config.cursor).type)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}: lookback = {config.lookback!r} does not fit cursor "
+                f"'{config.cursor}': {exc}."
+            ) from None
     names = [config.rename.get(c, c) for c in columns]
     return TableSpec(
         source=source.name,
@@ -122,4 +143,5 @@ def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
         columns=columns,
         names=names,
         primary_key=[config.rename.get(k, k) for k in key],
+        lookback=lookback,
     )

@@ -41,7 +41,8 @@ class ReadRequest:
     columns: list[str]
     cursor: str | None = None
     cursor_from: Any = None
-    """Read only rows whose cursor is >= this value (inclusive, so that ties are never lost)."""
+    """Read only rows whose cursor is >= this value: inclusive, so that ties are never lost,
+    and as far before the last synced value as the table's lookback says."""
     streams: int = 1
     path: str | None = None
     files_done: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +66,10 @@ class Extract:
     files: dict[str, Any] | None = None
     """For file sources: every file loaded once this extract is committed."""
     rejects: list[RejectedRow] = field(default_factory=list)
+    pending_from: Any = None
+    """The least cursor value that a transaction open during the read may still commit,
+    where the source can tell (PostgreSQL, for time cursors): the sync's cursor stops
+    there, so that the next read takes such changes. None: the source cannot tell."""
     on_close: Callable[[], None] | None = None
 
     def close(self) -> None:

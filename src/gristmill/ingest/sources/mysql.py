@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from gristmill import config as gristmill_config
 from gristmill.config import SourceConfig
+from gristmill.dialects import dialect
 from gristmill.errors import (
     BackendError,
     ConfigError,
@@ -197,6 +198,11 @@ class MySQLSource(SqlSource):
         ]
         key = tuple(r[0] for r in columns if r[6] == "PRI")
         return SourceTable(table, pa.schema(fields), key)
+
+    def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
+        # The dialect's literal, exact where the driver's escaping is not: an instant in
+        # UTC (the session's zone), whatever zone it came in; a decimal with every digit.
+        return f"{self.quote(cursor)} >= {dialect('mysql').literal(value)}", []
 
     def stream(
         self, sql: str, params: Sequence[Any], schema: pa.Schema

@@ -5,20 +5,26 @@ that share one exported snapshot, so the streams together see one consistent sta
 of the table, and each scans only its own blocks. NUMERIC travels as text (far cheaper
 for the server to send than binary numeric) and becomes a decimal of the column's
 declared precision, or stays exact text when it has none (see README, Types).
+
+A read by a date or timestamp cursor first asks which transactions are open: a row a
+transaction writes with `now()` (a default, a trigger) carries the transaction's start
+time, and commits later, below cursor values the read is about to see. The sync's cursor
+then stops at the oldest open transaction's start (`Extract.pending_from`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from gristmill.config import SourceConfig
+from gristmill.dialects import dialect
 from gristmill.errors import BackendError, ConfigError, TypeMappingError
 from gristmill.ingest.sources.base import Extract, ReadRequest, SourceTable, SqlSource
 from gristmill.memory import return_large_buffers_to_the_system
@@ -45,6 +51,30 @@ _MULTIDIMENSIONAL = re.compile(r'"(\d+)-dimensional array in column (.*)"')
 """The error the read raises on purpose for an array of more than one dimension, which
 the driver would flatten (see `column_sql`)."""
 
+OPEN_TRANSACTIONS_SQL = (
+    # As microseconds since 1970: a time zone-aware value would cost its conversion to
+    # Python an import of pandas (a quarter of a second).
+    "SELECT (extract(epoch FROM since) * 1000000)::bigint,"
+    " (extract(epoch FROM since::timestamp) * 1000000)::bigint, hidden,"
+    " pg_is_in_recovery() FROM (SELECT"
+    " least(min(xact_start), clock_timestamp()) AS since,"
+    " count(*) FILTER (WHERE query = '<insufficient privilege>') AS hidden"
+    " FROM pg_stat_activity"
+    " WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND pid <> pg_backend_pid()"
+    " AND backend_type IS DISTINCT FROM 'autovacuum worker'"
+    " AND backend_type IS DISTINCT FROM 'walsender') AS open"
+)
+"""When the oldest transaction still open in this database began (or now, if none is), as
+an instant and in this session's time zone; how many sessions of other roles this role
+may not inspect (their start is hidden unless it holds pg_read_all_stats); and whether
+this is a standby, which cannot see the primary's transactions. Vacuum and replication
+senders write no table rows."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+logger = logging.getLogger(__name__)
+
 
 class PostgresSource(SqlSource):
     KIND = "postgres"
@@ -62,6 +92,7 @@ class PostgresSource(SqlSource):
         # Enums and composites then arrive opaque, which describe() turns into text.
         self._database = PostgresDatabase(self.url, f"Source '{name}'", builtin_types=True)
         self._conn = self._database.connect()
+        self._warned = False
 
     def _error(self, exc: DriverError) -> BackendError | TypeMappingError:
         if found := _MULTIDIMENSIONAL.search(exc.first_line):
@@ -175,7 +206,40 @@ class PostgresSource(SqlSource):
     def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
         # Inlined, not bound: with a parameter the server plans for any value and scans
         # the whole table; with the literal it uses the index on the cursor column.
-        return f"{self.quote(cursor)} >= {_literal(value)}", []
+        return f"{self.quote(cursor)} >= {dialect('postgres').literal(value)}", []
+
+    def pending_from(self, cursor_type: pa.DataType) -> Any:
+        """The least value of a cursor of `cursor_type` that a transaction open now may
+        still commit: the start of the oldest one, in the cursor's own terms. None for a
+        cursor that no clock sets (a sequence hands out values at insert, from per-session
+        caches: only a lookback covers those)."""
+        temporal = pa.types.is_timestamp(cursor_type) or pa.types.is_date(cursor_type)
+        if not temporal:
+            return None
+        since, local_since, hidden, standby = self._query(OPEN_TRANSACTIONS_SQL)[0]
+        if standby:
+            self._warn_once(
+                "it is a standby, which cannot see the transactions open on the primary."
+                " Set lookback on its incremental tables to cover the longest of them."
+            )
+            return None
+        if hidden:
+            self._warn_once(
+                f"{hidden} session(s) of other roles in this database cannot be inspected,"
+                " so a transaction they hold open is not waited for. Grant the role"
+                " pg_read_all_stats, or set lookback on the tables it syncs."
+            )
+        if pa.types.is_timestamp(cursor_type) and cursor_type.tz is not None:
+            return EPOCH + timedelta(microseconds=since)
+        # Without a time zone, `now()` is written in the writing session's zone: taken to
+        # be the server's, which this session has too.
+        local = EPOCH.replace(tzinfo=None) + timedelta(microseconds=local_since)
+        return local if pa.types.is_timestamp(cursor_type) else local.date()
+
+    def _warn_once(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("Source '%s': %s", self.name, why)
 
     def stream(
         self,
@@ -206,11 +270,21 @@ class PostgresSource(SqlSource):
 
     def extract(self, request: ReadRequest) -> Extract:
         schema = pa.schema([request.table.schema.field(c) for c in request.columns])
+        # Asked before the read's snapshot is taken: a transaction the read cannot see
+        # was open then, or began later.
+        pending = (
+            self.pending_from(request.table.schema.field(request.cursor).type)
+            if request.cursor
+            else None
+        )
         blocks = 0 if request.cursor_from is not None else self._blocks(request.table.name)
         streams = min(request.streams, max(1, blocks // MIN_BLOCKS_PER_STREAM))
         if streams == 1:
             sql, params = self.select_sql(request)
-            return Extract(streams=[self.stream(sql, params, schema, SERVER_PARALLEL_PLAN)])
+            return Extract(
+                streams=[self.stream(sql, params, schema, SERVER_PARALLEL_PLAN)],
+                pending_from=pending,
+            )
         # The exporting transaction must stay open until every stream has imported its
         # snapshot: the Extract closes it once the streams are done.
         exporter = self._database.connect()
@@ -229,7 +303,7 @@ class PostgresSource(SqlSource):
             sql, params = self.select_sql(request, [low + high])
             parts.append(self.stream(sql, params, schema, setup, own_connection=True))
 
-        return Extract(streams=parts, on_close=exporter.close)
+        return Extract(streams=parts, pending_from=pending, on_close=exporter.close)
 
     def _blocks(self, table: str) -> int:
         rows = self._query(
@@ -254,15 +328,3 @@ def _convert(column: pa.Array, f: pa.Field) -> pa.Array:
     if f.type == pa.uint32():
         column = to_type(column, f.type)  # an oid: the driver's int32, read unsigned
     return cast_exact(column, f.type, f.name)
-
-
-def _literal(value: Any) -> str:
-    """A typed SQL literal for a cursor value (which comes from gristmill's own state)."""
-    if isinstance(value, datetime):
-        kind = "timestamptz" if value.tzinfo else "timestamp"
-        return f"'{value.isoformat()}'::{kind}"
-    if isinstance(value, date):
-        return f"'{value.isoformat()}'::date"
-    if isinstance(value, bool | int | Decimal | float):
-        return f"{value}::numeric" if isinstance(value, Decimal) else str(value)
-    return "'" + str(value).replace("'", "''") + "'"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,17 @@ class SQLiteSource(SqlSource):
 
 def _to_sqlite(value: Any) -> Any:
     if isinstance(value, datetime):
-        # The shortest ISO form compares <= every longer spelling of the same instant.
-        text = value.replace(tzinfo=None).isoformat(sep=" ")
+        # The shortest ISO form compares <= every longer spelling of the same instant, which
+        # SQLite keeps in UTC.
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        text = value.isoformat(sep=" ")
         return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        # As text, which the column's numeric affinity reads as it reads its own values.
+        return f"{value:f}"
     return value
 
 
