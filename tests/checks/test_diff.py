@@ -209,7 +209,7 @@ def test_each_changed_value_is_named_with_its_column(pair: tuple[Project, Side, 
         11: ["uid"],
     }
     assert result.changed[0].columns["name"] == (None, "")
-    assert result.changed[1].columns["amount"] == ("13.00", "13.01")
+    assert result.changed[1].columns["amount"] == ("13.00", "13.010000000")  # each at its scale
     assert not result.missing_in_a and not result.missing_in_b
 
 
@@ -274,7 +274,7 @@ def test_keys_of_different_types_still_compare(pair: tuple[Project, Side, Side])
     result = diff_tables(project, a.name, b.name, "id")
 
     assert result.missing_in_b == [1]
-    assert [(c.key, c.columns) for c in result.changed] == [(500, {"v": ("500", "501")})]
+    assert [(c.key, c.columns) for c in result.changed] == [(500, {"v": (500, 501)})]
 
 
 def test_rows_moved_stay_small_on_a_big_table(
@@ -377,7 +377,9 @@ def test_mysql_source_against_duckdb(mysql_url: str, tmp_path: Path, unique_name
         db.close()
 
     assert result.missing_in_b == [1]
-    assert [(c.key, c.columns) for c in result.changed] == [(400, {"amount": ("100.00", "101.00")})]
+    assert [(c.key, c.columns) for c in result.changed] == [
+        (400, {"amount": ("100.00", "101.000000000")})  # each side's value at its own scale
+    ]
 
 
 def test_cli_lists_differences_and_exits_1(pg_url: str, tmp_path: Path, unique_name: str) -> None:
@@ -404,7 +406,7 @@ def test_cli_lists_differences_and_exits_1(pg_url: str, tmp_path: Path, unique_n
     assert differ.returncode == 1, differ.stderr
     out = json.loads(differ.stdout)
     assert out["missing_in_b"] == [3] and out["missing_in_a"] == []
-    assert out["changed"] == [{"key": 10, "columns": {"v": {"a": "20", "b": "-1"}}}]
+    assert out["changed"] == [{"key": 10, "columns": {"v": {"a": 20, "b": -1}}}]
 
     table = gristmill("raw.a", "raw.b", "--key", "id")
     assert table.returncode == 1

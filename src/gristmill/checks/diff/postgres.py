@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gristmill.checks.diff.base import (
-    CODE_MODULUS,
-    FLOAT_DIGITS,
-    REAL_DIGITS,
-    ColumnType,
-    DiffEndpoint,
-    Kind,
-)
+from gristmill.checks.diff.base import DiffEndpoint
+from gristmill.checks.diff.normalise import ColumnType, Kind
 from gristmill.errors import ConfigError
 from gristmill.postgres_adbc import DriverError, PostgresConnection
 
@@ -37,6 +31,10 @@ _KINDS: dict[str, Kind] = {
     "timestamp without time zone": "timestamp",
     "timestamp with time zone": "timestamptz",
     "uuid": "uuid",
+    "json": "json",
+    "jsonb": "json",
+    "ARRAY": "array",
+    "interval": "interval",
 }
 
 
@@ -54,12 +52,11 @@ EXACT_COUNT_BELOW = 100_000
 
 class PostgresEndpoint(DiffEndpoint):
     NAME = "PostgreSQL"
-    TEXT_TYPE = "TEXT"
-    TEXT_HASHES = ("hashtext", "md5")
-    HASHTEXT = "(hashtext({text})::bigint & 4294967295)"
-    MD5_32 = "('x' || substr({md5}, 1, 8))::bit(32)::bigint"
+    DIALECT = "postgres"
     SESSION: ClassVar[tuple[str, ...]] = (
+        # Dates and timestamps (in arrays, in text) print as ISO, with time zone in UTC.
         "SET DateStyle = 'ISO'",
+        "SET TimeZone = 'UTC'",
         "SET max_parallel_workers_per_gather = 2",
         # The planner cannot estimate the number of segments (it assumes one per row), so
         # left alone it sorts the table to group it. Segments are few: hash them, in
@@ -114,7 +111,7 @@ class PostgresEndpoint(DiffEndpoint):
                 data_type,
                 _KINDS.get(data_type, "other"),
                 scale=None if scale is None else int(scale),
-                digits=REAL_DIGITS if data_type == "real" else FLOAT_DIGITS,
+                single=data_type == "real",
                 nullable=nullable == "YES",
                 max_abs=_INTEGER_BOUNDS.get(data_type)
                 or (
@@ -143,47 +140,3 @@ class PostgresEndpoint(DiffEndpoint):
 
     def close(self) -> None:
         self._conn.close()
-
-    def ordered_text(self, expr: str) -> str:
-        return f'({expr}) COLLATE "C"'
-
-    def decimal_text(self, column: str, own: ColumnType, scale: int) -> str:
-        if own.kind == "integer" or own.scale == scale:
-            return f"{column}::text"
-        return f"round({column}, {scale})::text"
-
-    def float_text(self, column: str, digits: int) -> str:
-        x = f"{column}::float8"
-        pattern = "9." + "9" * (digits - 1) + "EEEE"
-        return (
-            f"CASE WHEN {x} = 'NaN'::float8 THEN 'NaN' WHEN {x} = 'Infinity'::float8"
-            f" THEN 'Infinity' WHEN {x} = '-Infinity'::float8 THEN '-Infinity'"
-            f" ELSE to_char({x}, '{pattern}') END"
-        )
-
-    def epoch_us(self, column: str, own: ColumnType) -> str:
-        return f"(extract(epoch from {column}) * 1000000)::bigint"
-
-    def decimal_code(self, column: str, scale: int, fits_bigint: bool) -> str:
-        if fits_bigint:
-            # The cast rounds as round() does, at a fraction of numeric arithmetic's cost.
-            return f"(({column} * {10**scale})::bigint % {CODE_MODULUS})"
-        return super().decimal_code(column, scale, fits_bigint)
-
-    def boolean_code(self, column: str) -> str:
-        return f"{column}::int"
-
-    def epoch_us_code(self, column: str, own: ColumnType) -> str:
-        # date_part's float8 seconds, rounded: exact to the microsecond for centuries
-        # around 1970 at a quarter of extract()'s numeric cost. A code one microsecond
-        # off only sends its segment to the exact, row-by-row comparison.
-        return f"round(date_part('epoch', {column}) * 1000000)::bigint"
-
-    def bytes_text(self, column: str) -> str:
-        return f"encode({column}, 'hex')"
-
-    def to_bigint(self, expr: str) -> str:
-        return f"({expr})::bigint"
-
-    def int_div(self, left: str, right: str) -> str:
-        return f"({left} / {right})"
