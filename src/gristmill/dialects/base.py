@@ -378,8 +378,9 @@ class Dialect:
         return self.hash_text(expr)
 
     def array_text(self, expr: str, data_type: str) -> str:
-        """The array `expr` (of this engine's type `data_type`) as PostgreSQL prints it:
-        {1,NULL,"a b"}, nested arrays in braces, elements quoted as array_out quotes them."""
+        """The array `expr` (of this engine's type `data_type`; PostgreSQL's udt_name, as
+        _int4) as PostgreSQL prints it: {1,NULL,"a b"}, nested arrays in braces, elements
+        quoted as array_out quotes them, reals widened to doubles."""
         raise NotImplementedError(f"{self.NAME} has no arrays")
 
     def interval_text(self, expr: str) -> str:

@@ -148,17 +148,21 @@ class DuckDBDialect(Dialect):
         """An array element as PostgreSQL's array_out prints it, before quoting."""
         if element == "BOOLEAN":
             return f"CASE WHEN {expr} THEN 't' ELSE 'f' END"
-        if element in ("DOUBLE", "FLOAT", "REAL"):
-            return self._pg_float_text(expr, 15 if element == "DOUBLE" else 6)
+        if element == "DOUBLE":
+            return self._pg_float_text(expr)
+        if element in ("FLOAT", "REAL"):
+            # Compared widened to double on both sides (PostgreSQL: real[] as float8[]):
+            # DuckDB does not print every FLOAT in its shortest digits, as PostgreSQL does.
+            return self._pg_float_text(f"CAST({expr} AS DOUBLE)")
         if element == "BLOB":
             return f"'\\x' || lower(hex({expr}))"
         return f"CAST({expr} AS VARCHAR)"
 
     @staticmethod
-    def _pg_float_text(expr: str, exponent_from: int) -> str:
-        """A float as PostgreSQL prints it: the shortest exact digits, as DuckDB has them,
-        but exponent notation from 10**`exponent_from` (15 for a double, 6 for a real),
-        no '.0' on whole numbers, NaN and Infinity by those names."""
+    def _pg_float_text(expr: str) -> str:
+        """A double as PostgreSQL prints it: the shortest exact digits, as DuckDB has them,
+        but exponent notation from 10**15, no '.0' on whole numbers, NaN and Infinity by
+        those names."""
         text = f"CAST({expr} AS VARCHAR)"
         digits = f"ltrim({text}, '-')"
         significant = f"rtrim(replace({digits}, '.', ''), '0')"
@@ -167,11 +171,30 @@ class DuckDBDialect(Dialect):
             f"left({significant}, 1) || CASE WHEN length({significant}) > 1"
             f" THEN '.' || substring({significant}, 2) ELSE '' END"
         )
+        # Above 2**53 the shortest digits may fall exactly halfway to the next double.
+        # DuckDB (as Python) takes them; PostgreSQL's Ryu rejects the tie and prints the
+        # shortest digits strictly closer to the value: the first correctly rounded
+        # longer form that is.
+        exact = f"CAST({expr} AS HUGEINT)"
+        spacing = f"CAST(nextafter(abs({expr}), 'inf'::DOUBLE) - abs({expr}) AS HUGEINT)"
+
+        def off(candidate: str) -> str:
+            """Twice the distance from the value to `candidate`'s digits."""
+            return f"2 * abs(TRY_CAST({candidate} AS DECIMAL(38,0)) - {exact})"
+
+        tie = f"abs({expr}) >= {2.0**53!r} AND abs({expr}) < 1e37 AND {off(text)} = {spacing}"
+        shortest = f"length(rtrim(replace(split_part({digits}, 'e', 1), '.', ''), '0'))"
+        candidates = {n: f"printf('%.{n - 1}e', {expr})" for n in range(2, 18)}
+        longer = " ".join(
+            f"WHEN {n} > {shortest} AND {off(candidate)} < {spacing} THEN {candidate}"
+            for n, candidate in candidates.items()
+        )
         return (
             f"CASE WHEN isnan({expr}) THEN 'NaN'"
             f" WHEN isinf({expr}) THEN CASE WHEN {expr} > 0 THEN 'Infinity' ELSE '-Infinity' END"
+            f" WHEN {tie} THEN CASE {longer} END"
             f" WHEN contains({text}, 'e') THEN {text}"
-            f" WHEN abs({expr}) >= 1e{exponent_from} THEN CASE WHEN {expr} < 0 THEN '-' ELSE '' END"
+            f" WHEN abs({expr}) >= 1e15 THEN CASE WHEN {expr} < 0 THEN '-' ELSE '' END"
             f" || {mantissa} || 'e+' || lpad(CAST({exponent} AS VARCHAR), 2, '0')"
             f" WHEN suffix({text}, '.0') THEN left({text}, length({text}) - 2)"
             f" ELSE {text} END"

@@ -135,4 +135,6 @@ class PostgresDialect(Dialect):
         return f"({expr})::jsonb::text"
 
     def array_text(self, expr: str, data_type: str) -> str:
+        if data_type == "_float4":  # compared widened, as DuckDB's FLOAT lists are
+            return f"({expr})::float8[]::text"
         return f"({expr})::text"

@@ -46,6 +46,31 @@ def _url(url: str | None, owner: str) -> str:
 
 _INTEGER_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
+
+def column_type(
+    name: str,
+    data_type: str,
+    udt_name: str,
+    scale: int | None,
+    precision: int | None,
+    nullable: bool,
+) -> ColumnType:
+    kind = _KINDS.get(data_type, "other")
+    bound = _INTEGER_BOUNDS.get(data_type)
+    if kind == "decimal" and precision is not None and scale is not None:
+        bound = 10 ** (int(precision) - int(scale))
+    return ColumnType(
+        name,
+        # An array's element type is in its udt_name (_int4, _float4, ...).
+        udt_name if kind == "array" else data_type,
+        kind,
+        scale=None if scale is None else int(scale),
+        single=data_type == "real",
+        nullable=nullable,
+        max_abs=bound,
+    )
+
+
 EXACT_COUNT_BELOW = 100_000
 """Tables the statistics say are smaller than this are counted; larger ones are estimated."""
 
@@ -100,27 +125,14 @@ class PostgresEndpoint(DiffEndpoint):
 
     def _describe(self) -> list[ColumnType]:
         rows = self._fetch(
-            "SELECT column_name, data_type, numeric_scale, numeric_precision, is_nullable"
-            " FROM information_schema.columns"
+            "SELECT column_name, data_type, udt_name, numeric_scale, numeric_precision,"
+            " is_nullable FROM information_schema.columns"
             f" WHERE table_schema = {self.literal(self.schema)}"
             f" AND table_name = {self.literal(self.table)} ORDER BY ordinal_position"
         )
         return [
-            ColumnType(
-                name,
-                data_type,
-                _KINDS.get(data_type, "other"),
-                scale=None if scale is None else int(scale),
-                single=data_type == "real",
-                nullable=nullable == "YES",
-                max_abs=_INTEGER_BOUNDS.get(data_type)
-                or (
-                    10 ** (int(precision) - int(scale))
-                    if data_type == "numeric" and precision is not None and scale is not None
-                    else None
-                ),
-            )
-            for name, data_type, scale, precision, nullable in rows
+            column_type(name, data_type, udt_name, scale, precision, nullable == "YES")
+            for name, data_type, udt_name, scale, precision, nullable in rows
         ]
 
     def _tables(self) -> list[str]:
