@@ -27,7 +27,13 @@ from hypothesis import strategies as st
 
 from gristmill.checks.diff.canonical_json import canonical
 from gristmill.dialects import Dialect, dialect
-from gristmill.dialects.base import CODE_MODULUS, FLOAT_NAN_CODE, INFINITE_DAYS, INFINITE_US
+from gristmill.dialects.base import (
+    CODE_MODULUS,
+    FLOAT_INFINITY_CODE,
+    FLOAT_NAN_CODE,
+    INFINITE_DAYS,
+    INFINITE_US,
+)
 from tests.conftest import MYSQL_URL, PG_URL, require_server
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -171,8 +177,14 @@ def float_code(x: float, shift: int) -> int:
         return FLOAT_NAN_CODE
     if x == 0:
         return 0
+    if math.isinf(x):
+        return FLOAT_INFINITY_CODE if x > 0 else -FLOAT_INFINITY_CODE
     bits: int = struct.unpack(">q", struct.pack(">d", abs(x)))[0]
-    return int(math.copysign(1, x)) * (1 + (bits >> shift))
+    if bits < 2**52:  # a subnormal: never rounded, and apart from the normals
+        magnitude = bits + (2**62 if shift else 0)
+    else:  # rounded to a multiple of 2**shift
+        magnitude = (bits + (2 ** (shift - 1) if shift else 0)) >> shift
+    return int(math.copysign(1, x)) * (1 + magnitude)
 
 
 HOSTILE_FLOATS = [

@@ -295,9 +295,12 @@ class Dialect:
         return self.cast(expr, self.DOUBLE_TYPE)
 
     def float_code(self, expr: str, shift: int) -> str:
-        """The float code of `expr`: 0 for zero (either sign), FLOAT_NAN_CODE for NaN, else
-        sign * (1 + (the bit pattern of |x| as a double) >> `shift`). Two doubles with one
-        code differ by less than 2**(shift - 52) of the larger (the float tolerance)."""
+        """The float code of `expr`: 0 for zero (either sign), FLOAT_NAN_CODE for NaN,
+        +-FLOAT_INFINITY_CODE for the infinities, else sign * (1 + m): m is the bit pattern
+        of |x| as a double, rounded to a multiple of 2**`shift` and shifted right by it (a
+        round number sits in the middle of its bucket). Two doubles with one code differ by
+        less than 2**(shift - 52) of the larger (the float tolerance). A subnormal (below
+        2**-1022) is never rounded: its m is its pattern plus float_subnormal_offset."""
         x = self.float_value(expr)
         ax = f"abs({x})"
         # floor(log2) may round up just below a power of two (and some engines compute
@@ -309,8 +312,12 @@ class Dialect:
             f" + CASE WHEN {ax} / 2 >= power(2.0, {e0}) THEN 1 ELSE 0 END"
         )
         unit = 2 ** (52 - shift)
-        mantissa = self.to_bigint(f"floor({ax} * power(2.0, -{e}) * {unit})")
-        subnormal = self.to_bigint(f"floor({ax} * power(2.0, 1022) * {unit})")
+        half = " + 0.5" if shift else ""  # exact: the product is below 2**52
+        mantissa = self.to_bigint(f"floor({ax} * power(2.0, -{e}) * {unit}{half})")
+        subnormal = (
+            f"{self.to_bigint(f'floor({ax} * power(2.0, 1022) * {2**52})')}"
+            f" + {float_subnormal_offset(shift)}"
+        )
         magnitude = (
             f"CASE WHEN {ax} < power(2.0, -1022) THEN {subnormal}"
             f" ELSE ({e} + 1022) * {unit} + {mantissa} END"
@@ -326,10 +333,9 @@ class Dialect:
     def float_special_codes(self, x: str, shift: int) -> str:
         """`float_code`'s WHEN branches for NaN and infinities (none where the engine has
         no such values)."""
-        infinite = 1 + (INFINITY_BITS >> shift)
         return (
             f" WHEN isnan({x}) THEN {FLOAT_NAN_CODE}"
-            f" WHEN isinf({x}) THEN {self.to_bigint(f'sign({x})')} * {infinite}"
+            f" WHEN isinf({x}) THEN {self.to_bigint(f'sign({x})')} * {FLOAT_INFINITY_CODE}"
         )
 
     def epoch_us(self, expr: str) -> str:
@@ -412,9 +418,22 @@ def decimal_shape(value: Decimal) -> tuple[int, int]:
 CODE_MODULUS = 4_294_967_291
 """The largest prime below 2**32: decimal codes are taken modulo it."""
 FLOAT_NAN_CODE = 2**63 - 1
-"""The float code of NaN: above the code of +infinity, whatever the shift."""
-INFINITY_BITS = 0x7FF << 52
-"""The bit pattern of +infinity as a double."""
+"""The float code of NaN."""
+FLOAT_INFINITY_CODE = 2**63 - 2
+"""The float code of +infinity (minus it: -infinity), above every finite value's."""
+
+
+def float_subnormal_offset(shift: int) -> int:
+    """Added to a subnormal's bit pattern in its float code: above every rounded and
+    shifted normal pattern (for a shift of 1 or more), so that the two never share a code."""
+    return 2**62 if shift else 0
+
+
+def float_rounding(shift: int) -> int:
+    """Added to a normal pattern before it is shifted: half the bucket, so that it rounds."""
+    return 2 ** (shift - 1) if shift else 0
+
+
 FLOAT_ABS_BITS = 2**63 - 1
 """Masks the sign bit off a double's bit pattern."""
 INFINITE_DAYS = 2**31 - 1

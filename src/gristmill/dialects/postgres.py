@@ -10,10 +10,13 @@ import pyarrow as pa
 from gristmill.dialects.base import (
     CODE_MODULUS,
     FLOAT_ABS_BITS,
+    FLOAT_INFINITY_CODE,
     FLOAT_NAN_CODE,
     INFINITE_DAYS,
     INFINITE_US,
     Dialect,
+    float_rounding,
+    float_subnormal_offset,
 )
 
 
@@ -93,10 +96,16 @@ class PostgresDialect(Dialect):
     def float_code(self, expr: str, shift: int) -> str:
         # The bit pattern itself: float8send's 8 bytes, big-endian, read as a bigint.
         x = f"({expr})::float8"
-        bits = f"('x' || encode(float8send({x}), 'hex'))::bit(64)::bigint"
+        bits = f"(('x' || encode(float8send({x}), 'hex'))::bit(64)::bigint & {FLOAT_ABS_BITS})"
+        magnitude = (
+            f"CASE WHEN {bits} < {2**52} THEN {bits} + {float_subnormal_offset(shift)}"
+            f" ELSE ({bits} + {float_rounding(shift)}) >> {shift} END"
+        )
         return (
             f"CASE WHEN {x} = 0 THEN 0 WHEN {x} = 'NaN'::float8 THEN {FLOAT_NAN_CODE}"
-            f" ELSE sign({x})::bigint * (1 + (({bits} & {FLOAT_ABS_BITS}) >> {shift})) END"
+            f" WHEN {x} = 'Infinity'::float8 THEN {FLOAT_INFINITY_CODE}"
+            f" WHEN {x} = '-Infinity'::float8 THEN -{FLOAT_INFINITY_CODE}"
+            f" ELSE sign({x})::bigint * (1 + {magnitude}) END"
         )
 
     def epoch_us(self, expr: str) -> str:

@@ -421,4 +421,6 @@ def _joined(parts: list[str], separator: str) -> list[str]:
 def _key(value: Any) -> Key | None:
     if value is None or isinstance(value, int | str):
         return value
+    if isinstance(value, bytes | bytearray):  # MySQL's byte-ordered text (utf8mb4)
+        return bytes(value).decode()
     return int(value)
