@@ -151,6 +151,15 @@ POSTGRES_TYPES = [
         ["'{0.1,1e+16,1e15,-0,1,NaN,-Infinity,5e-324}'"],
         "'{0.1,1e+16,1e15,0,1,NaN,-Infinity,5e-324}'",  # -0 and 0 are one value
     ),
+    _pg(
+        "timestamptz_array",
+        "timestamptz[]",
+        ["""'{"2024-10-27 02:30:00.5+01",NULL}'""", "'{}'"],
+        """'{"2024-10-27 02:30:00.5+00",NULL}'""",
+    ),
+    _pg(
+        "date_array", "date[]", ["'{2024-02-29,NULL,1970-01-01}'"], "'{2024-02-28,NULL,1970-01-01}'"
+    ),
     _pg("enum", "{schema}.mood", ["'sad'", "'happy'"], "'ok'"),
 ]
 """PostgreSQL: the enum type `mood` ('sad', 'ok', 'happy') is created in the test's schema."""

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from gristmill.checks.diff import diff, diff_tables
 from gristmill.checks.diff.duckdb import DuckDBEndpoint
-from gristmill.checks.diff.normalise import floats_equal
 from gristmill.config import WarehouseConfig
 from gristmill.errors import ConfigError
 from gristmill.project import Project
@@ -212,6 +211,8 @@ def test_float_tolerance_matches_a_brute_force_comparison(
 ) -> None:
     """Whatever the values, the diff reports exactly the rows a value-by-value comparison
     under the tolerance finds, near the tolerance's edge too."""
+    from gristmill.checks.diff.normalise import floats_equal
+
     rows_a, rows_b = [], []
     for i, (x, y, steps, near) in enumerate(pairs):
         if near and math.isfinite(x):  # just inside or outside the tolerance of x
@@ -290,3 +291,78 @@ def test_cli_float_tolerance_and_iso_values_under_another_time_zone(tmp_path: Pa
     refused = gristmill("--float-tolerance", "-1")
     assert refused.returncode != 0 and "float tolerance" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_time_zone_of_the_process_changes_nothing(
+    pg_url: str, tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import psycopg
+
+    from tests.helpers import run_ingest
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as db:
+            db.execute(f'CREATE SCHEMA "{unique_name}"')
+            db.execute(
+                f'CREATE TABLE "{unique_name}".t (id INT PRIMARY KEY, at TIMESTAMPTZ,'
+                " ats TIMESTAMPTZ[], naive TIMESTAMP, day DATE)"
+            )
+            db.execute(
+                f'INSERT INTO "{unique_name}".t SELECT g,'
+                " TIMESTAMPTZ '2024-03-31 01:30:00+02' + g * INTERVAL '1 hour',"
+                " ARRAY[TIMESTAMPTZ '2024-10-27 02:30:00+01', NULL],"
+                " TIMESTAMP '2024-03-31 02:30:00' + g * INTERVAL '1 hour', DATE '2024-03-31' + g"
+                " FROM generate_series(1, 50) g"
+            )
+        sources = {"app": {"type": "postgres", "url": pg_url, "schema": unique_name}}
+        write_project(
+            tmp_path, sources, warehouse={"type": "duckdb", "path": str(tmp_path / "w.duckdb")}
+        )
+        assert run_ingest(tmp_path).ok
+        with Project.load(tmp_path) as project:
+            clean = diff_tables(project, "app.t", "t", "id")
+            with psycopg.connect(pg_url, autocommit=True) as db:
+                db.execute(
+                    f"UPDATE \"{unique_name}\".t SET at = at + INTERVAL '1 microsecond' WHERE id = 2"
+                )
+            changed = diff_tables(project, "app.t", "t", "id")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+        with psycopg.connect(pg_url, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
+
+    assert clean.equal, clean.to_dict()
+    assert [(c.key, c.columns) for c in changed.changed] == [
+        (2, {"at": ("2024-03-31T01:30:00.000001+00:00", "2024-03-31T01:30:00+00:00")})
+    ]
+
+
+def test_infinite_dates_and_timestamps(pair: tuple[Project, Side, Side]) -> None:
+    project, a, b = pair
+    rows = [
+        ("infinity", "infinity", "infinity"),
+        ("-infinity", "-infinity", "-infinity"),
+        ("2024-01-01", "2024-01-01", "2024-01-01 00:00:00+00"),
+    ]
+    for side, day in ((a, "2024-01-01"), (b, "infinity")):
+        side.create_table({"k": "TIMESTAMP", "d": "DATE", "tz": "TIMESTAMPTZ"}, ["k"])
+        values = [(k, d if k != "2024-01-01" else day, tz) for k, d, tz in rows]
+        side.execute(
+            f"INSERT INTO {side.ref} VALUES "
+            + ", ".join(
+                f"(CAST('{k}' AS TIMESTAMP), CAST('{d}' AS DATE), CAST('{tz}' AS TIMESTAMPTZ))"
+                for k, d, tz in values
+            )
+        )
+
+    result = diff_tables(project, a.name, b.name, "k")
+
+    assert not result.missing_in_a and not result.missing_in_b
+    assert [(c.key, c.columns) for c in result.changed] == [
+        ("2024-01-01T00:00:00", {"d": ("2024-01-01", "infinity")})
+    ]

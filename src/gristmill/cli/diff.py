@@ -42,8 +42,9 @@ def diff(
 
     Exits with 1 when the tables differ, 0 when they are equal. Checksums of key ranges
     are computed inside each database; only ranges that disagree are compared row by row.
-    Values are compared normalised (the same value compares equal in PostgreSQL, MySQL and
-    DuckDB) and shown as you would write them: timestamps in ISO 8601, bytes as \\x hex.
+
+    Values are compared normalised (the same value is equal in PostgreSQL, MySQL and
+    DuckDB) and shown as you would write them: timestamps in ISO 8601, bytes as hex.
     """
     from gristmill.checks.diff import diff_tables
     from gristmill.cli.output import console

@@ -77,6 +77,8 @@ class DuckDBEndpoint(DiffEndpoint):
 
         super().__init__(label, schema, table)
         self._cursor = warehouse.cursor()
+        # Timestamps with time zone print in UTC (in arrays), whatever the process's TZ.
+        self._cursor.execute("SET TimeZone = 'UTC'")
         self._error = duckdb.Error
         _register_functions(self._cursor)
         self._hashed: dict[str, str] = {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from gristmill.dialects.base import INFINITE_US
 from gristmill.errors import ConfigError
 
 Kind = Literal[
@@ -201,6 +202,8 @@ def _timestamp_text(text: str, with_zone: bool) -> str:
     if text.lstrip("-") == "infinity":
         return text
     micros = int(text)
+    if abs(micros) == INFINITE_US:  # a key: +-infinity clamped (see Dialect.epoch_us)
+        return "infinity" if micros > 0 else "-infinity"
     try:
         moment = EPOCH + timedelta(microseconds=micros)
     except OverflowError:  # beyond year 9999: Python's datetime cannot say it
