@@ -366,3 +366,19 @@ def test_infinite_dates_and_timestamps(pair: tuple[Project, Side, Side]) -> None
     assert [(c.key, c.columns) for c in result.changed] == [
         ("2024-01-01T00:00:00", {"d": ("2024-01-01", "infinity")})
     ]
+
+
+def test_numeric_nan(pair: tuple[Project, Side, Side]) -> None:
+    project, a, b = pair
+    if a.dialect != "postgres" or b.dialect != "postgres":
+        pytest.skip("only PostgreSQL's numeric holds NaN")
+    for side in (a, b):
+        side.create({"n": "NUMERIC(12,2)", "wide": "NUMERIC(30,2)"})
+    a.insert([(1, Decimal("NaN"), Decimal("NaN")), (2, Decimal(1), Decimal(1))])
+    b.insert([(1, Decimal("NaN"), Decimal("NaN")), (2, Decimal("NaN"), Decimal(2))])
+
+    result = diff_tables(project, a.name, b.name, "id")
+
+    assert [(c.key, c.columns) for c in result.changed] == [
+        (2, {"n": ("1.00", "NaN"), "wide": ("1.00", "2.00")})
+    ]

@@ -79,9 +79,6 @@ class PostgresDialect(Dialect):
     def to_bigint(self, expr: str) -> str:
         return f"({expr})::bigint"
 
-    def trim_decimal_text(self, text: str) -> str:
-        raise AssertionError("PostgreSQL trims numerics with trim_scale")
-
     def decimal_text(self, expr: str, own_scale: int, scale: int | None) -> str:
         if scale is None:
             return f"trim_scale({expr})::text"
@@ -90,8 +87,11 @@ class PostgresDialect(Dialect):
     def decimal_code(self, expr: str, own_scale: int, scale: int, fits_bigint: bool) -> str:
         if fits_bigint:
             # bigint arithmetic costs a fraction of numeric's.
-            return f"(({expr} * {10**scale})::bigint % {CODE_MODULUS})"
-        return f"((({expr} * {10**scale}) % {CODE_MODULUS})::bigint)"
+            code = f"(({expr} * {10**scale})::bigint % {CODE_MODULUS})"
+        else:
+            code = f"((({expr} * {10**scale}) % {CODE_MODULUS})::bigint)"
+        # A numeric may be NaN (no other engine's decimal can): the modulus, no residue.
+        return f"CASE WHEN ({expr})::numeric = 'NaN' THEN {CODE_MODULUS} ELSE {code} END"
 
     def float_code(self, expr: str, shift: int) -> str:
         # The bit pattern itself: float8send's 8 bytes, big-endian, read as a bigint.

@@ -14,10 +14,10 @@ decimal_text own=2 scale=2: (x)::text
 decimal_text own=2 scale=9: ((x)::text || '0000000')
 decimal_text own=0 scale=3: ((x)::text || '.000')
 decimal_text own=9 scale=None: trim_scale(x)::text
-decimal_code own=2 scale=2 fits=True: ((x * 100)::bigint % 4294967291)
-decimal_code own=2 scale=9 fits=False: (((x * 1000000000) % 4294967291)::bigint)
-decimal_code own=0 scale=3 fits=False: (((x * 1000) % 4294967291)::bigint)
-decimal_code own=20 scale=25 fits=False: (((x * 10000000000000000000000000) % 4294967291)::bigint)
+decimal_code own=2 scale=2 fits=True: CASE WHEN (x)::numeric = 'NaN' THEN 4294967291 ELSE ((x * 100)::bigint % 4294967291) END
+decimal_code own=2 scale=9 fits=False: CASE WHEN (x)::numeric = 'NaN' THEN 4294967291 ELSE (((x * 1000000000) % 4294967291)::bigint) END
+decimal_code own=0 scale=3 fits=False: CASE WHEN (x)::numeric = 'NaN' THEN 4294967291 ELSE (((x * 1000) % 4294967291)::bigint) END
+decimal_code own=20 scale=25 fits=False: CASE WHEN (x)::numeric = 'NaN' THEN 4294967291 ELSE (((x * 10000000000000000000000000) % 4294967291)::bigint) END
 float_value: CAST(x AS DOUBLE PRECISION)
 float_code shift=0: CASE WHEN (x)::float8 = 0 THEN 0 WHEN (x)::float8 = 'NaN'::float8 THEN 9223372036854775807 WHEN (x)::float8 = 'Infinity'::float8 THEN 9223372036854775806 WHEN (x)::float8 = '-Infinity'::float8 THEN -9223372036854775806 ELSE sign((x)::float8)::bigint * (1 + CASE WHEN (('x' || encode(float8send((x)::float8), 'hex'))::bit(64)::bigint & 9223372036854775807) < 4503599627370496 THEN (('x' || encode(float8send((x)::float8), 'hex'))::bit(64)::bigint & 9223372036854775807) + 0 ELSE ((('x' || encode(float8send((x)::float8), 'hex'))::bit(64)::bigint & 9223372036854775807) + 0) >> 0 END) END
 float_code shift=2: CASE WHEN (x)::float8 = 0 THEN 0 WHEN (x)::float8 = 'NaN'::float8 THEN 9223372036854775807 WHEN (x)::float8 = 'Infinity'::float8 THEN 9223372036854775806 WHEN (x)::float8 = '-Infinity'::float8 THEN -9223372036854775806 ELSE sign((x)::float8)::bigint * (1 + CASE WHEN (('x' || encode(float8send((x)::float8), 'hex'))::bit(64)::bigint & 9223372036854775807) < 4503599627370496 THEN (('x' || encode(float8send((x)::float8), 'hex'))::bit(64)::bigint & 9223372036854775807) + 4611686018427387904 ELSE ((('x' || encode(float8send((x)::float8), 'hex'))::bit(64)::bigint & 9223372036854775807) + 2) >> 2 END) END
