@@ -382,3 +382,25 @@ def test_numeric_nan(pair: tuple[Project, Side, Side]) -> None:
     assert [(c.key, c.columns) for c in result.changed] == [
         (2, {"n": ("1.00", "NaN"), "wide": ("1.00", "2.00")})
     ]
+
+
+def test_decimal_arrays_of_different_scales(pair: tuple[Project, Side, Side]) -> None:
+    """numeric(6,2)[] against numeric[] (DuckDB: DECIMAL(38,9)[]): 1.50 is 1.500000000."""
+    project, a, b = pair
+    types = {
+        "postgres": ("NUMERIC(6,2)[]", "NUMERIC[]"),
+        "duckdb": ("DECIMAL(6,2)[]", "DECIMAL(38,9)[]"),
+    }
+    for side, index, last in ((a, 0, "2.00"), (b, 1, "2.010")):
+        array = types[side.dialect][index]
+        side.create_table({"id": "INTEGER", "ns": array}, ["id"])
+        rows = [(1, ["1.50", "NULL"]), (2, []), (3, [last])]
+        if side.dialect == "postgres":
+            values = [f"({i}, CAST('{{{','.join(v)}}}' AS {array}))" for i, v in rows]
+        else:
+            values = [f"({i}, CAST([{', '.join(v)}] AS {array}))" for i, v in rows]
+        side.execute(f"INSERT INTO {side.ref} VALUES {', '.join(values)}")
+
+    result = diff_tables(project, a.name, b.name, "id")
+
+    assert [(c.key, list(c.columns)) for c in result.changed] == [(3, ["ns"])]

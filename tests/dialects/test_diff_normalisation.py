@@ -488,3 +488,23 @@ def test_canonical_json_is_jsonb_text(
     assert canonical(text) == expected
     duck = dialect("duckdb")
     assert duckdb_run([duck.json_text(duck.string_literal(text))]) == [expected]
+
+
+def test_decimal_arrays_of_different_scales_compare_trimmed(
+    duckdb_run: Run, postgres_run: Run
+) -> None:
+    duck, pg = dialect("duckdb"), dialect("postgres")
+    written = "{{1.50,-0.10,NULL},{100,0.00,10.010}}"
+    expected = "{{1.5,-0.1,NULL},{100,0,10.01}}"
+    got = postgres_run(
+        [
+            pg.array_text(f"'{written}'::numeric(8,3)[]", "_numeric", trim_decimals=True),
+            pg.array_text("'{1.000,NaN}'::numeric[]", "_numeric", trim_decimals=True),
+            pg.array_text("'{1.50}'::numeric(6,2)[]", "_numeric"),
+        ]
+    )
+    assert got == [expected, "{1,NaN}", "{1.50}"]
+    listed = "[[1.5, -0.1, NULL], [100, 0, 10.01]]::DECIMAL(38,9)[][]"
+    assert duckdb_run([duck.array_text(listed, "DECIMAL(38,9)[][]", trim_decimals=True)]) == [
+        expected
+    ]

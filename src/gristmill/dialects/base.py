@@ -383,10 +383,11 @@ class Dialect:
         """The JSON `expr` as text: canonical where CANONICAL_JSON, else as stored."""
         return self.hash_text(expr)
 
-    def array_text(self, expr: str, data_type: str) -> str:
+    def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         """The array `expr` (of this engine's type `data_type`; PostgreSQL's udt_name, as
         _int4) as PostgreSQL prints it: {1,NULL,"a b"}, nested arrays in braces, elements
-        quoted as array_out quotes them, reals widened to doubles."""
+        quoted as array_out quotes them, reals widened to doubles; with `trim_decimals`,
+        decimal elements without trailing zeros after the point (nor a bare point)."""
         raise NotImplementedError(f"{self.NAME} has no arrays")
 
     def interval_text(self, expr: str) -> str:

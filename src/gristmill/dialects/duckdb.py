@@ -125,27 +125,29 @@ class DuckDBDialect(Dialect):
     def json_text(self, expr: str) -> str:
         return f"{self.JSONB_TEXT_FUNCTION}(CAST({expr} AS VARCHAR))"
 
-    def array_text(self, expr: str, data_type: str) -> str:
+    def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         element = data_type.upper()
         depth = 0
         while element.endswith("[]"):
             element, depth = element[:-2], depth + 1
         if not depth:
             raise BackendError(f"DuckDB type {data_type} is no list.")
-        return self._array_text(expr, element, depth)
+        return self._array_text(expr, element, depth, trim_decimals)
 
-    def _array_text(self, expr: str, element: str, depth: int) -> str:
+    def _array_text(self, expr: str, element: str, depth: int, trim_decimals: bool) -> str:
         item = f"e{depth}"
         inner = (
-            self._array_text(item, element, depth - 1)
+            self._array_text(item, element, depth - 1, trim_decimals)
             if depth > 1
-            else _array_quoted(self._array_element_text(item, element))
+            else _array_quoted(self._array_element_text(item, element, trim_decimals))
         )
         listed = f"list_transform({expr}, lambda {item}: CASE WHEN {item} IS NULL THEN 'NULL' ELSE {inner} END)"
         return f"('{{' || array_to_string({listed}, ',') || '}}')"
 
-    def _array_element_text(self, expr: str, element: str) -> str:
+    def _array_element_text(self, expr: str, element: str, trim_decimals: bool) -> str:
         """An array element as PostgreSQL's array_out prints it, before quoting."""
+        if trim_decimals and element.startswith("DECIMAL"):
+            return self.trim_decimal_text(f"CAST({expr} AS VARCHAR)")
         if element == "BOOLEAN":
             return f"CASE WHEN {expr} THEN 't' ELSE 'f' END"
         if element == "DOUBLE":

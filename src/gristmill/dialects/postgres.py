@@ -143,7 +143,13 @@ class PostgresDialect(Dialect):
     def json_text(self, expr: str) -> str:
         return f"({expr})::jsonb::text"
 
-    def array_text(self, expr: str, data_type: str) -> str:
+    def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         if data_type == "_float4":  # compared widened, as DuckDB's FLOAT lists are
             return f"({expr})::float8[]::text"
-        return f"({expr})::text"
+        text = f"({expr})::text"
+        if trim_decimals:
+            # Numbers are never quoted in array_out's text: trim them there, whatever
+            # the array's dimensions (unnest would flatten them).
+            text = f"regexp_replace({text}, '(\\.[0-9]*?)0+([,}}])', '\\1\\2', 'g')"
+            text = f"regexp_replace({text}, '\\.([,}}])', '\\1', 'g')"
+        return text

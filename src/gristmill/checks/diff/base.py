@@ -227,7 +227,7 @@ class DiffEndpoint(ABC):
         if kind == "json":
             return d.json_text(name) if norm.canonical_json else d.hash_text(name)
         if kind == "array":
-            return d.array_text(name, own.data_type)
+            return d.array_text(name, own.data_type, norm.trim_decimals)
         if kind == "interval":
             return d.interval_text(name)
         if kind == "text" and own.data_type.lower() in ("text", "varchar"):

@@ -63,7 +63,8 @@ def column_type(name: str, data_type: str, nullable: bool = True) -> ColumnType:
             max_abs=10 ** (precision - scale),
         )
     if upper.endswith("[]"):
-        return ColumnType(name, data_type, "array", nullable=nullable)
+        element = column_type(name, upper.removesuffix("[]"))
+        return ColumnType(name, data_type, "array", nullable=nullable, element=element.kind)
     kind = _KINDS.get(upper, "other")
     return ColumnType(name, data_type, kind, single=upper in ("FLOAT", "REAL"), nullable=nullable)
 

@@ -54,6 +54,8 @@ class ColumnType:
     """decimal: digits after the point; None when unconstrained."""
     single: bool = False
     """float: a single-precision (32-bit) float."""
+    element: Kind | None = None
+    """array: the kind of its elements."""
     nullable: bool = True
     max_abs: int | None = None
     """integer and decimal: a bound on the absolute value (None: unknown). It tells when
@@ -78,6 +80,9 @@ class Normalise:
     tolerance: float = DEFAULT_FLOAT_TOLERANCE
     canonical_json: bool = True
     """json: both sides render PostgreSQL's jsonb text (else: the text as stored)."""
+    trim_decimals: bool = False
+    """array: both sides hold decimals, compared without trailing zeros (1.50 = 1.5000),
+    as their scales may differ."""
 
     @classmethod
     def common(
@@ -103,6 +108,8 @@ class Normalise:
             return cls("uuid")
         if kinds == {"json"}:
             return cls("json", canonical_json=canonical_json)
+        if kinds == {"array"}:
+            return cls("array", trim_decimals=a.element == b.element == "decimal")
         if len(kinds) == 1:
             return cls(a.kind)
         return cls("other")

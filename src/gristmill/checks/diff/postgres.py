@@ -44,6 +44,18 @@ def _url(url: str | None, owner: str) -> str:
     return url
 
 
+_ELEMENT_KINDS: dict[str, Kind] = {
+    "_int2": "integer",
+    "_int4": "integer",
+    "_int8": "integer",
+    "_numeric": "decimal",
+    "_float4": "float",
+    "_float8": "float",
+    "_text": "text",
+    "_varchar": "text",
+}
+"""Array types (udt_name) and the kind of their elements."""
+
 _INTEGER_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
@@ -64,6 +76,7 @@ def column_type(
         # An array's element type is in its udt_name (_int4, _float4, ...).
         udt_name if kind == "array" else data_type,
         kind,
+        element=_ELEMENT_KINDS.get(udt_name, "other") if kind == "array" else None,
         scale=None if scale is None else int(scale),
         single=data_type == "real",
         nullable=nullable,
