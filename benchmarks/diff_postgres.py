@@ -41,9 +41,9 @@ NOTE = [
     "PostgreSQL 15 ~3 µs a row (22 s for this diff). Later levels are index range scans",
     "and the row fetch moves a few thousand rows.",
     "",
-    "The COPY row gives the machine's speed in the run: the same COPY of the 10M-row",
-    "`bench_tx` took 3.97 s on 2026-11-25 (see the ingest section), so this run's machine",
-    "was about twice as slow; the diff and its reference ran in the same run.",
+    "The COPY row gives the machine's speed in the run (the same COPY of the 10M-row",
+    "`bench_tx` took 3.97 s on 2026-11-25, see the ingest section); the diff and its",
+    "reference ran in the same run.",
 ]
 
 
@@ -135,7 +135,7 @@ def update_readme(rows: int, lines: list[str]) -> None:
         text = text.rstrip("\n") + "\n\n" + body
     else:
         end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[end + 1 :] if end != -1 else "")
+        text = text[:start] + body + ("\n" + text[end + 1 :] if end != -1 else "")
     README.write_text(text)
 
 

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -22,10 +22,8 @@ import pytest
 from gristmill.checks.diff import diff_tables
 from gristmill.errors import NotFoundError
 from gristmill.project import Project
-from tests.conftest import PG_URL, require_server
+from tests.checks.conftest import Side
 from tests.helpers import write_project
-
-PAIRS = ["pg-duckdb", "duckdb-duckdb", "pg-pg"]
 
 # name: (type on side A, type on side B) per dialect; B's decimal is wider, as ingest makes it.
 COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
@@ -68,94 +66,6 @@ def typed_row(i: int) -> tuple[Any, ...]:
         [1 / 3, 0.1, -1e-5, None][i % 4],
         uuid.UUID(int=i * 7919),
     )
-
-
-class Side:
-    """One table's database: creates tables and changes rows in it."""
-
-    def __init__(self, dialect: str, name: str, project: Project | None, schema: str) -> None:
-        self.dialect = dialect
-        self.name = name  # how diff names the table, e.g. app.t_x or raw.t_x
-        self.project = project
-        self.schema = schema
-        self.table = name.rsplit(".", 1)[-1]
-
-    @property
-    def ref(self) -> str:
-        return f'"{self.schema}"."{self.table}"'
-
-    def execute(self, sql: str) -> None:
-        if self.dialect == "postgres":
-            import psycopg
-
-            with psycopg.connect(PG_URL, autocommit=True) as db:
-                db.execute(sql)
-        else:
-            assert self.project is not None
-            self.project.warehouse.execute(sql)
-
-    def create(self, columns: dict[str, str], key_type: str = "BIGINT") -> None:
-        self.columns = ["id", *columns]
-        body = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-        self.execute(f'CREATE TABLE {self.ref} ("id" {key_type} PRIMARY KEY, {body})')
-
-    def insert(self, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        if self.dialect == "postgres":
-            import psycopg
-
-            marks = ", ".join("%s" for _ in rows[0])
-            with psycopg.connect(PG_URL, autocommit=True) as db, db.cursor() as cursor:
-                cursor.executemany(f"INSERT INTO {self.ref} VALUES ({marks})", rows)
-            return
-        import pyarrow as pa
-
-        assert self.project is not None
-        values = [
-            [str(v) if isinstance(v, uuid.UUID) else v for v in col]
-            for col in zip(*rows, strict=True)
-        ]
-        table = pa.table([pa.array(v) for v in values], names=self.columns)
-        self.project.warehouse.append(self.schema, self.table, table.to_batches())
-
-
-@pytest.fixture(params=PAIRS)
-def pair(request: Any, tmp_path: Path, unique_name: str) -> Iterator[tuple[Project, Side, Side]]:
-    kind = request.param
-    needs_pg = "pg" in kind
-    if needs_pg:
-        require_server("PostgreSQL", "127.0.0.1", 5432)
-        import psycopg
-
-        with psycopg.connect(PG_URL, autocommit=True) as db:
-            db.execute(f'CREATE SCHEMA "{unique_name}"')
-    sources = {"app": {"type": "postgres", "url": PG_URL, "schema": unique_name}}
-    warehouse: dict[str, Any] = {"type": "duckdb", "path": str(tmp_path / "wh.duckdb")}
-    if kind == "pg-pg":
-        warehouse = {"type": "postgres", "url": PG_URL, "raw_schema": unique_name}
-    write_project(tmp_path, sources, warehouse=warehouse)
-    project = Project.load(tmp_path)
-    if kind == "pg-duckdb":
-        project.warehouse.ensure_schema("raw")
-        a = Side("postgres", f"app.{unique_name}_a", None, unique_name)
-        b = Side("duckdb", f"raw.{unique_name}_b", project, "raw")
-    elif kind == "duckdb-duckdb":
-        project.warehouse.ensure_schema("raw")
-        a = Side("duckdb", f"raw.{unique_name}_a", project, "raw")
-        b = Side("duckdb", f"{unique_name}_b", project, "raw")  # the raw schema by default
-    else:
-        a = Side("postgres", f"app.{unique_name}_a", None, unique_name)
-        b = Side("postgres", f"{unique_name}_b", None, unique_name)
-    try:
-        yield project, a, b
-    finally:
-        project.close()
-        if needs_pg:
-            import psycopg
-
-            with psycopg.connect(PG_URL, autocommit=True) as db:
-                db.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
 
 
 def make(side: Side, index: int, rows: Sequence[Sequence[Any]]) -> None:
@@ -209,7 +119,7 @@ def test_each_changed_value_is_named_with_its_column(pair: tuple[Project, Side, 
         11: ["uid"],
     }
     assert result.changed[0].columns["name"] == (None, "")
-    assert result.changed[1].columns["amount"] == ("13.00", "13.01")
+    assert result.changed[1].columns["amount"] == ("13.00", "13.010000000")  # each at its scale
     assert not result.missing_in_a and not result.missing_in_b
 
 
@@ -274,7 +184,7 @@ def test_keys_of_different_types_still_compare(pair: tuple[Project, Side, Side])
     result = diff_tables(project, a.name, b.name, "id")
 
     assert result.missing_in_b == [1]
-    assert [(c.key, c.columns) for c in result.changed] == [(500, {"v": ("500", "501")})]
+    assert [(c.key, c.columns) for c in result.changed] == [(500, {"v": (500, 501)})]
 
 
 def test_rows_moved_stay_small_on_a_big_table(
@@ -377,7 +287,9 @@ def test_mysql_source_against_duckdb(mysql_url: str, tmp_path: Path, unique_name
         db.close()
 
     assert result.missing_in_b == [1]
-    assert [(c.key, c.columns) for c in result.changed] == [(400, {"amount": ("100.00", "101.00")})]
+    assert [(c.key, c.columns) for c in result.changed] == [
+        (400, {"amount": ("100.00", "101.000000000")})  # each side's value at its own scale
+    ]
 
 
 def test_cli_lists_differences_and_exits_1(pg_url: str, tmp_path: Path, unique_name: str) -> None:
@@ -404,7 +316,7 @@ def test_cli_lists_differences_and_exits_1(pg_url: str, tmp_path: Path, unique_n
     assert differ.returncode == 1, differ.stderr
     out = json.loads(differ.stdout)
     assert out["missing_in_b"] == [3] and out["missing_in_a"] == []
-    assert out["changed"] == [{"key": 10, "columns": {"v": {"a": "20", "b": "-1"}}}]
+    assert out["changed"] == [{"key": 10, "columns": {"v": {"a": 20, "b": -1}}}]
 
     table = gristmill("raw.a", "raw.b", "--key", "id")
     assert table.returncode == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,9 +19,20 @@ def register(app: typer.Typer) -> None:
 def diff(
     a: str = typer.Argument(..., help="Table A: SOURCE.TABLE, or a warehouse [schema.]table."),
     b: str = typer.Argument(..., help="Table B, named the same way."),
-    key: str = typer.Option(..., "--key", "-k", help="The unique key column both tables share."),
+    key: str = typer.Option(
+        ...,
+        "--key",
+        "-k",
+        help="The unique key both tables share: a column, or columns comma-separated (id,line).",
+    ),
     columns: str | None = typer.Option(
         None, "--columns", "-c", help="Columns to compare, comma-separated (default: all shared)."
+    ),
+    float_tolerance: float = typer.Option(
+        0.0,
+        "--float-tolerance",
+        help="Floats differing by at most this share of the larger value are equal"
+        " (default 0: exactly equal; e.g. 1e-9).",
     ),
     limit: int = typer.Option(20, "--limit", help="Rows listed per kind of difference."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -31,18 +42,22 @@ def diff(
 
     Exits with 1 when the tables differ, 0 when they are equal. Checksums of key ranges
     are computed inside each database; only ranges that disagree are compared row by row.
+
+    Values are compared normalised (the same value is equal in PostgreSQL, MySQL and
+    DuckDB) and shown as you would write them: timestamps in ISO 8601, bytes as hex.
     """
     from gristmill.checks.diff import diff_tables
     from gristmill.cli.output import console
     from gristmill.project import Project
 
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    keys = [k.strip() for k in key.split(",")]
     with Project.load(project_dir) as project:
         if json_output:
-            result = diff_tables(project, a, b, key, names)
+            result = diff_tables(project, a, b, keys, names, float_tolerance)
         else:
             with console.status(f"diff {a} ↔ {b} on {key} ..."):
-                result = diff_tables(project, a, b, key, names)
+                result = diff_tables(project, a, b, keys, names, float_tolerance)
     if json_output:
         print(json.dumps(result.to_dict(), default=str, indent=2))
     else:
@@ -60,7 +75,7 @@ def print_result(result: DiffResult, limit: int) -> None:
     verdict = "[green]equal[/]" if result.equal else f"[red]{result.differences:,} differences[/]"
     console.print(
         f"[bold]{result.a}[/] ({result.rows_a:,} rows) ↔ [bold]{result.b}[/]"
-        f" ({result.rows_b:,} rows) on {result.key}: {verdict}",
+        f" ({result.rows_b:,} rows) on {result.key_label}: {verdict}",
         highlight=False,
     )
     for title, keys in (
@@ -70,22 +85,25 @@ def print_result(result: DiffResult, limit: int) -> None:
         if keys:
             console.print(f"[bold]{escape(title)}[/]")
             table = Table()
-            table.add_column(result.key)
+            for column in result.key:
+                table.add_column(column)
             for k in keys[:limit]:
-                table.add_row(str(k))
+                table.add_row(*_key_cells(result, k))
             if len(keys) > limit:
-                table.add_row(f"… {len(keys) - limit:,} more")
+                table.add_row(f"… {len(keys) - limit:,} more", *[""] * (len(result.key) - 1))
             console.print(table)
     if result.changed:
         console.print(f"[bold]changed rows ({len(result.changed):,})[/]")
         table = Table()
-        for column in (result.key, "column", result.a, result.b):
+        for column in (*result.key, "column", result.a, result.b):
             table.add_column(column)
+        blank = [""] * len(result.key)
         for row in result.changed[:limit]:
             for i, (column, (va, vb)) in enumerate(row.columns.items()):
-                table.add_row(str(row.key) if i == 0 else "", column, _cell(va), _cell(vb))
+                cells = _key_cells(result, row.key) if i == 0 else blank
+                table.add_row(*cells, column, _cell(va), _cell(vb))
         if len(result.changed) > limit:
-            table.add_row(f"… {len(result.changed) - limit:,} more", "", "", "")
+            table.add_row(f"… {len(result.changed) - limit:,} more", *blank[1:], "", "", "")
         console.print(table)
     if result.only_in_a or result.only_in_b:
         console.print(
@@ -99,7 +117,12 @@ def print_result(result: DiffResult, limit: int) -> None:
     )
 
 
-def _cell(value: str | None) -> str:
+def _key_cells(result: DiffResult, key: Any) -> list[str]:
+    parts = key if len(result.key) > 1 else (key,)
+    return [_cell(p) for p in parts]
+
+
+def _cell(value: Any) -> str:
     from rich.markup import escape
 
-    return "NULL" if value is None else escape(value)
+    return "NULL" if value is None else escape(str(value))

@@ -272,6 +272,195 @@ class Dialect:
             return "FALSE"
         return f"{expr} IN ({', '.join(self.literal(v) for v in values)})"
 
+    # -- normalisation for hashing (checks/diff) ---------------------------------------
+    # The diff compares tables across engines through values rendered the same way on
+    # every engine, inside each database: `*_text` spells a value's canonical text,
+    # `*_code` an integer code (a signed 64-bit integer) that segment checksums sum; NULL
+    # stays NULL. Equal values render equal on every engine: tests/dialects pins the SQL
+    # (golden) and runs it against a Python reference on each engine.
+    TEXT_HASHES: ClassVar[tuple[str, ...]] = ("md5",)
+    """The 32-bit text hashes the engine computes, best first ('hashtext', 'md5')."""
+    HASHTEXT_SQL: ClassVar[str] = ""
+    """PostgreSQL's hashtext of `{text}` as a non-negative integer (where TEXT_HASHES has it)."""
+    MD5_32_SQL: ClassVar[str] = ""
+    """The first 32 bits of the md5 hex digest `{md5}` as a non-negative integer."""
+    SEGMENT_SUM_SQL: ClassVar[str] = "CAST(sum({code}) AS {text})"
+    """The sum of a segment's row codes `{code}` as text `{text}` (it may exceed 64 bits)."""
+    CANONICAL_JSON: ClassVar[bool] = False
+    """`json_text` renders JSON as PostgreSQL's jsonb prints it (keys sorted, the last of
+    duplicate keys kept, one spacing, numbers as numeric prints them); else as stored."""
+
+    def hash_text(self, expr: str) -> str:
+        """`expr` cast to text."""
+        return self.cast(expr, self.TEXT_TYPE)
+
+    def ordered_text(self, expr: str) -> str:
+        """A text expression that compares byte-wise (code point order), as Python does."""
+        return expr
+
+    def concat_text(self, parts: Sequence[str]) -> str:
+        """The texts `parts` joined, a NULL part read as empty (one call: far cheaper than
+        a chain of || on PostgreSQL)."""
+        return "concat(" + ", ".join(parts) + ")"
+
+    def strict_concat(self, parts: Sequence[str]) -> str:
+        """The texts `parts` joined; NULL when a part is NULL."""
+        return "(" + " || ".join(parts) + ")"
+
+    def md5_hex(self, text: str) -> str:
+        return f"md5({text})"
+
+    def to_bigint(self, expr: str) -> str:
+        return self.cast(expr, "BIGINT")
+
+    def int_div(self, left: str, right: str) -> str:
+        """Integer division of non-negative integers."""
+        return f"({left} / {right})"
+
+    def decimal_text(self, expr: str, own_scale: int, scale: int | None) -> str:
+        """The decimal `expr` (`own_scale` digits after the point; 0 for an integer) as
+        text with `scale` (>= `own_scale`) digits after the point, or for `scale` None
+        without trailing zeros after the point."""
+        text = self.hash_text(expr)
+        if scale is None:
+            return self.trim_decimal_text(text)
+        if scale == own_scale:
+            return text
+        zeros = "0" * (scale - own_scale)
+        return self.strict_concat([text, self.string_literal(zeros if own_scale else "." + zeros)])
+
+    def trim_decimal_text(self, text: str) -> str:
+        """The decimal text `text` without trailing zeros after the point, nor a bare point."""
+        return f"CASE WHEN {text} LIKE '%.%' THEN rtrim(rtrim({text}, '0'), '.') ELSE {text} END"
+
+    def decimal_code(self, expr: str, own_scale: int, scale: int, fits_bigint: bool) -> str:
+        """(`expr` * 10**`scale`) modulo CODE_MODULUS, with the sign of `expr`: the decimal
+        (`own_scale` <= `scale` digits after the point) as an integer code, exactly.
+        `fits_bigint`: the product always fits a signed 64-bit integer."""
+        # x * 10**scale = trunc(x) * 10**scale + (x - trunc(x)) * 10**own_scale * 10**(scale -
+        # own_scale): each term is an exact integer of the engine's decimal arithmetic.
+        whole = f"trunc({expr})"
+        fraction = f"({expr} - {whole}) * {10**own_scale}"
+        return self.to_bigint(
+            f"(({whole} % {CODE_MODULUS}) * {10**scale % CODE_MODULUS}"
+            f" + ({fraction}) * {10 ** (scale - own_scale) % CODE_MODULUS}) % {CODE_MODULUS}"
+        )
+
+    def float_value(self, expr: str) -> str:
+        """`expr` as a double (what the diff fetches to compare floats within a tolerance)."""
+        return self.cast(expr, self.DOUBLE_TYPE)
+
+    def float_code(self, expr: str, shift: int) -> str:
+        """The float code of `expr`: 0 for zero (either sign), FLOAT_NAN_CODE for NaN,
+        +-FLOAT_INFINITY_CODE for the infinities, else sign * (1 + m): m is the bit pattern
+        of |x| as a double, rounded to a multiple of 2**`shift` and shifted right by it (a
+        round number sits in the middle of its bucket). Two doubles with one code differ by
+        less than 2**(shift - 52) of the larger (the float tolerance). A subnormal (below
+        2**-1022) is never rounded: its m is its pattern plus float_subnormal_offset."""
+        x = self.float_value(expr)
+        ax = f"abs({x})"
+        # floor(log2) may round up just below a power of two (and some engines compute
+        # log2 as ln / ln 2): the exponent is corrected against exact powers of two, none
+        # above 2**1023 (MySQL refuses an overflow where others give infinity).
+        e0 = f"least(floor({self.log2(ax)}), 1023)"
+        e = self.to_bigint(
+            f"{e0} - CASE WHEN {ax} < power(2.0, {e0}) THEN 1 ELSE 0 END"
+            f" + CASE WHEN {ax} / 2 >= power(2.0, {e0}) THEN 1 ELSE 0 END"
+        )
+        unit = 2 ** (52 - shift)
+        half = " + 0.5" if shift else ""  # exact: the product is below 2**52
+        mantissa = self.to_bigint(f"floor({ax} * power(2.0, -{e}) * {unit}{half})")
+        subnormal = (
+            f"{self.to_bigint(f'floor({ax} * power(2.0, 1022) * {2**52})')}"
+            f" + {float_subnormal_offset(shift)}"
+        )
+        magnitude = (
+            f"CASE WHEN {ax} < power(2.0, -1022) THEN {subnormal}"
+            f" ELSE ({e} + 1022) * {unit} + {mantissa} END"
+        )
+        return (
+            f"CASE WHEN {x} = 0 THEN 0{self.float_special_codes(x, shift)}"
+            f" ELSE {self.to_bigint(f'sign({x})')} * (1 + {magnitude}) END"
+        )
+
+    def log2(self, expr: str) -> str:
+        return f"log2({expr})"
+
+    def float_special_codes(self, x: str, shift: int) -> str:
+        """`float_code`'s WHEN branches for NaN and infinities (none where the engine has
+        no such values)."""
+        return (
+            f" WHEN isnan({x}) THEN {FLOAT_NAN_CODE}"
+            f" WHEN isinf({x}) THEN {self.to_bigint(f'sign({x})')} * {FLOAT_INFINITY_CODE}"
+        )
+
+    def epoch_us(self, expr: str) -> str:
+        """Microseconds since 1970-01-01 of the timestamp `expr` (one without time zone read
+        as UTC), exactly; +-infinity as +-INFINITE_US."""
+        raise NotImplementedError(f"{self.NAME} has no epoch_us")
+
+    def epoch_us_code(self, expr: str) -> str:
+        """`epoch_us` as segment checksums read it, where a cheaper form exists."""
+        return self.epoch_us(expr)
+
+    def timestamp_text(self, expr: str) -> str:
+        """`epoch_us` as text, +-infinity as 'infinity' and '-infinity'."""
+        return self.hash_text(self.epoch_us(expr))
+
+    def date_text(self, expr: str) -> str:
+        """The date as ISO text (yyyy-mm-dd)."""
+        return self.hash_text(expr)
+
+    def date_code(self, expr: str) -> str:
+        """Days from 1970-01-01 to the date `expr`; +-infinity as +-INFINITE_DAYS."""
+        return (
+            f"CASE WHEN isinf({expr}) THEN CASE WHEN {expr} > DATE '1970-01-01'"
+            f" THEN {INFINITE_DAYS} ELSE -{INFINITE_DAYS} END"
+            f" ELSE ({expr} - DATE '1970-01-01') END"
+        )
+
+    def boolean_text(self, expr: str) -> str:
+        """'1' or '0'."""
+        return self.hash_text(self.boolean_code(expr))
+
+    def boolean_code(self, expr: str) -> str:
+        """1 or 0."""
+        return self.cast(expr, "INTEGER")
+
+    def bytes_text(self, expr: str) -> str:
+        """Lower-case hex digits."""
+        return f"lower(hex({expr}))"
+
+    def uuid_text(self, expr: str) -> str:
+        """Lower-case, with hyphens."""
+        return f"lower({self.hash_text(expr)})"
+
+    def json_text(self, expr: str) -> str:
+        """The JSON `expr` as text: canonical where CANONICAL_JSON, else as stored."""
+        return self.hash_text(expr)
+
+    def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
+        """The array `expr` (of this engine's type `data_type`; PostgreSQL's udt_name, as
+        _int4) as PostgreSQL prints it: {1,NULL,"a b"}, nested arrays in braces, elements
+        quoted as array_out quotes them, reals widened to doubles; with `trim_decimals`,
+        decimal elements without trailing zeros after the point (nor a bare point)."""
+        raise NotImplementedError(f"{self.NAME} has no arrays")
+
+    def interval_text(self, expr: str) -> str:
+        """'months:days:microseconds' of an interval (or a duration)."""
+
+        def field(name: str) -> str:
+            return f"extract({name} FROM {expr})"
+
+        months = self.to_bigint(f"{field('year')} * 12 + {field('month')}")
+        micros = self.to_bigint(
+            f"{field('hour')} * 3600000000 + {field('minute')} * 60000000 + {field('microseconds')}"
+        )
+        days = self.to_bigint(field("day"))
+        return self.strict_concat(
+            [self.hash_text(months), "':'", self.hash_text(days), "':'", self.hash_text(micros)]
+        )
+
 
 def decimal_shape(value: Decimal) -> tuple[int, int]:
     """(precision, scale) of the narrowest DECIMAL that holds `value` exactly."""
@@ -280,3 +469,32 @@ def decimal_shape(value: Decimal) -> tuple[int, int]:
     scale = max(-exponent, 0)
     integer_digits = max(len(digits) + exponent, 0) if digits != (0,) else 0
     return max(integer_digits + scale, 1), scale
+
+
+# -- normalisation for hashing (checks/diff): constants every engine's codes share -------
+CODE_MODULUS = 4_294_967_291
+"""The largest prime below 2**32: decimal codes are taken modulo it."""
+FLOAT_NAN_CODE = 2**63 - 1
+"""The float code of NaN."""
+FLOAT_INFINITY_CODE = 2**63 - 2
+"""The float code of +infinity (minus it: -infinity), above every finite value's."""
+
+
+def float_subnormal_offset(shift: int) -> int:
+    """Added to a subnormal's bit pattern in its float code: above every rounded and
+    shifted normal pattern (for a shift of 1 or more), so that the two never share a code."""
+    return 2**62 if shift else 0
+
+
+def float_rounding(shift: int) -> int:
+    """Added to a normal pattern before it is shifted: half the bucket, so that it rounds."""
+    return 2 ** (shift - 1) if shift else 0
+
+
+FLOAT_ABS_BITS = 2**63 - 1
+"""Masks the sign bit off a double's bit pattern."""
+INFINITE_DAYS = 2**31 - 1
+"""The day code of the date +infinity (minus it: -infinity)."""
+INFINITE_US = 9_200_000_000_000_000_000
+"""+-infinity as microseconds since 1970 (year ~293,000): timestamp codes are clamped to
++-this, so that they stay signed 64-bit integers on every engine."""

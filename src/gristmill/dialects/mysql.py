@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from gristmill.dialects.base import Dialect
+from gristmill.dialects.base import CODE_MODULUS, Dialect
 from gristmill.errors import BackendError
 
 
@@ -49,3 +50,49 @@ class MySQLDialect(Dialect):
 
     def array_literal(self, values: list[Any]) -> str:
         return self.unsupported(values)
+
+    # -- normalisation for hashing (checks/diff) ---------------------------------------
+    MD5_32_SQL = "CAST(CONV(SUBSTR({md5}, 1, 8), 16, 10) AS UNSIGNED)"
+
+    def ordered_text(self, expr: str) -> str:
+        return f"CAST({expr} AS BINARY)"
+
+    def to_bigint(self, expr: str) -> str:
+        return f"CAST({expr} AS SIGNED)"
+
+    def int_div(self, left: str, right: str) -> str:
+        return f"({left} DIV {right})"
+
+    def strict_concat(self, parts: Sequence[str]) -> str:
+        return "CONCAT(" + ", ".join(parts) + ")"  # NULL when a part is NULL
+
+    def trim_decimal_text(self, text: str) -> str:
+        return (
+            f"CASE WHEN {text} LIKE '%.%' THEN TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {text}))"
+            f" ELSE {text} END"
+        )
+
+    def decimal_code(self, expr: str, own_scale: int, scale: int, fits_bigint: bool) -> str:
+        # DECIMAL arithmetic is exact to 65 digits: each term below stays within them.
+        whole = f"TRUNCATE({expr}, 0)"
+        code = f"MOD({whole}, {CODE_MODULUS}) * {10**scale % CODE_MODULUS}"
+        if own_scale:
+            carry = 10 ** (scale - own_scale) % CODE_MODULUS
+            code += f" + ({expr} - {whole}) * {10**own_scale} * {carry}"
+        return self.to_bigint(f"MOD({code}, {CODE_MODULUS})")
+
+    def float_special_codes(self, x: str, shift: int) -> str:
+        return ""  # MySQL has no NaN nor infinities
+
+    def epoch_us(self, expr: str) -> str:
+        return f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {expr})"
+
+    def date_code(self, expr: str) -> str:
+        return f"DATEDIFF({expr}, '1970-01-01')"
+
+    def boolean_code(self, expr: str) -> str:
+        return f"({expr} <> 0)"
+
+    def interval_text(self, expr: str) -> str:
+        # MySQL's TIME is a duration (up to +-838:59:59), as gristmill ingests it.
+        return self.strict_concat(["'0:0:'", self.to_bigint(f"TIME_TO_SEC({expr}) * 1000000")])

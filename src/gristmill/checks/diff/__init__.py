@@ -1,6 +1,7 @@
 """Reconciliation: which rows differ between two tables, in the same or different databases.
 
-`diff_tables(project, a, b, key)` names each table as the project sees it:
+`diff_tables(project, a, b, key)` names each table as the project sees it (`key`: a column,
+or a list of the columns of a composite key):
 
 - `SOURCE.TABLE` (or `SOURCE.SCHEMA.TABLE`): a table of a configured postgres or mysql
   source, read in the source database;
@@ -18,14 +19,24 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from gristmill import backends
-from gristmill.checks.diff.base import Changed, DiffEndpoint, DiffResult, Key
+from gristmill.checks.diff.base import DiffEndpoint
 from gristmill.checks.diff.bisect import diff
+from gristmill.checks.diff.normalise import DEFAULT_FLOAT_TOLERANCE
+from gristmill.checks.diff.result import Changed, DiffResult
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from gristmill.project import Project
 
-__all__ = ["Changed", "DiffEndpoint", "DiffResult", "Key", "diff", "diff_tables", "endpoint"]
+__all__ = [
+    "DEFAULT_FLOAT_TOLERANCE",
+    "Changed",
+    "DiffEndpoint",
+    "DiffResult",
+    "diff",
+    "diff_tables",
+    "endpoint",
+]
 
 
 def endpoint(project: Project, name: str) -> DiffEndpoint:
@@ -52,13 +63,20 @@ def _endpoint_class(backend: str) -> type[DiffEndpoint]:
 
 
 def diff_tables(
-    project: Project, a: str, b: str, key: str, columns: Sequence[str] | None = None
+    project: Project,
+    a: str,
+    b: str,
+    key: str | Sequence[str],
+    columns: Sequence[str] | None = None,
+    float_tolerance: float = DEFAULT_FLOAT_TOLERANCE,
 ) -> DiffResult:
-    """Compare tables `a` and `b` on the unique column `key`: keys missing on each side,
-    and rows whose values differ in `columns` (default: every column both have)."""
+    """Compare tables `a` and `b` on their unique `key` (a column, or a list of columns):
+    keys missing on each side, and rows whose values differ in `columns` (default: every
+    column both have). Floats differing by at most `float_tolerance` of the larger value
+    are equal (default 0: exactly equal)."""
     with ExitStack() as stack:
         left = endpoint(project, a)
         stack.callback(left.close)
         right = endpoint(project, b)
         stack.callback(right.close)
-        return diff(left, right, key, columns)
+        return diff(left, right, key, columns, float_tolerance)

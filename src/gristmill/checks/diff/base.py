@@ -5,33 +5,38 @@ An endpoint answers four kinds of queries, all computed inside its database:
 - the column types (from information_schema), mapped to a small set of kinds;
 - (row count, checksum) per segment of the key, for the rows of some key ranges;
 - the key and a hash of every row of some key ranges;
-- the normalised values of the rows with some keys.
+- the compared values of the rows with some keys.
 
 Segment checksums are sums of integer row codes, not hashes of row text: a number,
 date or timestamp column contributes its value as an integer (a decimal at the scale
-both sides share, a timestamp in epoch microseconds), a text column a 32-bit hash of
-its text, and each column is weighted by a function of the row's key and the column's
-place, so a changed value, a value moved to another row or another column, a missing
-or an extra row all change the sum. Building and hashing a text per row costs
-PostgreSQL several microseconds, which is most of a full scan's time on 10 million rows;
-the integer codes cost a few tens of nanoseconds. The text hash is the best scheme both
-databases compute (`TEXT_HASHES`): PostgreSQL's own `hashtext` (DuckDB computes the same
-function, see hashtext.py), else the first 32 bits of md5.
+both sides share, a timestamp in epoch microseconds, a float its bit pattern), a text
+column a 32-bit hash of its text, and each column is weighted by a function of the row's
+key and the column's place, so a changed value, a value moved to another row or another
+column, a missing or an extra row all change the sum. Building and hashing a text per
+row costs PostgreSQL several microseconds, which is most of a full scan's time on 10
+million rows; the integer codes cost a few tens of nanoseconds. The text hash is the
+best scheme both databases compute (`Dialect.TEXT_HASHES`): PostgreSQL's own `hashtext`
+(DuckDB computes the same function, see hashtext.py), else the first 32 bits of md5.
 
 For the few rows it compares one by one, a row hash is the md5 of the normalised columns
-joined with a separator (`Normalise` renders each column as text the same way on every
-backend). Backends supply the dialect's spelling of each normalisation; the SQL around
-it is built here, once.
+joined with a separator. Each engine's dialect (gristmill.dialects) spells every
+normalisation; the SQL around them is built here, once.
+
+A key is one column or several (a composite key). A single integer key (or timestamp,
+as epoch microseconds) is segmented arithmetically; any other key by its *position*, the
+byte-ordered text of its normalised parts joined with a separator.
 """
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from gristmill.checks.diff.normalise import ColumnType, Normalise
+from gristmill.dialects import Dialect, dialect
+from gristmill.dialects.base import CODE_MODULUS
 from gristmill.errors import BackendError, ConfigError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
@@ -39,94 +44,18 @@ if TYPE_CHECKING:
     from gristmill.project import Project
 
 Key = int | str
-"""A normalised key value: an integer (integer keys, timestamps as epoch µs) or text."""
-
-Kind = Literal[
-    "integer",
-    "decimal",
-    "float",
-    "boolean",
-    "text",
-    "bytes",
-    "date",
-    "timestamp",
-    "timestamptz",
-    "uuid",
-    "other",
-]
+"""A key's position: an integer (a single integer key, timestamps as epoch µs) or text."""
+Identity = tuple[Key, ...]
+"""A key's normalised parts, one per key column."""
 
 NULL_SENTINEL = "\x01N"
 """How a NULL is rendered in a row hash: distinct from the empty string."""
 SEPARATOR = "\x1f"
 """Between two columns in a row hash (the ASCII unit separator)."""
-UNCONSTRAINED_SCALE = 9
-"""The scale an unconstrained NUMERIC is compared at (as gristmill's ingest stores it)."""
-FLOAT_DIGITS = 15
-REAL_DIGITS = 6
-CODE_MODULUS = 4_294_967_291
-"""The largest prime below 2**32: integer codes are taken modulo it."""
 NULL_CODE = 4_294_967_296
-"""The code of a NULL: no value's code (below 2**32) equals it."""
+"""The code of a NULL: no value's code (below 2**32 in absolute value) equals it."""
 WEIGHT_MODULUS = 1_048_573
 """Row weights are below 2**21, so that a code times a weight fits a signed 64-bit integer."""
-
-TextHash = Literal["hashtext", "md5"]
-
-
-@dataclass(frozen=True)
-class ColumnType:
-    """A column as one side's information_schema describes it."""
-
-    name: str
-    data_type: str
-    kind: Kind
-    scale: int | None = None
-    """decimal: digits after the point; None when unconstrained."""
-    digits: int = FLOAT_DIGITS
-    """float: the significant digits it holds."""
-    nullable: bool = True
-    max_abs: int | None = None
-    """integer and decimal: a bound on the absolute value (None: unknown). It tells when
-    cheaper integer arithmetic is exact."""
-
-
-@dataclass(frozen=True)
-class Normalise:
-    """How both sides render one column as text, so that equal values hash the same."""
-
-    kind: Kind
-    scale: int = 0
-    digits: int = FLOAT_DIGITS
-
-    @classmethod
-    def common(cls, a: ColumnType, b: ColumnType) -> Normalise:
-        """The rendering two column types are compared under."""
-        kinds = {a.kind, b.kind}
-        if kinds == {"integer"}:
-            return cls("integer")
-        if kinds <= {"integer", "decimal"}:
-            scales = [_scale(t) for t in (a, b)]
-            return cls("decimal", scale=min(scales))
-        if "float" in kinds and kinds <= {"integer", "decimal", "float"}:
-            return cls("float", digits=min(t.digits for t in (a, b) if t.kind == "float"))
-        if kinds <= {"timestamp", "timestamptz"}:
-            return cls("timestamp")
-        if kinds <= {"uuid", "text"} and "uuid" in kinds:
-            return cls("uuid")
-        if len(kinds) == 1:
-            return cls(a.kind)
-        return cls("other")
-
-    @property
-    def integer_key(self) -> bool:
-        """Whether a key of this rendering is segmented arithmetically (as an integer)."""
-        return self.kind in ("integer", "timestamp") or (self.kind == "decimal" and not self.scale)
-
-
-def _scale(t: ColumnType) -> int:
-    if t.kind == "integer":
-        return 0
-    return UNCONSTRAINED_SCALE if t.scale is None else t.scale
 
 
 @dataclass(frozen=True)
@@ -140,80 +69,6 @@ class Range:
         return (self.lo is None or self.lo <= key) and (self.hi is None or key < self.hi)  # type: ignore[operator]
 
 
-@dataclass
-class Changed:
-    """A key present on both sides whose values differ: column -> (value in A, value in B),
-    as normalised text (None for NULL)."""
-
-    key: Key
-    columns: dict[str, tuple[str | None, str | None]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "columns": {c: {"a": va, "b": vb} for c, (va, vb) in self.columns.items()},
-        }
-
-
-@dataclass
-class DiffResult:
-    """What differs between tables A and B, and what finding it cost."""
-
-    a: str
-    b: str
-    key: str
-    columns: list[str]
-    rows_a: int = 0
-    rows_b: int = 0
-    missing_in_a: list[Key] = field(default_factory=list)
-    """Keys in B that A lacks."""
-    missing_in_b: list[Key] = field(default_factory=list)
-    """Keys in A that B lacks."""
-    changed: list[Changed] = field(default_factory=list)
-    only_in_a: list[str] = field(default_factory=list)
-    """Columns of A that B lacks (not compared)."""
-    only_in_b: list[str] = field(default_factory=list)
-    rows_moved: int = 0
-    """Result rows both databases sent to this process: checksums, row hashes, values."""
-    queries: int = 0
-    segments: int = 0
-    """Segment checksums compared, over every level."""
-    levels: int = 0
-    seconds: float = 0.0
-    started: float = field(default_factory=time.perf_counter, repr=False)
-
-    @property
-    def equal(self) -> bool:
-        return not (self.missing_in_a or self.missing_in_b or self.changed)
-
-    @property
-    def differences(self) -> int:
-        return len(self.missing_in_a) + len(self.missing_in_b) + len(self.changed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a,
-            "b": self.b,
-            "key": self.key,
-            "columns": self.columns,
-            "equal": self.equal,
-            "rows_a": self.rows_a,
-            "rows_b": self.rows_b,
-            "missing_in_a": self.missing_in_a,
-            "missing_in_b": self.missing_in_b,
-            "changed": [c.to_dict() for c in self.changed],
-            "only_in_a": self.only_in_a,
-            "only_in_b": self.only_in_b,
-            "stats": {
-                "rows_moved": self.rows_moved,
-                "queries": self.queries,
-                "segments": self.segments,
-                "levels": self.levels,
-                "seconds": round(self.seconds, 3),
-            },
-        }
-
-
 @dataclass(frozen=True)
 class Column:
     """A compared column: its type on this side and the rendering both sides share."""
@@ -222,30 +77,32 @@ class Column:
     norm: Normalise
 
 
+KeyColumns = Sequence[Column]
+"""The key's columns on one side (one, or several for a composite key)."""
+
+
+def positional(key: KeyColumns) -> bool:
+    """Whether a key is segmented by the byte order of its text (not arithmetically)."""
+    return len(key) > 1 or not key[0].norm.integer_key
+
+
 class DiffEndpoint(ABC):
     """One table in one database. Queries run on a connection of the endpoint's own, so
     that the two sides of a diff run in parallel threads."""
 
     NAME: ClassVar[str]
     """The database, for messages ('PostgreSQL')."""
-    QUOTE: ClassVar[str] = '"'
-    TEXT_TYPE: ClassVar[str] = "TEXT"
-    TEXT_HASHES: ClassVar[tuple[TextHash, ...]] = ("md5",)
-    """The 32-bit text hashes this database computes, best first (see the module's notes)."""
-    HASHTEXT: ClassVar[str] = ""
-    """PostgreSQL's hashtext of `{text}` as a non-negative integer."""
-    MD5_32: ClassVar[str]
-    """The first 32 bits of the md5 hex digest `{md5}` as a non-negative integer."""
-    SUM: ClassVar[str] = "CAST(sum({code}) AS {text})"
-    """The sum of a segment's row codes, as text (it may exceed 64 bits)."""
+    DIALECT: ClassVar[str]
+    """The engine's dialect (gristmill.dialects), which spells every normalisation."""
 
     def __init__(self, label: str, schema: str, table: str) -> None:
         self.label = label
         self.schema = schema
         self.table = table
+        self.dialect: Dialect = dialect(self.DIALECT)
         self.queries = 0
         self.rows_moved = 0
-        self.text_hash: TextHash = self.TEXT_HASHES[-1]
+        self.text_hash = self.dialect.TEXT_HASHES[-1]
         """The text hash both sides of this diff use; set by `diff`."""
         self._columns: dict[str, ColumnType] | None = None
 
@@ -287,67 +144,35 @@ class DiffEndpoint(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    @abstractmethod
-    def decimal_text(self, column: str, own: ColumnType, scale: int) -> str: ...
-
-    @abstractmethod
-    def float_text(self, column: str, digits: int) -> str:
-        """Scientific notation with `digits` significant digits, NaN and infinities by name."""
-
-    @abstractmethod
-    def epoch_us(self, column: str, own: ColumnType) -> str:
-        """Microseconds since 1970-01-01 UTC, a naive timestamp read as UTC (an integer)."""
-
-    @abstractmethod
-    def bytes_text(self, column: str) -> str: ...
-
-    @abstractmethod
-    def to_bigint(self, expr: str) -> str: ...
-
-    @abstractmethod
-    def int_div(self, left: str, right: str) -> str:
-        """Integer division of non-negative integers."""
-
-    def days_since_epoch(self, column: str) -> str:
-        """Days from 1970-01-01 to the date `column` (an integer)."""
-        return f"({column} - DATE '1970-01-01')"
-
-    def decimal_code(self, column: str, scale: int, fits_bigint: bool) -> str:
-        """The value of `column` rounded to `scale` digits, times 10**scale, modulo
-        CODE_MODULUS (a signed 64-bit integer); `fits_bigint`: the product always fits a
-        signed 64-bit integer, so a backend may take a cheaper path."""
-        return f"{self.to_bigint(f'(round({column}, {scale}) * {10**scale}) % {CODE_MODULUS}')}"
-
-    def epoch_us_code(self, column: str, own: ColumnType) -> str:
-        """`epoch_us` as a segment checksum reads it (where a cheaper form exists)."""
-        return self.epoch_us(column, own)
-
-    def text(self, expr: str) -> str:
-        return f"CAST({expr} AS {self.TEXT_TYPE})"
-
-    def ordered_text(self, expr: str) -> str:
-        """A text expression that compares byte-wise (code point order), as Python does."""
-        return expr
-
-    def boolean_text(self, column: str) -> str:
-        return self.text(f"CAST({column} AS INTEGER)")
+    def column_sql(self, own: ColumnType) -> str:
+        """The column as an expression of its kind (where the raw column is not one)."""
+        return self.dialect.quote(own.name)
 
     def estimate_rows(self) -> int:
         """The number of rows, or a close estimate when counting would cost a scan."""
         return int(self.fetch(f"SELECT count(*) FROM {self.ref}")[0][0])
 
-    # -- shared behaviour ------------------------------------------------------------
-    def quote(self, identifier: str) -> str:
-        q = self.QUOTE
-        return q + identifier.replace(q, q + q) + q
+    def text_code(self, text: str) -> str:
+        """The 32-bit hash of a text expression, under the diff's text hash."""
+        if self.text_hash == "hashtext":
+            return self.dialect.HASHTEXT_SQL.format(text=text)
+        return self.dialect.MD5_32_SQL.format(md5=self.dialect.md5_hex(text))
 
+    def checksum_source(self, where: str) -> str:
+        """The FROM clause of a checksum query whose rows satisfy `where`."""
+        return self.ref
+
+    # -- shared behaviour ------------------------------------------------------------
     @property
     def ref(self) -> str:
-        return f"{self.quote(self.schema)}.{self.quote(self.table)}"
+        return self.dialect.qualified(self.schema, self.table)
 
     @property
     def where(self) -> str:
         return f"{self.schema}.{self.table}"
+
+    def literal(self, value: Key) -> str:
+        return self.dialect.literal(value)
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
         rows = self._fetch(sql)
@@ -378,50 +203,107 @@ class DiffEndpoint(ABC):
             )
         return found
 
-    def literal(self, value: Key) -> str:
-        if isinstance(value, int):
-            return str(value)
-        return "'" + value.replace("'", "''") + "'"
-
     def normalised(self, column: Column) -> str:
-        """The text rendering of a column under its shared rendering; NULL stays NULL."""
-        own, norm = column.type, column.norm
-        name = self.quote(own.name)
-        if norm.kind == "decimal":
-            return self.decimal_text(name, own, norm.scale)
-        if norm.kind == "float":
-            return self.float_text(name, norm.digits)
-        if norm.kind == "timestamp":
-            return self.text(self.epoch_us(name, own))
-        if norm.kind == "boolean":
-            return self.boolean_text(name)
-        if norm.kind == "bytes":
-            return self.bytes_text(name)
-        if norm.kind == "uuid":
-            return f"lower({self.text(name)})"
-        if norm.kind == "text":
-            return name if own.data_type.lower() in ("text", "varchar") else self.text(name)
-        return self.text(name)
+        """The canonical text of a column under its shared rendering; NULL stays NULL."""
+        own, norm, d = column.type, column.norm, self.dialect
+        name = self.column_sql(own)
+        kind = norm.kind
+        if kind == "integer" and own.kind == "boolean":
+            return d.boolean_text(name)
+        if kind == "decimal":
+            return d.decimal_text(name, own.own_scale, norm.scale)
+        if kind == "float":
+            return d.hash_text(d.float_code(name, norm.shift))
+        if kind == "timestamp":
+            return d.timestamp_text(name)
+        if kind == "date":
+            return d.date_text(name)
+        if kind == "boolean":
+            return d.boolean_text(name)
+        if kind == "bytes":
+            return d.bytes_text(name)
+        if kind == "uuid":
+            return d.uuid_text(name)
+        if kind == "json":
+            return d.json_text(name) if norm.canonical_json else d.hash_text(name)
+        if kind == "array":
+            return d.array_text(name, own.data_type, norm.trim_decimals)
+        if kind == "interval":
+            return d.interval_text(name)
+        if kind == "text" and own.data_type.lower() in ("text", "varchar"):
+            return name
+        return d.hash_text(name)
 
-    def key_sql(self, key: Column) -> str:
-        """The key as an integer (integer keys) or byte-ordered text (any other key)."""
-        own, norm = key.type, key.norm
-        name = self.quote(own.name)
+    def code(self, column: Column) -> str:
+        """The integer code of a column's value (see the module's notes); never NULL."""
+        own, norm, d = column.type, column.norm, self.dialect
+        name = self.column_sql(own)
+        if norm.kind == "integer" and own.kind == "boolean":
+            value = d.boolean_code(name)
+        elif norm.kind == "integer":
+            # Below the modulus the remainder is the value itself: spare the operation.
+            small = own.max_abs is not None and own.max_abs <= CODE_MODULUS
+            value = name if small else f"({name} % {CODE_MODULUS})"
+        elif norm.kind == "decimal" and norm.scale is not None:
+            fits = own.max_abs is not None and own.max_abs * 10**norm.scale < 2**63
+            value = d.decimal_code(name, own.own_scale, norm.scale, fits)
+        elif norm.kind == "float":
+            value = f"({d.float_code(name, norm.shift)} % {CODE_MODULUS})"
+        elif norm.kind == "timestamp":
+            value = f"({d.epoch_us_code(name)} % {CODE_MODULUS})"
+        elif norm.kind == "date":
+            value = d.date_code(name)
+        elif norm.kind == "boolean":
+            value = d.boolean_code(name)
+        else:
+            value = self.text_code(self.normalised(column))
+        return f"coalesce({value}, {NULL_CODE})" if own.nullable else value
+
+    def value_sql(self, column: Column) -> str:
+        """What `values` fetches to compare a column: floats as doubles (compared within
+        the tolerance in Python), anything else its canonical text."""
+        if column.norm.kind == "float":
+            return self.dialect.float_value(self.column_sql(column.type))
+        return self.normalised(column)
+
+    def shown_sql(self, column: Column) -> str | None:
+        """The side's own text of a value, where its canonical text is no way to write it."""
+        if column.norm.kind == "interval":
+            return self.dialect.hash_text(self.column_sql(column.type))
+        return None
+
+    # -- keys ----------------------------------------------------------------------------
+    def key_part_sql(self, part: Column) -> str:
+        """One key column as an integer (integer renderings) or its canonical text."""
+        own, norm, d = part.type, part.norm, self.dialect
         if not norm.integer_key:
-            return self.ordered_text(self.normalised(key))
+            return self.normalised(part)
+        name = self.column_sql(own)
         if norm.kind == "timestamp":
-            return self.epoch_us(name, own)
+            return d.epoch_us(name)
         if own.kind == "integer":
             return name
-        return self.to_bigint(name)
+        return d.to_bigint(name)
 
-    def row_sql(self, key: Column, columns: Sequence[Column]) -> str:
-        """The text a row hash is the md5 of: key and columns, normalised and separated
-        (one concat call: far cheaper than a chain of || on PostgreSQL)."""
-        parts = [self.text(self.key_sql(key)) if key.norm.integer_key else self.normalised(key)]
-        null = self.literal(NULL_SENTINEL)
-        parts += [f"coalesce({self.normalised(c)}, {null})" for c in columns]
-        return "concat(" + f", {self.literal(SEPARATOR)}, ".join(parts) + ")"
+    def key_sql(self, key: KeyColumns) -> str:
+        """The key's position: an integer (one integer key) or byte-ordered text."""
+        if not positional(key):
+            return self.key_part_sql(key[0])
+        if len(key) == 1:
+            return self.dialect.ordered_text(self.normalised(key[0]))
+        null, separator = self.literal(NULL_SENTINEL), self.literal(SEPARATOR)
+        parts = [f"coalesce({self.normalised(p)}, {null})" for p in key]
+        return self.dialect.ordered_text(self.dialect.concat_text(_joined(parts, separator)))
+
+    def identity_sql(self, key: KeyColumns) -> list[str]:
+        """The key's parts as the rows' identities carry them (none for a single key: its
+        position is its identity)."""
+        return [self.key_part_sql(p) for p in key] if len(key) > 1 else []
+
+    def key_bounds(self, key: KeyColumns) -> tuple[Key | None, Key | None]:
+        expr = self.key_sql(key)
+        low, high = self.fetch(f"SELECT min({expr}), max({expr}) FROM {self.ref}")[0]
+        return _key(low), _key(high)
 
     def ranges_sql(self, key: str, ranges: Sequence[Range]) -> str:
         """A condition selecting the keys in any of `ranges`."""
@@ -437,45 +319,26 @@ class DiffEndpoint(ABC):
             terms.append("(" + " AND ".join(bounds) + ")")
         return " OR ".join(terms) if terms else "FALSE"
 
-    def key_bounds(self, key: Column) -> tuple[Key | None, Key | None]:
-        expr = self.key_sql(key)
-        low, high = self.fetch(f"SELECT min({expr}), max({expr}) FROM {self.ref}")[0]
-        return _key(low), _key(high)
+    # -- the queries -----------------------------------------------------------------------
+    def row_sql(self, key: KeyColumns, columns: Sequence[Column]) -> str:
+        """The text a row hash is the md5 of: key and columns, normalised and separated."""
+        d = self.dialect
+        parts = [
+            d.hash_text(self.key_part_sql(p)) if p.norm.integer_key else self.normalised(p)
+            for p in key
+        ]
+        null = self.literal(NULL_SENTINEL)
+        parts += [f"coalesce({self.normalised(c)}, {null})" for c in columns]
+        return d.concat_text(_joined(parts, self.literal(SEPARATOR)))
 
-    def text_code(self, text: str) -> str:
-        """The 32-bit hash of a text expression, under the diff's text hash."""
-        if self.text_hash == "hashtext":
-            return self.HASHTEXT.format(text=text)
-        return self.MD5_32.format(md5=f"md5({text})")
-
-    def code(self, column: Column) -> str:
-        """The integer code of a column's value (see the module's notes); never NULL."""
-        own, norm = column.type, column.norm
-        name = self.quote(own.name)
-        if norm.kind == "integer":
-            # Below the modulus the remainder is the value itself: spare the operation.
-            small = own.max_abs is not None and own.max_abs <= CODE_MODULUS
-            value = name if small else f"({name} % {CODE_MODULUS})"
-        elif norm.kind == "decimal":
-            fits = own.max_abs is not None and own.max_abs * 10**norm.scale < 2**63
-            value = self.decimal_code(name, norm.scale, fits)
-        elif norm.kind == "timestamp":
-            value = f"({self.epoch_us_code(name, own)} % {CODE_MODULUS})"
-        elif norm.kind == "date":
-            value = self.days_since_epoch(name)
-        elif norm.kind == "boolean":
-            value = self.boolean_code(name)
-        else:
-            value = self.text_code(self.normalised(column))
-        return f"coalesce({value}, {NULL_CODE})" if own.nullable else value
-
-    def boolean_code(self, column: str) -> str:
-        return f"(CASE WHEN {column} THEN 1 ELSE 0 END)"
-
-    def row_code(self, key: Column, columns: Sequence[Column]) -> str:
+    def row_code(self, key: KeyColumns, columns: Sequence[Column]) -> str:
         """key code + weight(key) * (sum of (place + 1) * column code, modulo CODE_MODULUS),
         a signed 64-bit integer."""
-        key_code = self.code(key)
+        if len(key) == 1:
+            key_code = self.code(key[0])
+        else:
+            placed_key = " + ".join(f"{i + 1} * {self.code(p)}" for i, p in enumerate(key))
+            key_code = f"(({placed_key}) % {CODE_MODULUS})"
         # Consecutive keys get distinct, positive weights (negative keys too), so values
         # swapped between two rows of a segment (of fewer than WEIGHT_MODULUS rows) change
         # its sum.
@@ -486,24 +349,22 @@ class DiffEndpoint(ABC):
         return f"({key_code} + {weight} * (({placed}) % {CODE_MODULUS}))"
 
     def checksums(
-        self, key: Column, columns: Sequence[Column], index: str, ranges: Sequence[Range]
+        self, key: KeyColumns, columns: Sequence[Column], index: str, ranges: Sequence[Range]
     ) -> dict[int, tuple[int, int]]:
         """segment -> (rows, checksum) of the rows in `ranges`, segment = `index` (SQL over
         the key expression `{key}`)."""
         expr = self.key_sql(key)
         where = self.ranges_sql(expr, ranges)
-        total = self.SUM.format(code=self.row_code(key, columns), text=self.TEXT_TYPE)
+        total = self.dialect.SEGMENT_SUM_SQL.format(
+            code=self.row_code(key, columns), text=self.dialect.TEXT_TYPE
+        )
         rows = self.fetch(
             f"SELECT {index.format(key=expr)} AS seg, count(*), {total}"
             f" FROM {self.checksum_source(where)} WHERE {where} GROUP BY 1"
         )
         return {int(seg): (int(n), int(s)) for seg, n, s in rows}
 
-    def checksum_source(self, where: str) -> str:
-        """The FROM clause of a checksum query whose rows satisfy `where`."""
-        return self.ref
-
-    def boundaries(self, key: Column, ranges: Sequence[Range], step: int) -> list[Key]:
+    def boundaries(self, key: KeyColumns, ranges: Sequence[Range], step: int) -> list[Key]:
         """Every `step`-th key of the rows in `ranges`, in order."""
         expr = self.key_sql(key)
         rows = self.fetch(
@@ -514,28 +375,52 @@ class DiffEndpoint(ABC):
         return [_key(r[0]) for r in rows if r[0] is not None]  # type: ignore[misc]
 
     def row_hashes(
-        self, key: Column, columns: Sequence[Column], ranges: Sequence[Range]
-    ) -> list[tuple[Key, str]]:
+        self, key: KeyColumns, columns: Sequence[Column], ranges: Sequence[Range]
+    ) -> list[tuple[Key, Identity, str]]:
+        """(position, identity, row hash) of the rows in `ranges`."""
         expr = self.key_sql(key)
-        rows = self.fetch(
-            f"SELECT {expr}, md5({self.row_sql(key, columns)}) FROM {self.ref}"
-            f" WHERE {self.ranges_sql(expr, ranges)}"
-        )
-        return [(_key(k), h) for k, h in rows]  # type: ignore[misc]
+        parts = self.identity_sql(key)
+        select = ", ".join([expr, *parts, self.dialect.md5_hex(self.row_sql(key, columns))])
+        rows = self.fetch(f"SELECT {select} FROM {self.ref} WHERE {self.ranges_sql(expr, ranges)}")
+        out: list[tuple[Key, Identity, str]] = []
+        for row in rows:
+            position = _key(row[0])
+            assert position is not None
+            identity = tuple(_key(v) for v in row[1:-1]) if parts else (position,)
+            out.append((position, identity, row[-1]))  # type: ignore[arg-type]
+        return out
 
     def values(
-        self, key: Column, columns: Sequence[Column], keys: Sequence[Key]
-    ) -> dict[Key, tuple[str | None, ...]]:
+        self, key: KeyColumns, columns: Sequence[Column], keys: Sequence[Key]
+    ) -> dict[Key, list[tuple[Any, Any]]]:
+        """position -> (compared value, own text or None) of each column, for the rows
+        at the positions `keys`."""
         expr = self.key_sql(key)
-        select = ", ".join(self.normalised(c) for c in columns) or "NULL"
+        select = [expr]
+        for c in columns:
+            select += [self.value_sql(c), self.shown_sql(c) or "NULL"]
         rows = self.fetch(
-            f"SELECT {expr}, {select} FROM {self.ref}"
+            f"SELECT {', '.join(select)} FROM {self.ref}"
             f" WHERE {expr} IN ({', '.join(self.literal(k) for k in keys)})"
         )
-        return {_key(r[0]): tuple(r[1:]) for r in rows}  # type: ignore[misc]
+        return {
+            _key(r[0]): [(r[i], r[i + 1]) for i in range(1, len(r), 2)]  # type: ignore[misc]
+            for r in rows
+        }
+
+
+def _joined(parts: list[str], separator: str) -> list[str]:
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i:
+            out.append(separator)
+        out.append(part)
+    return out
 
 
 def _key(value: Any) -> Key | None:
     if value is None or isinstance(value, int | str):
         return value
+    if isinstance(value, bytes | bytearray):  # MySQL's byte-ordered text (utf8mb4)
+        return bytes(value).decode()
     return int(value)

@@ -9,9 +9,12 @@ values of the rows whose hashes differ) once it holds at most FETCH_ROWS rows on
 side, once it is missing on one side, or once most segments disagree (differences are
 dense, and bisecting further would not save transfers). Both sides run in parallel.
 
-Integer keys (and timestamps, as epoch microseconds) are split arithmetically: the
-segment of a key is (key - base) // width. Other keys are compared as byte-ordered
-text, split at boundaries read from the side holding more rows.
+A single integer key (or timestamp, as epoch microseconds) is split arithmetically: the
+segment of a key is (key - base) // width. Other keys, composite keys among them, are
+compared by their position (the byte-ordered text of their normalised parts), split at
+boundaries read from the side holding more rows. Rows found to differ are compared value
+by value in Python: floats within the tolerance are equal (their codes only tell which
+rows to look at), and what differs is reported as the user would write it.
 """
 
 from __future__ import annotations
@@ -19,21 +22,29 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gristmill.checks.diff.base import (
-    Changed,
     Column,
     DiffEndpoint,
-    DiffResult,
+    Identity,
     Key,
-    Normalise,
     Range,
+    positional,
 )
-from gristmill.errors import BackendError
+from gristmill.checks.diff.normalise import (
+    DEFAULT_FLOAT_TOLERANCE,
+    ColumnType,
+    Normalise,
+    display,
+    float_shift,
+    floats_equal,
+)
+from gristmill.checks.diff.result import Changed, DiffResult, DisplayKey
+from gristmill.errors import BackendError, ConfigError
 
 SEGMENT_ROWS = 30_000
 """Rows per segment of the first level."""
@@ -54,7 +65,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class _Plan:
-    key: tuple[Column, Column]
+    key: tuple[list[Column], list[Column]]
     columns: tuple[list[Column], list[Column]]
     names: list[str]
 
@@ -78,7 +89,7 @@ class _Grid(_Segmentation):
     width: int
 
     def index_sql(self, side: DiffEndpoint) -> str:
-        return side.int_div(f"({{key}} - {self.base})", str(self.width))
+        return side.dialect.int_div(f"({{key}} - {self.base})", str(self.width))
 
     def range_of(self, segment: int) -> Range:
         lo = self.base + segment * self.width
@@ -137,7 +148,7 @@ class Differ:
         estimates = self.both(lambda side, _: side.estimate_rows())
         if max(estimates) == 0:
             return
-        integer = plan.key[0].norm.integer_key
+        integer = not positional(plan.key[0])
         fetch: list[Range] = []
         if max(estimates) <= FETCH_ROWS:
             fetch.append(Range())
@@ -261,41 +272,70 @@ class Differ:
                 ranges, lambda chunk: side.row_hashes(plan.key[i], plan.columns[i], chunk)
             )
         )
-        maps: list[dict[Key, str]] = []
+        maps: list[dict[Key, tuple[Identity, str]]] = []
         for side, rows in zip(self.sides, hashes, strict=True):
-            found: dict[Key, str] = {}
-            for key, digest in rows:
-                if key in found:
+            found: dict[Key, tuple[Identity, str]] = {}
+            for position, identity, digest in rows:
+                if position in found:
                     raise BackendError(
-                        f"{side.label}: the key '{plan.key[0].type.name}' is not unique:"
-                        f" {key!r} appears more than once. Diff on a unique key."
+                        f"{side.label}: the key ({self.result.key_label}) is not unique:"
+                        f" {self._display_key(identity)!r} appears more than once."
+                        " Diff on a unique key (several columns: --key a,b)."
                     )
-                found[key] = digest
+                found[position] = (identity, digest)
             maps.append(found)
         self._fetched_counts = (len(maps[0]), len(maps[1]))
         in_a, in_b = maps
         result = self.result
-        result.missing_in_b = sorted(k for k in in_a if k not in in_b)  # type: ignore[type-var]
-        result.missing_in_a = sorted(k for k in in_b if k not in in_a)  # type: ignore[type-var]
-        changed = sorted(k for k, h in in_a.items() if k in in_b and in_b[k] != h)  # type: ignore[type-var]
+        result.missing_in_b = self._display_keys(v[0] for k, v in in_a.items() if k not in in_b)
+        result.missing_in_a = self._display_keys(v[0] for k, v in in_b.items() if k not in in_a)
+        changed = sorted(  # type: ignore[type-var]
+            (v[0], k) for k, v in in_a.items() if k in in_b and in_b[k][1] != v[1]
+        )
         if not changed or not plan.names:
             return
+        positions = [k for _, k in changed]
         values = self.both(
             lambda side, i: _merged(
                 [
-                    side.values(plan.key[i], plan.columns[i], changed[s : s + KEYS_PER_QUERY])
-                    for s in range(0, len(changed), KEYS_PER_QUERY)
+                    side.values(plan.key[i], plan.columns[i], positions[s : s + KEYS_PER_QUERY])
+                    for s in range(0, len(positions), KEYS_PER_QUERY)
                 ]
             )
         )
-        for key in changed:
-            va, vb = values[0].get(key), values[1].get(key)
+        for identity, position in changed:
+            va, vb = values[0].get(position), values[1].get(position)
             if va is None or vb is None:  # changed under our feet: report it as it was seen
                 continue
             columns = {
-                name: (x, y) for name, x, y in zip(plan.names, va, vb, strict=True) if x != y
+                name: (
+                    display(ca.type, ca.norm, xa, shown_a),
+                    display(cb.type, cb.norm, xb, shown_b),
+                )
+                for name, ca, cb, (xa, shown_a), (xb, shown_b) in zip(
+                    plan.names, plan.columns[0], plan.columns[1], va, vb, strict=True
+                )
+                if not _same(ca.norm, xa, xb)
             }
-            result.changed.append(Changed(key, columns))
+            if columns:  # else the row differs only within the float tolerance
+                result.changed.append(Changed(self._display_key(identity), columns))
+
+    def _display_keys(self, identities: Iterable[Identity]) -> list[DisplayKey]:
+        return [self._display_key(i) for i in sorted(identities)]  # type: ignore[type-var]
+
+    def _display_key(self, identity: Identity) -> DisplayKey:
+        """A key as the user writes it, in side A's types: the value of a single key
+        column, a tuple for a composite key."""
+        parts = tuple(
+            display(p.type, p.norm, v) for p, v in zip(self.plan.key[0], identity, strict=True)
+        )
+        return parts[0] if len(parts) == 1 else parts
+
+
+def _same(norm: Normalise, a: Any, b: Any) -> bool:
+    if norm.kind == "float":
+        return floats_equal(a, b, norm.tolerance)
+    return bool(a == b)
 
 
 def _chunks(ranges: Sequence[Range]) -> list[list[Range]]:
@@ -310,8 +350,8 @@ def _chunked_list(ranges: Sequence[Range], call: Callable[[Sequence[Range]], lis
     return out
 
 
-def _merged(parts: list[dict[Key, tuple[str | None, ...]]]) -> dict[Key, tuple[str | None, ...]]:
-    out: dict[Key, tuple[str | None, ...]] = {}
+def _merged(parts: list[dict[Key, T]]) -> dict[Key, T]:
+    out: dict[Key, T] = {}
     for part in parts:
         out.update(part)
     return out
@@ -335,26 +375,41 @@ def _merge(ranges: Sequence[Range]) -> list[Range]:
 
 
 def plan(
-    a: DiffEndpoint, b: DiffEndpoint, key: str, columns: Sequence[str] | None, result: DiffResult
+    a: DiffEndpoint,
+    b: DiffEndpoint,
+    key: Sequence[str],
+    columns: Sequence[str] | None,
+    result: DiffResult,
+    float_tolerance: float = DEFAULT_FLOAT_TOLERANCE,
 ) -> _Plan:
     """The key and compared columns on each side, with their shared renderings."""
-    key_a, key_b = a.column(key), b.column(key)
+    float_shift(float_tolerance)  # a tolerance out of bounds stops here, named
+    canonical_json = a.dialect.CANONICAL_JSON and b.dialect.CANONICAL_JSON
+
+    def common(ta: ColumnType, tb: ColumnType) -> Normalise:
+        return Normalise.common(ta, tb, float_tolerance, canonical_json)
+
+    keys = [(a.column(k), b.column(k)) for k in key]
+    lowered = {k.lower() for k in key}
     if columns:
-        names = [c.strip() for c in columns if c.strip() and c.strip().lower() != key.lower()]
+        names = [c.strip() for c in columns if c.strip() and c.strip().lower() not in lowered]
         pairs = [(a.column(n), b.column(n)) for n in names]
     else:
         in_b = b.columns()
         pairs = [
             (t, in_b[lower])
             for lower, t in a.columns().items()
-            if lower in in_b and lower != key.lower()
+            if lower in in_b and lower not in lowered
         ]
         result.only_in_a = [t.name for n, t in a.columns().items() if n not in in_b]
         result.only_in_b = [t.name for n, t in in_b.items() if n not in a.columns()]
-    key_norm = Normalise.common(key_a, key_b)
-    norms = [Normalise.common(ta, tb) for ta, tb in pairs]
+    key_norms = [common(ta, tb) for ta, tb in keys]
+    norms = [common(ta, tb) for ta, tb in pairs]
     return _Plan(
-        key=(Column(key_a, key_norm), Column(key_b, key_norm)),
+        key=(
+            [Column(ta, n) for (ta, _), n in zip(keys, key_norms, strict=True)],
+            [Column(tb, n) for (_, tb), n in zip(keys, key_norms, strict=True)],
+        ),
         columns=(
             [Column(ta, n) for (ta, _), n in zip(pairs, norms, strict=True)],
             [Column(tb, n) for (_, tb), n in zip(pairs, norms, strict=True)],
@@ -363,13 +418,33 @@ def plan(
     )
 
 
+def key_columns(key: str | Sequence[str]) -> list[str]:
+    """The key columns a caller named: one column name, or a list of them."""
+    names = [key] if isinstance(key, str) else list(key)
+    names = [n.strip() for n in names]
+    if not names or not all(names):
+        raise ConfigError("diff needs a key: the column (or columns) that identify a row.")
+    if len({n.lower() for n in names}) != len(names):
+        raise ConfigError(f"diff key columns are named twice: {', '.join(names)}.")
+    return names
+
+
 def diff(
-    a: DiffEndpoint, b: DiffEndpoint, key: str, columns: Sequence[str] | None = None
+    a: DiffEndpoint,
+    b: DiffEndpoint,
+    key: str | Sequence[str],
+    columns: Sequence[str] | None = None,
+    float_tolerance: float = DEFAULT_FLOAT_TOLERANCE,
 ) -> DiffResult:
-    """Compare the tables of endpoints `a` and `b` on the unique column `key`."""
-    shared = [h for h in a.TEXT_HASHES if h in b.TEXT_HASHES]
+    """Compare the tables of endpoints `a` and `b` on the unique `key` (a column, or the
+    columns of a composite key); floats within the relative `float_tolerance` are equal."""
+    shared = [h for h in a.dialect.TEXT_HASHES if h in b.dialect.TEXT_HASHES]
     a.text_hash = b.text_hash = shared[0] if shared else "md5"
-    result = DiffResult(a=a.label, b=b.label, key=key, columns=[])
-    the_plan = plan(a, b, key, columns, result)
+    names = key_columns(key)
+    result = DiffResult(
+        a=a.label, b=b.label, key=names, columns=[], float_tolerance=float_tolerance
+    )
+    the_plan = plan(a, b, names, columns, result, float_tolerance)
+    result.key = [c.type.name for c in the_plan.key[0]]
     result.columns = the_plan.names
     return Differ(a, b, the_plan, result).run()

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
-from gristmill.checks.diff.base import (
-    CODE_MODULUS,
-    FLOAT_DIGITS,
-    REAL_DIGITS,
-    ColumnType,
-    DiffEndpoint,
-    Kind,
-)
+from gristmill.checks.diff.base import DiffEndpoint
+from gristmill.checks.diff.normalise import ColumnType, Kind
 
 if TYPE_CHECKING:
     from gristmill.project import Project
@@ -46,9 +40,11 @@ _KINDS: dict[str, Kind] = {
     "TIMESTAMP WITH TIME ZONE": "timestamptz",
     "BOOLEAN": "boolean",
     "UUID": "uuid",
+    "JSON": "json",
+    "INTERVAL": "interval",
 }
-_FUNCTIONS = itertools.count()
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+_REGISTERING = threading.Lock()
 
 
 def column_type(name: str, data_type: str, nullable: bool = True) -> ColumnType:
@@ -66,30 +62,26 @@ def column_type(name: str, data_type: str, nullable: bool = True) -> ColumnType:
             nullable=nullable,
             max_abs=10 ** (precision - scale),
         )
+    if upper.endswith("[]"):
+        element = column_type(name, upper.removesuffix("[]"))
+        return ColumnType(name, data_type, "array", nullable=nullable, element=element.kind)
     kind = _KINDS.get(upper, "other")
-    digits = REAL_DIGITS if upper in ("FLOAT", "REAL") else FLOAT_DIGITS
-    return ColumnType(name, data_type, kind, digits=digits, nullable=nullable)
+    return ColumnType(name, data_type, kind, single=upper in ("FLOAT", "REAL"), nullable=nullable)
 
 
 class DuckDBEndpoint(DiffEndpoint):
     NAME = "DuckDB"
-    TEXT_TYPE = "VARCHAR"
-    TEXT_HASHES = ("hashtext", "md5")
-    MD5_32 = "CAST('0x' || substr({md5}, 1, 8) AS BIGINT)"
+    DIALECT = "duckdb"
 
     def __init__(self, label: str, warehouse: DuckDBWarehouse, schema: str, table: str) -> None:
         import duckdb
 
-        from gristmill.checks.diff.hashtext import hashtext
-
         super().__init__(label, schema, table)
         self._cursor = warehouse.cursor()
-        # Functions live in the database's catalog: each endpoint registers its own name,
-        # as the two sides of a diff may be tables of one database.
-        self._hashtext = f"gm_pg_hashtext_{next(_FUNCTIONS)}"
-        register: Any = self._cursor.create_function  # its stubs miss arrow functions
-        register(self._hashtext, hashtext, ["VARCHAR"], "BIGINT", type="arrow")
+        # Timestamps with time zone print in UTC (in arrays), whatever the process's TZ.
+        self._cursor.execute("SET TimeZone = 'UTC'")
         self._error = duckdb.Error
+        _register_functions(self._cursor)
         self._hashed: dict[str, str] = {}
         """Text expressions of the checksum query being built -> the alias of their hashes."""
 
@@ -125,22 +117,6 @@ class DuckDBEndpoint(DiffEndpoint):
     def close(self) -> None:
         self._cursor.close()
 
-    def decimal_text(self, column: str, own: ColumnType, scale: int) -> str:
-        if own.kind == "integer" or own.scale == scale:
-            return self.text(column)
-        return self.text(f"CAST({column} AS DECIMAL(38,{scale}))")
-
-    def float_text(self, column: str, digits: int) -> str:
-        x = f"CAST({column} AS DOUBLE)"
-        return (
-            f"CASE WHEN isnan({x}) THEN 'NaN' WHEN {x} = 'inf'::DOUBLE THEN 'Infinity'"
-            f" WHEN {x} = '-inf'::DOUBLE THEN '-Infinity'"
-            f" ELSE printf('% .{digits - 1}e', {x}) END"
-        )
-
-    def epoch_us(self, column: str, own: ColumnType) -> str:
-        return f"epoch_us({column})"
-
     def text_code(self, text: str) -> str:
         if self.text_hash != "hashtext":
             return super().text_code(text)
@@ -149,8 +125,9 @@ class DuckDBEndpoint(DiffEndpoint):
         return f"{alias}._gm_hash"
 
     def checksum_source(self, where: str) -> str:
+        hashtext = self.dialect.HASHTEXT_SQL.format(text="_gm_text")
         joins = "".join(
-            f" LEFT JOIN (SELECT _gm_text, {self._hashtext}(_gm_text) AS _gm_hash FROM"
+            f" LEFT JOIN (SELECT _gm_text, {hashtext} AS _gm_hash FROM"
             f" (SELECT DISTINCT {text} AS _gm_text FROM {self.ref} WHERE {where}) AS d)"
             f" AS {alias} ON {alias}._gm_text = {text}"
             for text, alias in self._hashed.items()
@@ -158,15 +135,29 @@ class DuckDBEndpoint(DiffEndpoint):
         self._hashed.clear()
         return self.ref + joins
 
-    def decimal_code(self, column: str, scale: int, fits_bigint: bool) -> str:
-        exact = f"CAST({column} AS DECIMAL(38,{scale}))"
-        return f"CAST(CAST({exact} * {10**scale} AS HUGEINT) % {CODE_MODULUS} AS BIGINT)"
 
-    def bytes_text(self, column: str) -> str:
-        return f"lower(hex({column}))"
+def _register_functions(cursor: Any) -> None:
+    """PostgreSQL's hashtext and jsonb rendering as Python functions, under the names the
+    DuckDB dialect spells. Functions live in the database's catalog: the first endpoint
+    of a database registers them for every later one."""
+    from gristmill.checks.diff.canonical_json import jsonb_text
+    from gristmill.checks.diff.hashtext import hashtext
+    from gristmill.dialects import dialect
+    from gristmill.dialects.duckdb import DuckDBDialect
 
-    def to_bigint(self, expr: str) -> str:
-        return f"CAST({expr} AS BIGINT)"
-
-    def int_div(self, left: str, right: str) -> str:
-        return f"({left} // {right})"
+    functions = {
+        DuckDBDialect.HASHTEXT_FUNCTION: (hashtext, "BIGINT"),
+        DuckDBDialect.JSONB_TEXT_FUNCTION: (jsonb_text, "VARCHAR"),
+    }
+    register: Any = cursor.create_function  # its stubs miss arrow functions
+    with _REGISTERING:
+        present = {
+            r[0]
+            for r in cursor.execute(
+                "SELECT function_name FROM duckdb_functions() WHERE"
+                f" {dialect('duckdb').in_list('function_name', list(functions))}"
+            ).fetchall()
+        }
+        for name, (function, returns) in functions.items():
+            if name not in present:
+                register(name, function, ["VARCHAR"], returns, type="arrow")

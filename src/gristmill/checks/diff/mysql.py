@@ -3,50 +3,58 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from gristmill.checks.diff.base import FLOAT_DIGITS, REAL_DIGITS, ColumnType, DiffEndpoint, Key
+from gristmill.checks.diff.base import DiffEndpoint
+from gristmill.checks.diff.normalise import ColumnType
 
 if TYPE_CHECKING:
     from gristmill.config import SourceConfig
     from gristmill.ingest.sources.mysql import MySQLSource
     from gristmill.project import Project
 
-_INTS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
+_INTS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32, "bigint": 64}
 _TEXTS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+_BIT = re.compile(r"bit\((\d+)\)")
 _BYTES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
 
 def column_type(name: str, data_type: str, column: str, scale: int | None) -> ColumnType:
     dtype, ctype = data_type.lower(), column.lower()
-    if ctype.startswith("tinyint(1)") or ctype == "bit(1)":
+    if ctype == "bit(1)":
         return ColumnType(name, data_type, "boolean")
     if dtype in _INTS:
-        return ColumnType(name, data_type, "integer")
+        # TINYINT(1) is an integer to MySQL, whatever it holds: compared as one (a
+        # boolean on the other side compares as 0 or 1).
+        bits = _INTS[dtype] + ("unsigned" in ctype)
+        return ColumnType(name, data_type, "integer", max_abs=2 ** (bits - 1))
+    if dtype == "year":
+        return ColumnType(name, data_type, "integer", max_abs=10_000)
     if dtype == "decimal":
         return ColumnType(name, data_type, "decimal", scale=scale or 0)
     if dtype in ("float", "double", "real"):
-        return ColumnType(
-            name, data_type, "float", digits=REAL_DIGITS if dtype == "float" else FLOAT_DIGITS
-        )
+        return ColumnType(name, data_type, "float", single=dtype == "float")
+    if dtype == "json":
+        return ColumnType(name, data_type, "json")
     if dtype in _TEXTS:
         return ColumnType(name, data_type, "text")
-    if dtype in _BYTES:
-        return ColumnType(name, data_type, "bytes")
+    if dtype in _BYTES or dtype == "bit":
+        return ColumnType(name, column, "bytes")
     if dtype == "date":
         return ColumnType(name, data_type, "date")
     if dtype == "datetime":
         return ColumnType(name, data_type, "timestamp")
     if dtype == "timestamp":
         return ColumnType(name, data_type, "timestamptz")
+    if dtype == "time":
+        return ColumnType(name, data_type, "interval")
     return ColumnType(name, data_type, "other")
 
 
 class MySQLEndpoint(DiffEndpoint):
     NAME = "MySQL"
-    QUOTE = "`"
-    TEXT_TYPE = "CHAR"
-    MD5_32 = "CAST(CONV(SUBSTR({md5}, 1, 8), 16, 10) AS UNSIGNED)"
+    DIALECT = "mysql"
 
     def __init__(self, label: str, source: MySQLSource, table: str) -> None:
         super().__init__(label, source.database, table)
@@ -89,44 +97,11 @@ class MySQLEndpoint(DiffEndpoint):
     def close(self) -> None:
         self._source.close()
 
-    def literal(self, value: Key) -> str:
-        if isinstance(value, str):
-            return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-        return super().literal(value)
-
-    def ordered_text(self, expr: str) -> str:
-        return f"CAST({expr} AS BINARY)"
-
-    def boolean_text(self, column: str) -> str:
-        return f"CAST(({column} <> 0) AS CHAR)"
-
-    def decimal_text(self, column: str, own: ColumnType, scale: int) -> str:
-        if own.kind == "integer" or own.scale == scale:
-            return self.text(column)
-        return self.text(f"CAST({column} AS DECIMAL(65,{scale}))")
-
-    def float_text(self, column: str, digits: int) -> str:
-        # No printf: mantissa and exponent by hand, as the other backends print them.
-        x = f"CAST({column} AS DOUBLE)"
-        exponent = f"FLOOR(LOG10(ABS({x})))"
-        mantissa = f"ROUND({x} / POW(10, {exponent}), {digits - 1})"
-        return (
-            f"CASE WHEN {x} = 0 THEN CONCAT(' ', FORMAT(0, {digits - 1}, 'C'), 'e+00')"
-            f" ELSE CONCAT(IF({x} < 0, '', ' '), REPLACE(FORMAT({mantissa}, {digits - 1}, 'C'), ',', ''),"
-            f" 'e', IF({exponent} < 0, '-', '+'), LPAD(ABS({exponent}), 2, '0')) END"
-        )
-
-    def days_since_epoch(self, column: str) -> str:
-        return f"DATEDIFF({column}, '1970-01-01')"
-
-    def epoch_us(self, column: str, own: ColumnType) -> str:
-        return f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {column})"
-
-    def bytes_text(self, column: str) -> str:
-        return f"LOWER(HEX({column}))"
-
-    def to_bigint(self, expr: str) -> str:
-        return f"CAST({expr} AS SIGNED)"
-
-    def int_div(self, left: str, right: str) -> str:
-        return f"({left} DIV {right})"
+    def column_sql(self, own: ColumnType) -> str:
+        name = super().column_sql(own)
+        bits = _BIT.fullmatch(own.data_type.lower())
+        if bits:
+            # BIT(n) reads as a number: its bytes, as ingest stores them, are these.
+            width = 2 * -(-int(bits.group(1)) // 8)
+            return f"UNHEX(LPAD(HEX({name}), {width}, '0'))"
+        return name

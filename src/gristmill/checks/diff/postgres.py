@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gristmill.checks.diff.base import (
-    CODE_MODULUS,
-    FLOAT_DIGITS,
-    REAL_DIGITS,
-    ColumnType,
-    DiffEndpoint,
-    Kind,
-)
+from gristmill.checks.diff.base import DiffEndpoint
+from gristmill.checks.diff.normalise import ColumnType, Kind
 from gristmill.errors import ConfigError
 from gristmill.postgres_adbc import DriverError, PostgresConnection
 
@@ -37,6 +31,10 @@ _KINDS: dict[str, Kind] = {
     "timestamp without time zone": "timestamp",
     "timestamp with time zone": "timestamptz",
     "uuid": "uuid",
+    "json": "json",
+    "jsonb": "json",
+    "ARRAY": "array",
+    "interval": "interval",
 }
 
 
@@ -46,7 +44,45 @@ def _url(url: str | None, owner: str) -> str:
     return url
 
 
+_ELEMENT_KINDS: dict[str, Kind] = {
+    "_int2": "integer",
+    "_int4": "integer",
+    "_int8": "integer",
+    "_numeric": "decimal",
+    "_float4": "float",
+    "_float8": "float",
+    "_text": "text",
+    "_varchar": "text",
+}
+"""Array types (udt_name) and the kind of their elements."""
+
 _INTEGER_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+
+
+def column_type(
+    name: str,
+    data_type: str,
+    udt_name: str,
+    scale: int | None,
+    precision: int | None,
+    nullable: bool,
+) -> ColumnType:
+    kind = _KINDS.get(data_type, "other")
+    bound = _INTEGER_BOUNDS.get(data_type)
+    if kind == "decimal" and precision is not None and scale is not None:
+        bound = 10 ** (int(precision) - int(scale))
+    return ColumnType(
+        name,
+        # An array's element type is in its udt_name (_int4, _float4, ...).
+        udt_name if kind == "array" else data_type,
+        kind,
+        element=_ELEMENT_KINDS.get(udt_name, "other") if kind == "array" else None,
+        scale=None if scale is None else int(scale),
+        single=data_type == "real",
+        nullable=nullable,
+        max_abs=bound,
+    )
+
 
 EXACT_COUNT_BELOW = 100_000
 """Tables the statistics say are smaller than this are counted; larger ones are estimated."""
@@ -54,12 +90,11 @@ EXACT_COUNT_BELOW = 100_000
 
 class PostgresEndpoint(DiffEndpoint):
     NAME = "PostgreSQL"
-    TEXT_TYPE = "TEXT"
-    TEXT_HASHES = ("hashtext", "md5")
-    HASHTEXT = "(hashtext({text})::bigint & 4294967295)"
-    MD5_32 = "('x' || substr({md5}, 1, 8))::bit(32)::bigint"
+    DIALECT = "postgres"
     SESSION: ClassVar[tuple[str, ...]] = (
+        # Dates and timestamps (in arrays, in text) print as ISO, with time zone in UTC.
         "SET DateStyle = 'ISO'",
+        "SET TimeZone = 'UTC'",
         "SET max_parallel_workers_per_gather = 2",
         # The planner cannot estimate the number of segments (it assumes one per row), so
         # left alone it sorts the table to group it. Segments are few: hash them, in
@@ -103,27 +138,14 @@ class PostgresEndpoint(DiffEndpoint):
 
     def _describe(self) -> list[ColumnType]:
         rows = self._fetch(
-            "SELECT column_name, data_type, numeric_scale, numeric_precision, is_nullable"
-            " FROM information_schema.columns"
+            "SELECT column_name, data_type, udt_name, numeric_scale, numeric_precision,"
+            " is_nullable FROM information_schema.columns"
             f" WHERE table_schema = {self.literal(self.schema)}"
             f" AND table_name = {self.literal(self.table)} ORDER BY ordinal_position"
         )
         return [
-            ColumnType(
-                name,
-                data_type,
-                _KINDS.get(data_type, "other"),
-                scale=None if scale is None else int(scale),
-                digits=REAL_DIGITS if data_type == "real" else FLOAT_DIGITS,
-                nullable=nullable == "YES",
-                max_abs=_INTEGER_BOUNDS.get(data_type)
-                or (
-                    10 ** (int(precision) - int(scale))
-                    if data_type == "numeric" and precision is not None and scale is not None
-                    else None
-                ),
-            )
-            for name, data_type, scale, precision, nullable in rows
+            column_type(name, data_type, udt_name, scale, precision, nullable == "YES")
+            for name, data_type, udt_name, scale, precision, nullable in rows
         ]
 
     def _tables(self) -> list[str]:
@@ -143,47 +165,3 @@ class PostgresEndpoint(DiffEndpoint):
 
     def close(self) -> None:
         self._conn.close()
-
-    def ordered_text(self, expr: str) -> str:
-        return f'({expr}) COLLATE "C"'
-
-    def decimal_text(self, column: str, own: ColumnType, scale: int) -> str:
-        if own.kind == "integer" or own.scale == scale:
-            return f"{column}::text"
-        return f"round({column}, {scale})::text"
-
-    def float_text(self, column: str, digits: int) -> str:
-        x = f"{column}::float8"
-        pattern = "9." + "9" * (digits - 1) + "EEEE"
-        return (
-            f"CASE WHEN {x} = 'NaN'::float8 THEN 'NaN' WHEN {x} = 'Infinity'::float8"
-            f" THEN 'Infinity' WHEN {x} = '-Infinity'::float8 THEN '-Infinity'"
-            f" ELSE to_char({x}, '{pattern}') END"
-        )
-
-    def epoch_us(self, column: str, own: ColumnType) -> str:
-        return f"(extract(epoch from {column}) * 1000000)::bigint"
-
-    def decimal_code(self, column: str, scale: int, fits_bigint: bool) -> str:
-        if fits_bigint:
-            # The cast rounds as round() does, at a fraction of numeric arithmetic's cost.
-            return f"(({column} * {10**scale})::bigint % {CODE_MODULUS})"
-        return super().decimal_code(column, scale, fits_bigint)
-
-    def boolean_code(self, column: str) -> str:
-        return f"{column}::int"
-
-    def epoch_us_code(self, column: str, own: ColumnType) -> str:
-        # date_part's float8 seconds, rounded: exact to the microsecond for centuries
-        # around 1970 at a quarter of extract()'s numeric cost. A code one microsecond
-        # off only sends its segment to the exact, row-by-row comparison.
-        return f"round(date_part('epoch', {column}) * 1000000)::bigint"
-
-    def bytes_text(self, column: str) -> str:
-        return f"encode({column}, 'hex')"
-
-    def to_bigint(self, expr: str) -> str:
-        return f"({expr})::bigint"
-
-    def int_div(self, left: str, right: str) -> str:
-        return f"({left} / {right})"
