@@ -204,6 +204,14 @@ class MySQLSource(SqlSource):
         # UTC (the session's zone), whatever zone it came in; a decimal with every digit.
         return f"{self.quote(cursor)} >= {dialect('mysql').literal(value)}", []
 
+    def column_sql(self, name: str, dtype: pa.DataType) -> str:
+        if dtype == pa.float32():
+            # The text protocol prints a FLOAT to 6 digits (0.123457 for 0.12345679...): as
+            # a DOUBLE it arrives as the very single-precision value the server holds.
+            column = self.quote(name)
+            return f"{self.dialect.cast(column, self.dialect.DOUBLE_TYPE)} AS {column}"
+        return super().column_sql(name, dtype)
+
     def stream(
         self, sql: str, params: Sequence[Any], schema: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
