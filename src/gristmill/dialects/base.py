@@ -42,6 +42,11 @@ class Dialect:
     DOUBLE_TYPE: ClassVar[str] = "DOUBLE PRECISION"
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     """The widest DECIMAL(p,s) the engine stores exactly."""
+    TYPED_TEXT_LITERALS: ClassVar[bool] = True
+    """Whether a UUID or JSON literal is cast to its type (else it stays text: MariaDB's
+    JSON is LONGTEXT, and SQLite has neither type)."""
+    SUPPORTS_INTERVALS: ClassVar[bool] = True
+    SUPPORTS_ARRAYS: ClassVar[bool] = True
     DROP_CASCADE: ClassVar[str] = ""
     """Appended to DROP statements: PostgreSQL refuses to drop what a view depends on."""
 
@@ -158,16 +163,22 @@ class Dialect:
         return f"TIME '{value.isoformat()}'"
 
     def uuid_literal(self, value: UUID) -> str:
-        return self.cast(self.string_literal(str(value)), self.UUID_TYPE)
+        text = self.string_literal(str(value))
+        return self.cast(text, self.UUID_TYPE) if self.TYPED_TEXT_LITERALS else text
 
     def json_literal(self, text: str) -> str:
-        return self.cast(self.string_literal(text), self.JSON_TYPE)
+        literal = self.string_literal(text)
+        return self.cast(literal, self.JSON_TYPE) if self.TYPED_TEXT_LITERALS else literal
 
     def interval_literal(self, value: timedelta) -> str:
+        if not self.SUPPORTS_INTERVALS:
+            return self.unsupported(value)
         micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
         return f"INTERVAL '{micros} microseconds'"
 
     def array_literal(self, values: list[Any]) -> str:
+        if not self.SUPPORTS_ARRAYS:
+            return self.unsupported(values)
         return "ARRAY[" + ", ".join(self.literal(v) for v in values) + "]"
 
     def cast(self, expr: str, type_sql: str) -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import UUID
+from datetime import UTC, datetime
 
 from gristmill.dialects.base import CODE_MODULUS, Dialect
 from gristmill.errors import BackendError
@@ -15,6 +13,9 @@ from gristmill.errors import BackendError
 class MySQLDialect(Dialect):
     NAME = "MySQL"
     SQLGLOT = "mysql"
+    TYPED_TEXT_LITERALS = False
+    SUPPORTS_INTERVALS = False
+    SUPPORTS_ARRAYS = False
     QUOTE = "`"
     TEXT_TYPE = "CHAR"
     DOUBLE_TYPE = "DOUBLE"
@@ -37,19 +38,6 @@ class MySQLDialect(Dialect):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-
-    def uuid_literal(self, value: UUID) -> str:
-        return self.string_literal(str(value))
-
-    def json_literal(self, text: str) -> str:
-        # MariaDB's JSON is LONGTEXT with a check: no cast to JSON.
-        return self.string_literal(text)
-
-    def interval_literal(self, value: timedelta) -> str:
-        return self.unsupported(value)
-
-    def array_literal(self, values: list[Any]) -> str:
-        return self.unsupported(values)
 
     # -- normalisation for hashing (checks/diff) ---------------------------------------
     MD5_32_SQL = "CAST(CONV(SUBSTR({md5}, 1, 8), 16, 10) AS UNSIGNED)"

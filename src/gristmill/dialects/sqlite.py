@@ -6,10 +6,8 @@ they are written as text, timestamps with a zone as the UTC instant.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
-from uuid import UUID
 
 from gristmill.dialects.base import Dialect
 
@@ -17,6 +15,9 @@ from gristmill.dialects.base import Dialect
 class SQLiteDialect(Dialect):
     NAME = "SQLite"
     SQLGLOT = "sqlite"
+    TYPED_TEXT_LITERALS = False
+    SUPPORTS_INTERVALS = False
+    SUPPORTS_ARRAYS = False
     DOUBLE_TYPE = "REAL"
 
     def bytes_literal(self, value: bytes) -> str:
@@ -38,15 +39,3 @@ class SQLiteDialect(Dialect):
         if not value.is_finite():
             return self.unsupported(value)
         return f"{value:f}"
-
-    def uuid_literal(self, value: UUID) -> str:
-        return self.string_literal(str(value))
-
-    def json_literal(self, text: str) -> str:
-        return self.string_literal(text)
-
-    def interval_literal(self, value: timedelta) -> str:
-        return self.unsupported(value)
-
-    def array_literal(self, values: list[Any]) -> str:
-        return self.unsupported(values)
