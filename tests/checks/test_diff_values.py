@@ -162,6 +162,129 @@ def test_hostile_values_compare_as_values(pair: tuple[Project, Side, Side]) -> N
     }
 
 
+LOADED_AS_TEXT = {
+    # column -> (type on A per engine, what the source had; B holds text or JSON)
+    "n": {"postgres": "NUMERIC(20,5)", "duckdb": "DECIMAL(20,5)"},
+    "i": {"postgres": "BIGINT", "duckdb": "BIGINT"},
+    "y": {"postgres": "BYTEA", "duckdb": "BLOB"},
+    "l": {"postgres": "INTEGER[]", "duckdb": "INTEGER[]"},
+    "m": {"postgres": "INTEGER[][]", "duckdb": "INTEGER[][]"},
+}
+
+
+def test_a_column_loaded_as_text_or_json_compares_with_its_source(
+    pair: tuple[Project, Side, Side],
+) -> None:
+    """A column_types override loads what the warehouse cannot hold as text (or an array
+    of arrays as JSON): the diff compares it with the source column by value."""
+    project, a, b = pair
+    a.create({c: types[a.dialect] for c, types in LOADED_AS_TEXT.items()})
+    text = "VARCHAR" if b.dialect == "duckdb" else "TEXT"
+    json_type = "JSON" if b.dialect == "duckdb" else "JSONB"
+    b.create({c: json_type if c == "m" else text for c in LOADED_AS_TEXT})
+    a.insert(
+        [
+            (1, Decimal("1.5"), 12, "abé".encode(), [1, 2], [[1, 2], [3, 4]]),
+            (2, Decimal("-0.25"), -3, b"", [], [[5]]),
+            (3, Decimal("3"), 7, b"x", [1, None], [[1]]),
+            (4, None, None, None, None, None),
+        ]
+    )
+    b.insert(
+        [
+            (1, "1.5", "12", "abé", "{1,2}", "[[1, 2], [3, 4]]"),  # trailing zeros aside
+            (2, "-0.250", "-3", "", "{}", "[[5]]"),
+            (3, "3.00001", "7.0", "y", "{1}", "[[2]]"),
+            (4, None, None, None, None, None),
+        ]
+    )
+
+    result = diff_tables(project, a.name, b.name, "id")
+
+    assert result.not_compared == {}
+    assert {c.key: c.columns for c in result.changed} == {
+        3: {
+            "n": ("3.00000", "3.00001"),
+            "y": ("\\x78", "y"),
+            "l": ("{1,NULL}", "{1}"),
+            "m": ("[[1]]", "[[2]]"),
+        }
+    }
+
+
+def test_mysql_json_against_jsonb_is_named_not_compared_and_the_rest_compared(
+    tmp_path: Path, mysql_url: str, pg_url: str, unique_name: str
+) -> None:
+    """jsonb keeps no text as written and MySQL cannot print jsonb's: rather than report
+    equal documents as changed, the diff says it leaves the column out."""
+    import psycopg
+
+    write_project(
+        tmp_path,
+        {"shop": {"type": "mysql", "url": mysql_url}},
+        warehouse={"type": "postgres", "url": pg_url, "raw_schema": unique_name},
+    )
+    mysql = Side("mysql", f"shop.{unique_name}", None, "test")
+    mysql.create({"doc": "JSON", "n": "INT"})
+    mysql.execute(f"""INSERT INTO {mysql.ref} VALUES (1, '{{"b": 1, "a": 2}}', 1), (2, '[]', 2)""")
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA "{unique_name}"')
+        db.execute(f'CREATE TABLE "{unique_name}".t (id BIGINT PRIMARY KEY, doc JSONB, n INT)')
+        db.execute(
+            f"""INSERT INTO "{unique_name}".t VALUES (1, '{{"b": 1, "a": 2}}', 1), (2, '[]', 3)"""
+        )
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gristmill",
+                "diff",
+                mysql.name,
+                "t",
+                "-k",
+                "id",
+                "-p",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+            timeout=120,
+        )
+        report = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gristmill",
+                "diff",
+                mysql.name,
+                "t",
+                "-k",
+                "id",
+                "--json",
+                "-p",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        mysql.execute(f"DROP TABLE {mysql.ref}")
+        with psycopg.connect(pg_url, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA "{unique_name}" CASCADE')
+
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "not compared: doc: JSON against MySQL is compared as stored" in " ".join(
+        run.stdout.split()
+    )
+    found = json.loads(report.stdout)
+    assert found["columns"] == ["n"]
+    assert "a jsonb column keeps no text as written" in found["not_compared"]["doc"]
+    assert found["changed"] == [{"key": 2, "columns": {"n": {"a": 2, "b": 3}}}]
+
+
 def test_float_tolerance(pair: tuple[Project, Side, Side]) -> None:
     project, a, b = pair
     for side in (a, b):

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gristmill.checks.diff.canonical_json import canonical
@@ -75,6 +75,7 @@ def _spellings(d: Dialect, engine: str) -> Iterator[tuple[str, str]]:
     yield "boolean_text", d.boolean_text("b")
     yield "boolean_code", d.boolean_code("b")
     yield "bytes_text", d.bytes_text("y")
+    yield "utf8_hex", d.utf8_hex("s")
     yield "uuid_text", d.uuid_text("u")
     yield "json_text", d.json_text("j")
     yield "interval_text", d.interval_text("i")
@@ -85,6 +86,8 @@ def _spellings(d: Dialect, engine: str) -> Iterator[tuple[str, str]]:
     }
     for data_type in arrays[engine]:
         yield f"array_text {data_type}", d.array_text("a", data_type)
+    if arrays[engine]:
+        yield "array_json", d.array_json("a")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -100,6 +103,8 @@ def test_golden_normalisation_sql(engine: str) -> None:
 def test_mysql_has_no_arrays() -> None:
     with pytest.raises(NotImplementedError, match="MySQL has no arrays"):
         dialect("mysql").array_text("a", "json")
+    with pytest.raises(NotImplementedError, match="MySQL has no arrays"):
+        dialect("mysql").array_json("a")
 
 
 # -- running renderings on each engine -----------------------------------------------
@@ -413,6 +418,39 @@ def test_nested_lists_print_as_postgres_arrays(duckdb_run: Run, postgres_run: Ru
     assert got == [expected] == ['{{"a b",NULL},{"",c}}']
     assert duckdb_run([duck.array_text("[]::INTEGER[]", "INTEGER[]")]) == ["{}"]
     assert pg.array_text("a", "_text") == "(a)::text"
+
+
+@SETTINGS
+@given(text=HOSTILE_TEXT | st.just("a\x00b"))
+def test_utf8_hex_is_the_texts_utf8_bytes(engine: tuple[str, Run], text: str) -> None:
+    name, run = engine
+    assume(name != "postgres" or "\x00" not in text)  # PostgreSQL text holds no NUL
+    d = dialect(name)
+    assert run([d.utf8_hex(d.string_literal(text))]) == [text.encode().hex()]
+
+
+def test_arrays_as_json_are_nested_lists(duckdb_run: Run, postgres_run: Run) -> None:
+    """What a diff compares a column loaded as JSON (column_types) with: its source array."""
+    duck, pg = dialect("duckdb"), dialect("postgres")
+    expected = ["[[1, 2], [3, null]]", "[]", '["a b", null, "é"]']
+    assert (
+        postgres_run(
+            [
+                pg.json_text(pg.array_json(a))
+                for a in ("'{{1,2},{3,NULL}}'::int[]", "'{}'::int[]", "'{\"a b\",NULL,é}'::text[]")
+            ]
+        )
+        == expected
+    )
+    assert (
+        duckdb_run(
+            [
+                duck.json_text(duck.array_json(a))
+                for a in ("[[1, 2], [3, NULL]]::INTEGER[][]", "[]::INTEGER[]", "['a b', NULL, 'é']")
+            ]
+        )
+        == expected
+    )
 
 
 def _duck_element(d: Dialect, value: Any) -> str:

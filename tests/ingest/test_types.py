@@ -4,7 +4,6 @@ column and the column_types override, which then loads the column as documented.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -16,112 +15,16 @@ from typing import Any
 from uuid import UUID
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gristmill.project import Project
 from gristmill.types import DATE_INFINITY, TIMESTAMP_INFINITY
-from tests.conftest import MYSQL_URL, PG_URL, require_server
 from tests.helpers import run_ingest, write_project
-from tests.ingest.harness import MySQLHarness, PostgresHarness, SourceHarness, SQLiteHarness
+from tests.ingest.harness import PostgresHarness
 from tests.ingest.type_table import INF, NINF, TABLES, TypeRow
-
-FILE_TYPES = {
-    "int8": pa.int8(),
-    "int64": pa.int64(),
-    "uint64": pa.uint64(),
-    "float": pa.float32(),
-    "double": pa.float64(),
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "date32[day]": pa.date32(),
-    "timestamp[us]": pa.timestamp("us"),
-    "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"),
-    "timestamp[ns]": pa.timestamp("ns"),
-    "decimal128(12, 2)": pa.decimal128(12, 2),
-    "binary": pa.binary(),
-    "list<item: int32>": pa.list_(pa.int32()),
-    "list<item: int64>": pa.list_(pa.int64()),
-}
-
-
-class TypedSource:
-    """A source of one kind holding the type table: one table (`typed`) with every row
-    that loads on the warehouse under test, one table per row that stops it."""
-
-    def __init__(self, kind: str, root: Path, name: str) -> None:
-        self.kind = kind
-        self.root = root
-        self.name = name
-        self.harness: SourceHarness | None = None
-        if kind == "postgres":
-            require_server("PostgreSQL", "127.0.0.1", 5432)
-            self.harness = PostgresHarness(PG_URL, name)
-        elif kind == "mysql":
-            require_server("MariaDB/MySQL", "127.0.0.1", 3306)
-            self.harness = MySQLHarness(MYSQL_URL, name)
-            self.harness.execute("SET SESSION sql_mode = ''")  # lets the zero date in
-        elif kind == "sqlite":
-            self.harness = SQLiteHarness(root)
-        self.tables: dict[str, dict[str, Any]] = {}
-
-    def config(self) -> dict[str, Any]:
-        if self.harness is not None:
-            return self.harness.source_config()
-        return {"type": "files"}
-
-    def create(self, table: str, rows: list[TypeRow]) -> None:
-        if self.harness is not None:
-            self._create_sql(table, rows)
-        else:
-            self._create_file(table, rows)
-
-    def _create_sql(self, table: str, rows: list[TypeRow]) -> None:
-        assert self.harness is not None
-        q = self.harness.QUOTE
-        columns = ", ".join(f"{q}{r.column}{q} {r.source_type}" for r in rows)
-        self.harness.execute(
-            f"CREATE TABLE {q}{table}{q} ({q}id{q} INTEGER PRIMARY KEY, {columns})"
-        )
-        for i in range(max(len(r.values) for r in rows) + 1):  # the last row: all NULL
-            values = ", ".join(r.values[i] if i < len(r.values) else "NULL" for r in rows)
-            self.harness.execute(f"INSERT INTO {q}{table}{q} VALUES ({i}, {values})")
-        self.tables[table] = {}
-
-    def _create_file(self, table: str, rows: list[TypeRow]) -> None:
-        count = max(len(r.values) for r in rows) + 1
-        ids = list(range(count))
-
-        def column(r: TypeRow) -> list[Any]:
-            return [r.values[i] if i < len(r.values) else None for i in ids]
-
-        folder = self.root / "landing"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{table}.{self.kind}"
-        if self.kind == "parquet":
-            arrays = {"id": pa.array(ids, pa.int64())}
-            arrays |= {r.column: pa.array(column(r), FILE_TYPES[r.source_type]) for r in rows}
-            pq.write_table(pa.table(arrays), path)
-        elif self.kind == "csv":
-            with path.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["id", *(r.column for r in rows)])
-                for i in ids:
-                    writer.writerow(
-                        [i, *("" if v is None else v for v in (column(r)[i] for r in rows))]
-                    )
-        else:
-            with path.open("w", encoding="utf-8") as handle:
-                for i in ids:
-                    record = {"id": i} | {r.column: column(r)[i] for r in rows if i < len(r.values)}
-                    handle.write(json.dumps(record) + "\n")
-        self.tables[table] = {"path": str(path)}
-
-    def close(self) -> None:
-        if self.harness is not None:
-            self.harness.close()
+from tests.ingest.typed_source import TypedSource
 
 
 @pytest.fixture(params=sorted(TABLES))

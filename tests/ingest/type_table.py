@@ -4,7 +4,8 @@ stops instead (with the column_types override that then loads the column).
 
 Importable by any suite that needs every type a sync supports (ingest, diff): a
 `TypeRow` holds a column's DDL and the SQL literals of its values, in the source's own
-dialect, and the Python values expected after the round trip.
+dialect, the Python values expected after the round trip, and (PostgreSQL and MySQL, the
+sources diff reads) a changed value the diff must find.
 """
 
 from __future__ import annotations
@@ -42,32 +43,92 @@ class TypeRow:
     """Read back as text and compared as decimals: numbers beyond any Arrow decimal."""
     warehouse_expected: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     """Where a warehouse stores the value differently (rare: documented in the README)."""
+    changed: str | None = None
+    """A value close to the first (one unit in the last place, one microsecond, one
+    character), as a SQL literal: tests/checks/test_diff_types.py changes a cell holding
+    the first value to it, and the diff must find that one cell."""
+    setup: tuple[str, ...] = ()
+    """Statements the source runs before creating the column (e.g. its enum type)."""
 
     def expected_on(self, warehouse: str) -> tuple[Any, ...]:
         return self.warehouse_expected.get(warehouse, self.expected)
 
 
 POSTGRES: list[TypeRow] = [
-    TypeRow("c_smallint", "SMALLINT", ("-32768", "32767"), (-32768, 32767)),
-    TypeRow("c_int", "INTEGER", ("-2147483648", "2147483647"), (-(2**31), 2**31 - 1)),
-    TypeRow("c_bigint", "BIGINT", (str(-(2**63)), str(2**63 - 1)), (-(2**63), 2**63 - 1)),
+    TypeRow(
+        "c_smallint",
+        "SMALLINT",
+        ("-32768", "32767", "0"),
+        (-32768, 32767, 0),
+        changed="-32767",
+    ),
+    TypeRow(
+        "c_int",
+        "INTEGER",
+        ("-2147483648", "2147483647"),
+        (-(2**31), 2**31 - 1),
+        changed="-2147483647",
+    ),
+    TypeRow(
+        "c_bigint",
+        "BIGINT",
+        (str(-(2**63)), str(2**63 - 1)),
+        (-(2**63), 2**63 - 1),
+        changed=str(-(2**63) + 1),
+    ),
+    TypeRow(
+        "c_numeric_5_0",
+        "NUMERIC(5,0)",
+        ("-99999", "0", "12345"),
+        (Decimal(-99999), Decimal(0), Decimal(12345)),
+        changed="-99998",
+    ),
     TypeRow(
         "c_numeric_12_2",
         "NUMERIC(12,2)",
-        ("1234567890.12", "-0.01", "0"),
-        (Decimal("1234567890.12"), Decimal("-0.01"), Decimal("0")),
+        ("1234567890.12", "-0.01", "0", "12.30"),
+        (Decimal("1234567890.12"), Decimal("-0.01"), Decimal("0"), Decimal("12.30")),
+        changed="1234567890.11",
+    ),
+    TypeRow(
+        "c_numeric_38_10",
+        "NUMERIC(38,10)",
+        ("1234567890123456789012345678.1234567890", "-0.0000000001", "0"),
+        (
+            Decimal("1234567890123456789012345678.1234567890"),
+            Decimal("-0.0000000001"),
+            Decimal("0"),
+        ),
+        changed="1234567890123456789012345678.1234567891",
+    ),
+    TypeRow(
+        "c_numeric_30_25",
+        "NUMERIC(30,25)",
+        ("12345.1234567890123456789012345", "-0.0000000000000000000000001"),
+        (Decimal("12345.1234567890123456789012345"), Decimal("-0.0000000000000000000000001")),
+        changed="12345.1234567890123456789012346",
     ),
     TypeRow(
         "c_numeric_free",
         "NUMERIC",
-        ("3.141592654", "1e20", "-0.000000001", "99999999999999999999999999999.999999999"),
+        (
+            "3.141592654",
+            "1e20",
+            "-0.000000001",
+            "99999999999999999999999999999.999999999",
+            "1.50",
+            "100",
+        ),
         (
             Decimal("3.141592654"),
             Decimal("1e20"),
             Decimal("-0.000000001"),
             Decimal("99999999999999999999999999999.999999999"),
+            Decimal("1.5"),
+            Decimal("100"),
         ),
         read_as_text=True,
+        changed="3.141592653",
     ),
     TypeRow(
         "c_numeric_huge",
@@ -87,6 +148,7 @@ POSTGRES: list[TypeRow] = [
             "-Infinity",
         ),
         read_as_text=True,
+        changed="1e-31",
     ),
     TypeRow(
         "c_numeric_50_20",
@@ -98,6 +160,7 @@ POSTGRES: list[TypeRow] = [
             "123456789012345678901234567890.12345678901234567890",
             "-1.00000000000000000000",
         ),
+        changed="123456789012345678901234567890.12345678901234567891",
     ),
     TypeRow(
         "c_numeric_100_50",
@@ -107,6 +170,7 @@ POSTGRES: list[TypeRow] = [
         stops=("duckdb",),
         override_expected=("1" * 50 + "." + "2" * 50, "-0." + "5" + "0" * 49),
         read_as_text=True,
+        changed="1" * 50 + "." + "2" * 49 + "3",
     ),
     TypeRow(
         "c_timestamp_far",
@@ -115,39 +179,102 @@ POSTGRES: list[TypeRow] = [
         (None,),
         stops=WAREHOUSES,
         override_expected=("294270-01-01 00:00:00",),
+        changed="'294270-01-01 00:00:00.000001'",
     ),
     TypeRow(
         "c_real",
         "REAL",
-        ("1.5", "'NaN'", "'Infinity'", "'-Infinity'"),
-        (1.5, math.nan, math.inf, -math.inf),
+        (
+            "1.5",
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "0.1",
+            "'-3.4028235e38'",
+            "'1.4e-45'",
+            "'-0'",
+        ),
+        (
+            1.5,
+            math.nan,
+            math.inf,
+            -math.inf,
+            0.10000000149011612,
+            -3.4028234663852886e38,
+            1.401298464324817e-45,
+            -0.0,
+        ),
+        changed="1.5000001",  # the next single-precision float
     ),
     TypeRow(
         "c_double",
         "DOUBLE PRECISION",
-        ("1.7976931348623157e308", "5e-324", "'NaN'", "'-Infinity'", "-0.0"),
-        (1.7976931348623157e308, 5e-324, math.nan, -math.inf, -0.0),
+        (
+            "1.7976931348623157e308",
+            "5e-324",
+            "'NaN'",
+            "'-Infinity'",
+            "-0.0",
+            "0.1",
+            "'0.30000000000000004'",
+            "'Infinity'",
+        ),
+        (
+            1.7976931348623157e308,
+            5e-324,
+            math.nan,
+            -math.inf,
+            -0.0,
+            0.1,
+            0.30000000000000004,
+            math.inf,
+        ),
+        changed="1.7976931348623155e308",  # one unit in the last place
     ),
     TypeRow(
         "c_money",
         "MONEY",
         ("12.34", "'-92233720368547758.08'", "'92233720368547758.07'"),
         (Decimal("12.34"), Decimal("-92233720368547758.08"), Decimal("92233720368547758.07")),
+        changed="12.35",
     ),
     TypeRow(
         "c_text",
         "TEXT",
-        ("'héllo wörld, 世界 🚀'", "''", "'it''s a \\ backslash'", "E'tab\\tand\\nnewline'"),
-        ("héllo wörld, 世界 🚀", "", "it's a \\ backslash", "tab\tand\nnewline"),
+        (
+            "'héllo wörld, 世界 🚀'",
+            "''",
+            "'it''s a \\ backslash'",
+            "E'tab\\tand\\nnewline'",
+            "'NULL'",
+            "'it''s \"q\"'",
+        ),
+        (
+            "héllo wörld, 世界 🚀",
+            "",
+            "it's a \\ backslash",
+            "tab\tand\nnewline",
+            "NULL",
+            'it\'s "q"',
+        ),
+        changed="'héllo wörld, 世界 🚀 '",
     ),
-    TypeRow("c_varchar", "VARCHAR(5)", ("'abcde'",), ("abcde",)),
-    TypeRow("c_char", "CHAR(3)", ("'ab'",), ("ab",)),
-    TypeRow("c_bool", "BOOLEAN", ("true", "false"), (True, False)),
+    TypeRow("c_varchar", "VARCHAR(5)", ("'abcde'", "''"), ("abcde", ""), changed="'abcdE'"),
+    TypeRow("c_char", "CHAR(3)", ("'ab'", "' b'"), ("ab", " b"), changed="'ac'"),
+    TypeRow("c_bool", "BOOLEAN", ("true", "false"), (True, False), changed="false"),
     TypeRow(
         "c_date",
         "DATE",
-        ("'2024-02-29'", "'infinity'", "'-infinity'", "'0001-01-01'", "'9999-12-31'"),
-        (date(2024, 2, 29), INF, NINF, date(1, 1, 1), date(9999, 12, 31)),
+        (
+            "'2024-02-29'",
+            "'infinity'",
+            "'-infinity'",
+            "'0001-01-01'",
+            "'9999-12-31'",
+            "'1970-01-01'",
+        ),
+        (date(2024, 2, 29), INF, NINF, date(1, 1, 1), date(9999, 12, 31), date(1970, 1, 1)),
+        changed="'2024-03-01'",
     ),
     TypeRow(
         "c_timestamp",
@@ -158,6 +285,8 @@ POSTGRES: list[TypeRow] = [
             "'-infinity'",
             "'0001-01-01 00:00:00'",
             "'9999-12-31 23:59:59.999999'",
+            "'1900-01-01 00:00:00.000001'",
+            "'1970-01-01 00:00:00'",
         ),
         (
             datetime(2024, 1, 2, 3, 4, 5, 123456),
@@ -165,45 +294,88 @@ POSTGRES: list[TypeRow] = [
             NINF,
             datetime(1, 1, 1),
             datetime(9999, 12, 31, 23, 59, 59, 999999),
+            datetime(1900, 1, 1, 0, 0, 0, 1),
+            datetime(1970, 1, 1),
         ),
+        changed="'2024-01-02 03:04:05.123457'",
     ),
     TypeRow(
         "c_timestamptz",
         "TIMESTAMPTZ",
-        ("'2024-01-02 03:04:05.123456+03'", "'infinity'", "'-infinity'"),
-        (datetime(2024, 1, 2, 0, 4, 5, 123456, tzinfo=UTC), INF, NINF),
+        (
+            "'2024-01-02 03:04:05.123456+03'",
+            "'infinity'",
+            "'-infinity'",
+            "'2024-03-31 01:30:00+02'",
+            "'1969-12-31 23:59:59.999999+00'",
+        ),
+        (
+            datetime(2024, 1, 2, 0, 4, 5, 123456, tzinfo=UTC),
+            INF,
+            NINF,
+            datetime(2024, 3, 30, 23, 30, tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        ),
+        changed="'2024-01-02 03:04:05.123456+02'",
     ),
     TypeRow(
-        "c_time", "TIME", ("'00:00:00'", "'23:59:59.999999'"), (time(0), time(23, 59, 59, 999999))
+        "c_time",
+        "TIME",
+        ("'00:00:00'", "'23:59:59.999999'", "'12:34:56.5'"),
+        (time(0), time(23, 59, 59, 999999), time(12, 34, 56, 500000)),
+        changed="'00:00:00.000001'",
     ),
     TypeRow(
         "c_interval",
         "INTERVAL",
-        ("'1 year 2 mons 3 days 04:05:06.000007'", "'-1 mon 3 days'"),
+        ("'1 year 2 mons 3 days 04:05:06.000007'", "'-1 mon 3 days'", "'00:00:00.000001'"),
         (
             pa.MonthDayNano([14, 3, (4 * 3600 + 5 * 60 + 6) * 10**9 + 7000]),
             pa.MonthDayNano([-1, 3, 0]),
+            pa.MonthDayNano([0, 0, 1000]),
         ),
+        changed="'1 year 2 mons 3 days 04:05:06.000008'",
     ),
     TypeRow(
         "c_uuid",
         "UUID",
-        ("'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",),
-        (UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),),
+        ("'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'00000000-0000-0000-0000-000000000000'"),
+        (UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), UUID(int=0)),
+        changed="'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'",
     ),
     TypeRow(
         "c_jsonb",
         "JSONB",
-        ('\'{"a": [1, 2, {"b": "ü"}]}\'', "'[]'", "'{}'"),
-        ({"a": [1, 2, {"b": "ü"}]}, [], {}),
+        ('\'{"a": [1, 2, {"b": "ü"}]}\'', "'[]'", "'{}'", '\'{"b": 1, "a": [1.50, 2e2]}\''),
+        ({"a": [1, 2, {"b": "ü"}]}, [], {}, {"a": [1.5, 200], "b": 1}),
+        changed='\'{"a": [1, 2, {"b": "ü", "c": null}]}\'',
     ),
-    TypeRow("c_json", "JSON", ("'{\"k\": 1.5}'",), ({"k": 1.5},)),
-    TypeRow("c_bytea", "BYTEA", ("'\\x00deadbeef'", "'\\x'"), (b"\x00\xde\xad\xbe\xef", b"")),
+    TypeRow(
+        "c_json",
+        "JSON",
+        (
+            "'{\"k\": 1.5}'",
+            '\'{"b": 1, "a": [1.50, 2e2, "x"]}\'',
+            "'[]'",
+            '\'{"k": {"z": null, "y": true}}\'',
+            '\'{"a": 1, "a": 2}\'',
+        ),
+        ({"k": 1.5}, {"a": [1.5, 200, "x"], "b": 1}, [], {"k": {"y": True, "z": None}}, {"a": 2}),
+        changed="'{\"k\": 1.50}'",  # 1.50 is not 1.5 to jsonb either
+    ),
+    TypeRow(
+        "c_bytea",
+        "BYTEA",
+        ("'\\x00deadbeef'", "'\\x'", "'\\x5c27'"),
+        (b"\x00\xde\xad\xbe\xef", b"", b"\\'"),
+        changed="'\\x00deadbeee'",
+    ),
     TypeRow(
         "c_int_array",
         "INTEGER[]",
-        ("'{1,2,3}'", "'{}'", "'{1,NULL}'"),
-        ([1, 2, 3], [], [1, None]),
+        ("'{1,2,3}'", "'{}'", "'{1,NULL}'", "'{-2147483648}'"),
+        ([1, 2, 3], [], [1, None], [-(2**31)]),
+        changed="'{1,2,4}'",
     ),
     TypeRow(
         "c_timestamp_array",
@@ -212,9 +384,57 @@ POSTGRES: list[TypeRow] = [
         ([datetime(2024, 1, 1), INF], []),
         stops=("postgres",),
         override_expected=('{"2024-01-01 00:00:00",infinity}', "{}"),
+        changed="'{\"2024-01-01 00:00:01\",infinity}'",
     ),
-    TypeRow("c_text_array", "TEXT[]", ('\'{"a,b","ü",""}\'',), (["a,b", "ü", ""],)),
-    TypeRow("c_numeric_array", "NUMERIC[]", ("'{1.5,-2}'",), ([Decimal("1.5"), Decimal("-2")],)),
+    TypeRow(
+        "c_timestamptz_array",
+        "TIMESTAMPTZ[]",
+        ("'{\"2024-10-27 02:30:00.5+01\",NULL}'", "'{}'"),
+        ([datetime(2024, 10, 27, 1, 30, 0, 500000, tzinfo=UTC), None], []),
+        changed="'{\"2024-10-27 02:30:00.5+00\",NULL}'",
+    ),
+    TypeRow(
+        "c_date_array",
+        "DATE[]",
+        ("'{2024-02-29,NULL,1970-01-01}'",),
+        ([date(2024, 2, 29), None, date(1970, 1, 1)],),
+        changed="'{2024-02-28,NULL,1970-01-01}'",
+    ),
+    TypeRow(
+        "c_text_array",
+        "TEXT[]",
+        ('\'{"a,b","ü",""}\'', '\'{"",NULL,"x\\"y","NULL"," sp",é,"{"}\''),
+        (["a,b", "ü", ""], ["", None, 'x"y', "NULL", " sp", "é", "{"]),
+        changed='\'{"a,b","ü"," "}\'',
+    ),
+    TypeRow(
+        "c_bool_array",
+        "BOOLEAN[]",
+        ("'{t,f,NULL}'",),
+        ([True, False, None],),
+        changed="'{t,t,NULL}'",
+    ),
+    TypeRow(
+        "c_numeric_array",
+        "NUMERIC[]",
+        ("'{1.5,-2}'",),
+        ([Decimal("1.5"), Decimal("-2")],),
+        changed="'{1.5,-3}'",
+    ),
+    TypeRow(
+        "c_numeric_6_2_array",
+        "NUMERIC(6,2)[]",
+        ("'{1.50,NULL}'", "'{}'"),
+        ([Decimal("1.50"), None], []),
+        changed="'{1.51,NULL}'",
+    ),
+    TypeRow(
+        "c_double_array",
+        "DOUBLE PRECISION[]",
+        ("'{0.1,1e+16,1e15,-0,1,NaN,-Infinity,5e-324}'",),
+        ([0.1, 1e16, 1e15, -0.0, 1.0, math.nan, -math.inf, 5e-324],),
+        changed="'{0.1,1e+16,1e15,-0,1,NaN,-Infinity,1e-323}'",
+    ),
     TypeRow(
         "c_int_matrix",
         "INTEGER[][]",
@@ -223,23 +443,56 @@ POSTGRES: list[TypeRow] = [
         stops=WAREHOUSES,
         override="json",
         override_expected=([[1, 2], [3, 4]],),
+        changed="'{{1,2},{3,5}}'",
     ),
-    TypeRow("c_inet", "INET", ("'192.168.0.1/24'",), ("192.168.0.1/24",)),
-    TypeRow("c_oid", "OID", ("4294967295", "0"), (4294967295, 0)),
+    TypeRow(
+        "c_enum",
+        "mood",
+        ("'sad'", "'happy'"),
+        ("sad", "happy"),
+        changed="'ok'",
+        setup=("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",),
+    ),
+    TypeRow(
+        "c_inet", "INET", ("'192.168.0.1/24'",), ("192.168.0.1/24",), changed="'192.168.0.2/24'"
+    ),
+    TypeRow("c_oid", "OID", ("4294967295", "0"), (4294967295, 0), changed="4294967294"),
 ]
 
 MYSQL: list[TypeRow] = [
-    TypeRow("c_tinyint", "TINYINT", ("-128", "127"), (-128, 127)),
-    TypeRow("c_tinyint_unsigned", "TINYINT UNSIGNED", ("0", "255"), (0, 255)),
-    TypeRow("c_int", "INT", ("-2147483648", "2147483647"), (-(2**31), 2**31 - 1)),
-    TypeRow("c_bigint", "BIGINT", (str(-(2**63)), str(2**63 - 1)), (-(2**63), 2**63 - 1)),
+    TypeRow("c_tinyint", "TINYINT", ("-128", "127", "0"), (-128, 127, 0), changed="-127"),
+    TypeRow("c_tinyint_unsigned", "TINYINT UNSIGNED", ("0", "255"), (0, 255), changed="1"),
+    TypeRow("c_smallint", "SMALLINT", ("-32768", "32767"), (-32768, 32767), changed="-32767"),
+    TypeRow(
+        "c_mediumint",
+        "MEDIUMINT",
+        ("-8388608", "8388607"),
+        (-8388608, 8388607),
+        changed="-8388607",
+    ),
+    TypeRow(
+        "c_int",
+        "INT",
+        ("-2147483648", "2147483647"),
+        (-(2**31), 2**31 - 1),
+        changed="-2147483647",
+    ),
+    TypeRow(
+        "c_bigint",
+        "BIGINT",
+        (str(-(2**63)), str(2**63 - 1)),
+        (-(2**63), 2**63 - 1),
+        changed=str(-(2**63) + 1),
+    ),
     TypeRow(
         "c_bigint_unsigned",
         "BIGINT UNSIGNED",
-        ("18446744073709551615",),
-        (Decimal("18446744073709551615"),),
+        ("18446744073709551615", "0"),
+        (Decimal("18446744073709551615"), Decimal(0)),
+        changed="18446744073709551614",
     ),
-    TypeRow("c_bool", "BOOLEAN", ("0", "1"), (False, True)),
+    TypeRow("c_bool", "BOOLEAN", ("0", "1"), (False, True), changed="1"),
+    TypeRow("c_bit1", "BIT(1)", ("b'0'", "b'1'"), (False, True), changed="b'1'"),
     TypeRow(
         "c_tinyint1_wide",
         "TINYINT(1)",
@@ -248,12 +501,21 @@ MYSQL: list[TypeRow] = [
         stops=WAREHOUSES,
         override="int",
         override_expected=(5, -1, 1),
+        changed="6",
     ),
     TypeRow(
         "c_decimal_12_2",
         "DECIMAL(12,2)",
-        ("1234567890.12", "-0.01"),
-        (Decimal("1234567890.12"), Decimal("-0.01")),
+        ("1234567890.12", "-0.01", "12.30"),
+        (Decimal("1234567890.12"), Decimal("-0.01"), Decimal("12.30")),
+        changed="1234567890.11",
+    ),
+    TypeRow(
+        "c_decimal_30_20",
+        "DECIMAL(30,20)",
+        ("1234567890.12345678901234567890", "-0.00000000000000000001"),
+        (Decimal("1234567890.12345678901234567890"), Decimal("-0.00000000000000000001")),
+        changed="1234567890.12345678901234567891",
     ),
     TypeRow(
         "c_decimal_65_30",
@@ -268,24 +530,44 @@ MYSQL: list[TypeRow] = [
             "12345678901234567890123456789012345.123456789012345678901234567890",
             "0.000000000000000000000000000000",
         ),
+        changed="12345678901234567890123456789012345.123456789012345678901234567891",
     ),
     TypeRow(
         "c_float",
         "FLOAT",
-        ("1.5", "-0.25", "0.123456789", "16777217", "3.4028234e38"),
-        (1.5, -0.25, 0.12345679104328156, 16777216.0, 3.4028234663852886e38),
+        ("1.5", "-0.25", "0.123456789", "16777217", "3.4028234e38", "0.1", "-0"),
+        (
+            1.5,
+            -0.25,
+            0.12345679104328156,
+            16777216.0,
+            3.4028234663852886e38,
+            0.10000000149011612,
+            -0.0,
+        ),
+        changed="1.5000001",  # the next single-precision float
     ),
     TypeRow(
         "c_double",
         "DOUBLE",
-        ("1.7976931348623157e308", "-2.2250738585072014e-308"),
-        (1.7976931348623157e308, -2.2250738585072014e-308),
+        ("1.7976931348623157e308", "-2.2250738585072014e-308", "0.1", "0", "0.30000000000000004"),
+        (1.7976931348623157e308, -2.2250738585072014e-308, 0.1, 0.0, 0.30000000000000004),
+        changed="1.7976931348623155e308",  # one unit in the last place
+    ),
+    TypeRow("c_char", "CHAR(5)", ("'ab'", "''", "' b'"), ("ab", "", " b"), changed="'ac'"),
+    TypeRow(
+        "c_varchar",
+        "VARCHAR(20)",
+        ("'héllo ✓ 日本'", "''", "'it''s \"q\"'"),
+        ("héllo ✓ 日本", "", 'it\'s "q"'),
+        changed="'héllo'",
     ),
     TypeRow(
         "c_text",
         "TEXT",
-        ("'héllo wörld, 世界 🚀'", "''", "'it''s a \\\\ backslash'"),
-        ("héllo wörld, 世界 🚀", "", "it's a \\ backslash"),
+        ("'héllo wörld, 世界 🚀'", "''", "'it''s a \\\\ backslash'", "'NULL'"),
+        ("héllo wörld, 世界 🚀", "", "it's a \\ backslash", "NULL"),
+        changed="'héllo wörld, 世界 🚀 '",
     ),
     TypeRow(
         "c_text_nul",
@@ -295,14 +577,18 @@ MYSQL: list[TypeRow] = [
         stops=("postgres",),
         override="bytes",
         override_expected=(b"a\x00b",),
+        changed="'a\\0c'",
     ),
-    TypeRow("c_enum", "ENUM('calm','busy')", ("'busy'",), ("busy",)),
-    TypeRow("c_set", "SET('a','b')", ("'a,b'",), ("a,b",)),
+    TypeRow(
+        "c_enum", "ENUM('calm','busy')", ("'busy'", "'calm'"), ("busy", "calm"), changed="'calm'"
+    ),
+    TypeRow("c_set", "SET('a','b')", ("'a,b'", "''"), ("a,b", ""), changed="'a'"),
     TypeRow(
         "c_date",
         "DATE",
         ("'2024-02-29'", "'1000-01-01'", "'9999-12-31'"),
         (date(2024, 2, 29), date(1000, 1, 1), date(9999, 12, 31)),
+        changed="'2024-03-01'",
     ),
     TypeRow(
         "c_zero_date",
@@ -311,6 +597,7 @@ MYSQL: list[TypeRow] = [
         (None, date(2024, 1, 1)),
         stops=WAREHOUSES,
         override_expected=("0000-00-00", "2024-01-01"),
+        changed="'2024-01-02'",
     ),
     TypeRow(
         "c_zero_datetime",
@@ -319,6 +606,7 @@ MYSQL: list[TypeRow] = [
         (None,),
         stops=WAREHOUSES,
         override_expected=("0000-00-00 00:00:00",),
+        changed="'2024-01-02 00:00:00'",
     ),
     TypeRow(
         "c_datetime",
@@ -329,6 +617,7 @@ MYSQL: list[TypeRow] = [
             datetime(1000, 1, 1),
             datetime(9999, 12, 31, 23, 59, 59, 999999),
         ),
+        changed="'2024-01-02 03:04:05.123457'",
     ),
     TypeRow(
         "c_timestamp",
@@ -339,27 +628,49 @@ MYSQL: list[TypeRow] = [
             datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
             datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=UTC),
         ),
+        changed="'2024-01-02 03:04:05.123457'",
     ),
     TypeRow(
         "c_time",
         "TIME(6)",
-        ("'-838:59:59'", "'838:59:59'", "'12:34:56.789'"),
+        ("'-838:59:59'", "'838:59:59'", "'12:34:56.789'", "'-12:34:56.5'", "'00:00:00'"),
         (
             -timedelta(hours=838, minutes=59, seconds=59),
             timedelta(hours=838, minutes=59, seconds=59),
             timedelta(hours=12, minutes=34, seconds=56, microseconds=789000),
+            -timedelta(hours=12, minutes=34, seconds=56, microseconds=500000),
+            timedelta(0),
         ),
+        changed="'-838:59:58.999999'",
     ),
-    TypeRow("c_year", "YEAR", ("1901", "2155"), (1901, 2155)),
-    TypeRow("c_bit8", "BIT(8)", ("b'11111111'",), (b"\xff",)),
-    TypeRow("c_blob", "LONGBLOB", ("x'00ff'", "x''"), (b"\x00\xff", b"")),
+    TypeRow("c_year", "YEAR", ("1901", "2155", "2024"), (1901, 2155, 2024), changed="1902"),
+    TypeRow(
+        "c_bit8", "BIT(8)", ("b'11111111'", "b'101'"), (b"\xff", b"\x05"), changed="b'11111110'"
+    ),
+    TypeRow(
+        "c_blob",
+        "LONGBLOB",
+        ("x'00ff'", "x''", "x'5c27'"),
+        (b"\x00\xff", b"", b"\\'"),
+        changed="x'00fe'",
+    ),
+    TypeRow(
+        "c_varbinary", "VARBINARY(10)", ("x'5c27'", "x'00'"), (b"\\'", b"\x00"), changed="x'5c28'"
+    ),
     TypeRow(
         "c_point",
         "POINT",
         ("ST_GeomFromText('POINT(1 2)')",),
         (bytes.fromhex("000000000101000000000000000000f03f0000000000000040"),),
+        changed="ST_GeomFromText('POINT(1 3)')",
     ),
-    TypeRow("c_json", "JSON", ('\'{"a": [1, 2, {"b": "ü"}]}\'',), ({"a": [1, 2, {"b": "ü"}]},)),
+    TypeRow(
+        "c_json",
+        "JSON",
+        ('\'{"a": [1, 2, {"b": "ü"}]}\'', "'[]'", '\'{"b": 1, "a": [1.50, 2e2]}\''),
+        ({"a": [1, 2, {"b": "ü"}]}, [], {"a": [1.5, 200], "b": 1}),
+        changed='\'{"a": [1, 2, {"b": "ü"}], "c": 1}\'',
+    ),
 ]
 
 SQLITE: list[TypeRow] = [

@@ -111,6 +111,8 @@ def print_result(result: DiffResult, limit: int) -> None:
             f" only in {result.b}: {', '.join(result.only_in_b) or '-'}",
             highlight=False,
         )
+    for column, why in result.not_compared.items():
+        console.print(f"[yellow]not compared: {escape(column)}: {escape(why)}.[/]", highlight=False)
     console.print(
         f"[dim]{result.levels} levels, {result.segments:,} segments, {result.queries} queries,"
         f" {result.rows_moved:,} rows moved, {result.seconds:.2f}s[/]"

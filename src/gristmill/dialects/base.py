@@ -442,6 +442,10 @@ class Dialect:
         """Lower-case hex digits."""
         return f"lower(hex({expr}))"
 
+    def utf8_hex(self, expr: str) -> str:
+        """The UTF-8 bytes of the text `expr` as lower-case hex digits (as `bytes_text`)."""
+        return f"lower(hex({expr}))"
+
     def uuid_text(self, expr: str) -> str:
         """Lower-case, with hyphens."""
         return f"lower({self.hash_text(expr)})"
@@ -455,6 +459,11 @@ class Dialect:
         _int4) as PostgreSQL prints it: {1,NULL,"a b"}, nested arrays in braces, elements
         quoted as array_out quotes them, reals widened to doubles; with `trim_decimals`,
         decimal elements without trailing zeros after the point (nor a bare point)."""
+        raise NotImplementedError(f"{self.NAME} has no arrays")
+
+    def array_json(self, expr: str) -> str:
+        """The array `expr` as JSON, nested arrays as nested lists (as ingest's `json`
+        override reads an array)."""
         raise NotImplementedError(f"{self.NAME} has no arrays")
 
     def interval_text(self, expr: str) -> str:

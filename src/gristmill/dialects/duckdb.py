@@ -155,6 +155,9 @@ class DuckDBDialect(Dialect):
     def json_text(self, expr: str) -> str:
         return f"{self.JSONB_TEXT_FUNCTION}(CAST({expr} AS VARCHAR))"
 
+    def array_json(self, expr: str) -> str:
+        return f"to_json({expr})"
+
     def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         element = data_type.upper()
         depth = 0

@@ -81,6 +81,9 @@ class MySQLDialect(Dialect):
     def boolean_code(self, expr: str) -> str:
         return f"({expr} <> 0)"
 
+    def utf8_hex(self, expr: str) -> str:
+        return f"lower(hex(CONVERT({expr} USING utf8mb4)))"
+
     def interval_text(self, expr: str) -> str:
         # MySQL's TIME is a duration (up to +-838:59:59), as gristmill ingests it.
         return self.strict_concat(["'0:0:'", self.to_bigint(f"TIME_TO_SEC({expr}) * 1000000")])

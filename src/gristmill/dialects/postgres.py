@@ -152,8 +152,14 @@ class PostgresDialect(Dialect):
     def bytes_text(self, expr: str) -> str:
         return f"encode({expr}, 'hex')"
 
+    def utf8_hex(self, expr: str) -> str:
+        return f"encode(convert_to({expr}, 'UTF8'), 'hex')"
+
     def json_text(self, expr: str) -> str:
         return f"({expr})::jsonb::text"
+
+    def array_json(self, expr: str) -> str:
+        return f"to_jsonb({expr})"
 
     def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         if data_type == "_float4":  # compared widened, as DuckDB's FLOAT lists are

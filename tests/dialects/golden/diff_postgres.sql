@@ -29,8 +29,10 @@ date_code: CASE WHEN isfinite(d) THEN d - DATE '1970-01-01' WHEN d > DATE '1970-
 boolean_text: (CAST(b AS INTEGER))::text
 boolean_code: CAST(b AS INTEGER)
 bytes_text: encode(y, 'hex')
+utf8_hex: encode(convert_to(s, 'UTF8'), 'hex')
 uuid_text: lower((u)::text)
 json_text: (j)::jsonb::text
 interval_text: (((extract(year FROM i) * 12 + extract(month FROM i))::bigint)::text || ':' || ((extract(day FROM i))::bigint)::text || ':' || ((extract(hour FROM i) * 3600000000 + extract(minute FROM i) * 60000000 + extract(microseconds FROM i))::bigint)::text)
 array_text _int4: (a)::text
 array_text _float4: (a)::float8[]::text
+array_json: to_jsonb(a)

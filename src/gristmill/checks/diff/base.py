@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gristmill.checks.diff.normalise import ColumnType, Normalise
+from gristmill.checks.diff.normalise import ColumnType, Kind, Normalise
 from gristmill.dialects import Dialect, dialect
 from gristmill.dialects.base import CODE_MODULUS
 from gristmill.errors import BackendError, ConfigError, NotFoundError, did_you_mean
@@ -208,6 +208,8 @@ class DiffEndpoint(ABC):
         own, norm, d = column.type, column.norm, self.dialect
         name = self.column_sql(own)
         kind = norm.kind
+        if own.kind == "text" and kind in ("decimal", "array", "bytes"):
+            return self.text_as(kind, name)
         if kind == "integer" and own.kind == "boolean":
             return d.boolean_text(name)
         if kind == "decimal":
@@ -225,6 +227,8 @@ class DiffEndpoint(ABC):
         if kind == "uuid":
             return d.uuid_text(name)
         if kind == "json":
+            if own.kind == "array":
+                name = d.array_json(name)
             return d.json_text(name) if norm.canonical_json else d.hash_text(name)
         if kind == "array":
             return d.array_text(name, own.data_type, norm.trim_decimals)
@@ -232,6 +236,18 @@ class DiffEndpoint(ABC):
             return d.interval_text(name)
         if kind == "text" and own.data_type.lower() in ("text", "varchar"):
             return name
+        return d.hash_text(name)
+
+    def text_as(self, kind: Kind, name: str) -> str:
+        """A text column compared with a column of `kind` (a column loaded as text by a
+        column_types override, against its source): a decimal's digits without trailing
+        zeros, bytes as the UTF-8 bytes of the text, an array as its text (PostgreSQL's,
+        as the source printed it)."""
+        d = self.dialect
+        if kind == "decimal":
+            return d.trim_decimal_text(d.hash_text(name))
+        if kind == "bytes":
+            return d.utf8_hex(name)
         return d.hash_text(name)
 
     def code(self, column: Column) -> str:
@@ -268,7 +284,9 @@ class DiffEndpoint(ABC):
 
     def shown_sql(self, column: Column) -> str | None:
         """The side's own text of a value, where its canonical text is no way to write it."""
-        if column.norm.kind == "interval":
+        if column.norm.kind == "interval" or (
+            column.norm.kind == "bytes" and column.type.kind == "text"
+        ):
             return self.dialect.hash_text(self.column_sql(column.type))
         return None
 

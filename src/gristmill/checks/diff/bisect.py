@@ -390,6 +390,10 @@ def plan(
         return Normalise.common(ta, tb, float_tolerance, canonical_json)
 
     keys = [(a.column(k), b.column(k)) for k in key]
+    for ta, tb in keys:
+        why = Normalise.incomparable(ta, tb, canonical_json)
+        if why:
+            raise ConfigError(f"Key column '{ta.name}' cannot be compared: {why}.")
     lowered = {k.lower() for k in key}
     if columns:
         names = [c.strip() for c in columns if c.strip() and c.strip().lower() not in lowered]
@@ -403,6 +407,12 @@ def plan(
         ]
         result.only_in_a = [t.name for n, t in a.columns().items() if n not in in_b]
         result.only_in_b = [t.name for n, t in in_b.items() if n not in a.columns()]
+    # One column that cannot be compared is reported, and the others are still compared.
+    for ta, tb in pairs:
+        why = Normalise.incomparable(ta, tb, canonical_json)
+        if why:
+            result.not_compared[ta.name] = why
+    pairs = [(ta, tb) for ta, tb in pairs if ta.name not in result.not_compared]
     key_norms = [common(ta, tb) for ta, tb in keys]
     norms = [common(ta, tb) for ta, tb in pairs]
     return _Plan(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill.checks.diff.base import DiffEndpoint
 from gristmill.checks.diff.normalise import ColumnType
+from gristmill.ingest.sources.mysql import GEOMETRY_TYPES
 
 if TYPE_CHECKING:
     from gristmill.config import SourceConfig
@@ -20,7 +21,9 @@ _BIT = re.compile(r"bit\((\d+)\)")
 _BYTES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
 
-def column_type(name: str, data_type: str, column: str, scale: int | None) -> ColumnType:
+def column_type(
+    name: str, data_type: str, column: str, scale: int | None, is_json: bool = False
+) -> ColumnType:
     dtype, ctype = data_type.lower(), column.lower()
     if ctype == "bit(1)":
         return ColumnType(name, data_type, "boolean")
@@ -35,11 +38,12 @@ def column_type(name: str, data_type: str, column: str, scale: int | None) -> Co
         return ColumnType(name, data_type, "decimal", scale=scale or 0)
     if dtype in ("float", "double", "real"):
         return ColumnType(name, data_type, "float", single=dtype == "float")
-    if dtype == "json":
+    if dtype == "json" or is_json:
         return ColumnType(name, data_type, "json")
     if dtype in _TEXTS:
         return ColumnType(name, data_type, "text")
-    if dtype in _BYTES or dtype == "bit":
+    if dtype in _BYTES or dtype in GEOMETRY_TYPES or dtype == "bit":
+        # Spatial values as ingest keeps them: the server's bytes.
         return ColumnType(name, column, "bytes")
     if dtype == "date":
         return ColumnType(name, data_type, "date")
@@ -82,8 +86,9 @@ class MySQLEndpoint(DiffEndpoint):
             f" WHERE table_schema = {self.literal(self.schema)}"
             f" AND table_name = {self.literal(self.table)} ORDER BY ordinal_position"
         )
+        json = self._source.json_columns(self.table) if rows else set()
         return [
-            column_type(name, dtype, ctype, None if scale is None else int(scale))
+            column_type(name, dtype, ctype, None if scale is None else int(scale), name in json)
             for name, dtype, ctype, scale in rows
         ]
 

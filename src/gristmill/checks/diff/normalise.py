@@ -60,6 +60,8 @@ class ColumnType:
     max_abs: int | None = None
     """integer and decimal: a bound on the absolute value (None: unknown). It tells when
     cheaper integer arithmetic is exact."""
+    as_written: bool = True
+    """json: the text is kept as written (PostgreSQL's jsonb keeps a normalised form)."""
 
     @property
     def own_scale(self) -> int:
@@ -106,13 +108,34 @@ class Normalise:
             return cls("timestamp")
         if kinds <= {"uuid", "text"} and "uuid" in kinds:
             return cls("uuid")
-        if kinds == {"json"}:
+        if "text" in kinds and len(kinds) == 2:
+            # A column loaded as text (a column_types override of values the warehouse
+            # cannot hold) against its source: numbers without trailing zeros, arrays and
+            # bytes as such.
+            (typed,) = kinds - {"text"}
+            if typed in ("integer", "decimal"):
+                return cls("decimal", scale=None)
+            if typed in ("array", "bytes"):
+                return cls(typed)
+        if "json" in kinds and kinds <= {"json", "array"}:  # an array loaded as JSON
             return cls("json", canonical_json=canonical_json)
         if kinds == {"array"}:
             return cls("array", trim_decimals=a.element == b.element == "decimal")
         if len(kinds) == 1:
             return cls(a.kind)
         return cls("other")
+
+    @staticmethod
+    def incomparable(a: ColumnType, b: ColumnType, canonical_json: bool) -> str | None:
+        """Why columns of types `a` and `b` cannot be compared; None when they can."""
+        as_written = a.as_written and b.as_written
+        if {a.kind, b.kind} == {"json"} and not canonical_json and not as_written:
+            return (
+                "JSON against MySQL is compared as stored, and a jsonb column keeps no text"
+                " as written (key order, spacing and numbers change): equal documents would"
+                " be reported as changed"
+            )
+        return None
 
     @property
     def integer_key(self) -> bool:

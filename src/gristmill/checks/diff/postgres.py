@@ -19,6 +19,7 @@ _KINDS: dict[str, Kind] = {
     "integer": "integer",
     "bigint": "integer",
     "numeric": "decimal",
+    "money": "decimal",  # compared as its numeric value (see PostgresEndpoint.column_sql)
     "real": "float",
     "double precision": "float",
     "boolean": "boolean",
@@ -81,6 +82,7 @@ def column_type(
         single=data_type == "real",
         nullable=nullable,
         max_abs=bound,
+        as_written=data_type != "jsonb",
     )
 
 
@@ -138,7 +140,12 @@ class PostgresEndpoint(DiffEndpoint):
 
     def _describe(self) -> list[ColumnType]:
         rows = self._fetch(
-            "SELECT column_name, data_type, udt_name, numeric_scale, numeric_precision,"
+            "SELECT column_name, data_type, udt_name,"
+            # money: the server's lc_monetary decides its digits after the point, and it
+            # holds a bigint of those units (19 digits).
+            " CASE WHEN data_type = 'money' THEN scale(0::money::numeric)"
+            " ELSE numeric_scale END,"
+            " CASE WHEN data_type = 'money' THEN 19 ELSE numeric_precision END,"
             " is_nullable FROM information_schema.columns"
             f" WHERE table_schema = {self.literal(self.schema)}"
             f" AND table_name = {self.literal(self.table)} ORDER BY ordinal_position"
@@ -154,6 +161,12 @@ class PostgresEndpoint(DiffEndpoint):
             " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
         )
         return [r[0] for r in rows]
+
+    def column_sql(self, own: ColumnType) -> str:
+        name = super().column_sql(own)
+        if own.data_type == "money":
+            return f"({name})::numeric"  # its value, not its text ('$12.34')
+        return name
 
     def estimate_rows(self) -> int:
         rows = self._fetch(

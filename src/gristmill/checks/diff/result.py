@@ -41,6 +41,8 @@ class DiffResult:
     only_in_a: list[str] = field(default_factory=list)
     """Columns of A that B lacks (not compared)."""
     only_in_b: list[str] = field(default_factory=list)
+    not_compared: dict[str, str] = field(default_factory=dict)
+    """Columns both tables have that the diff cannot compare: column -> why."""
     rows_moved: int = 0
     """Result rows both databases sent to this process: checksums, row hashes, values."""
     queries: int = 0
@@ -91,6 +93,7 @@ class DiffResult:
             ],
             "only_in_a": self.only_in_a,
             "only_in_b": self.only_in_b,
+            "not_compared": self.not_compared,
             "stats": {
                 "rows_moved": self.rows_moved,
                 "queries": self.queries,

@@ -32,7 +32,7 @@ from gristmill.types import cast_exact
 
 _INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
 _STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
-_GEOMETRIES = {
+GEOMETRY_TYPES = {
     "geometry",
     "point",
     "linestring",
@@ -41,8 +41,10 @@ _GEOMETRIES = {
     "multilinestring",
     "multipolygon",
     "geometrycollection",
+    "geomcollection",  # MySQL 8's name of it
 }
-"""Spatial types: their bytes as the server stores them (a 4-byte SRID, then WKB)."""
+"""Spatial types (information_schema's data_type): their bytes as the server stores them
+(a 4-byte SRID, then WKB)."""
 _BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
 
@@ -83,7 +85,7 @@ def arrow_type(
         return pa.duration("us")
     if data_type == "year":
         return pa.int16()
-    if data_type in _BINARIES or data_type in _GEOMETRIES or data_type == "bit":
+    if data_type in _BINARIES or data_type in GEOMETRY_TYPES or data_type == "bit":
         return pa.binary()
     return pa.string()
 
@@ -177,15 +179,7 @@ class MySQLSource(SqlSource):
         )
         if not columns:
             raise self.missing_table(table)
-        json_columns = {
-            r[0]
-            for r in self.query(
-                "SELECT constraint_name FROM information_schema.check_constraints"
-                " WHERE constraint_schema = %s AND table_name = %s"
-                " AND check_clause LIKE 'json_valid(%%'",
-                [self.database, table],
-            )
-        }
+        json_columns = self.json_columns(table)
         fields = [
             pa.field(
                 name,
@@ -198,6 +192,19 @@ class MySQLSource(SqlSource):
         ]
         key = tuple(r[0] for r in columns if r[6] == "PRI")
         return SourceTable(table, pa.schema(fields), key)
+
+    def json_columns(self, table: str) -> set[str]:
+        """The columns of `table` that MariaDB's JSON declared: LONGTEXT columns with a
+        json_valid check named after them (MySQL's JSON is a type of its own)."""
+        return {
+            r[0]
+            for r in self.query(
+                "SELECT constraint_name FROM information_schema.check_constraints"
+                " WHERE constraint_schema = %s AND table_name = %s"
+                " AND check_clause LIKE 'json_valid(%%'",
+                [self.database, table],
+            )
+        }
 
     def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
         # The dialect's literal, exact where the driver's escaping is not: an instant in
