@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,6 +35,23 @@ def require_server(name: str, host: str, port: int) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{message}, and CI is set: integration tests must run in CI.")
     pytest.skip(f"{message}; start it to run this test.")
+
+
+def mysql_connect() -> Any:
+    """A PyMySQL connection to the test database, autocommit, in UTC."""
+    import pymysql
+
+    url = urlsplit(MYSQL_URL)
+    return pymysql.connect(
+        host=url.hostname,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=url.path.lstrip("/"),
+        autocommit=True,
+        charset="utf8mb4",
+        init_command="SET time_zone = '+00:00'",
+    )
 
 
 @pytest.fixture

@@ -11,32 +11,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from gristmill.project import Project
-from tests.conftest import MYSQL_URL, PG_URL, require_server
+from tests.conftest import MYSQL_URL, PG_URL, mysql_connect, require_server
 from tests.helpers import write_project
 
 PAIRS = ["pg-duckdb", "duckdb-duckdb", "pg-pg"]
 SOURCE_PAIRS = ["pg-duckdb", "mysql-duckdb", "pg-pg"]
-
-
-def mysql_connect() -> Any:
-    import pymysql
-
-    url = urlsplit(MYSQL_URL)
-    return pymysql.connect(
-        host=url.hostname,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=url.path.lstrip("/"),
-        autocommit=True,
-        charset="utf8mb4",
-        init_command="SET time_zone = '+00:00'",
-    )
 
 
 class Side:

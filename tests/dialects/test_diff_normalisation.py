@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -34,7 +33,7 @@ from gristmill.dialects.base import (
     INFINITE_DAYS,
     INFINITE_US,
 )
-from tests.conftest import MYSQL_URL, PG_URL, require_server
+from tests.conftest import PG_URL, mysql_connect, require_server
 
 GOLDEN = Path(__file__).parent / "golden"
 ENGINES = ("duckdb", "postgres", "mysql")
@@ -148,19 +147,7 @@ def postgres_run() -> Iterator[Run]:
 @pytest.fixture(scope="module")
 def mysql_run() -> Iterator[Run]:
     require_server("MariaDB/MySQL", "127.0.0.1", 3306)
-    import pymysql
-
-    url = urlsplit(MYSQL_URL)
-    db = pymysql.connect(
-        host=url.hostname,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=url.path.lstrip("/"),
-        autocommit=True,
-        charset="utf8mb4",
-        init_command="SET time_zone = '+00:00'",
-    )
+    db = mysql_connect()
 
     def run(expressions: Sequence[str]) -> list[Any]:
         with db.cursor() as cursor:

@@ -124,6 +124,11 @@ class SqlSource(Source):
     PLACEHOLDER: ClassVar[str] = "?"
     """The driver's first positional parameter."""
     BATCH_ROWS: ClassVar[int] = 100_000
+    INLINES_CURSOR: ClassVar[bool] = False
+    """Whether the cursor's lower bound is written as the dialect's literal instead of
+    bound: the server then plans with the value (PostgreSQL uses the cursor's index, where
+    a parameter made it scan the whole table), and the value is exact where the driver's
+    escaping is not (MySQL: an instant in the session's UTC, a decimal with every digit)."""
     DIALECT: ClassVar[str]
 
     @cached_property
@@ -171,6 +176,8 @@ class SqlSource(Source):
 
     def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
         """The condition selecting rows at or after the last synced cursor value."""
+        if self.INLINES_CURSOR:
+            return f"{self.quote(cursor)} >= {self.dialect.literal(value)}", []
         return f"{self.quote(cursor)} >= {self.PLACEHOLDER}", [value]
 
     @abstractmethod

@@ -19,7 +19,6 @@ import pyarrow as pa
 
 from gristmill import config as gristmill_config
 from gristmill.config import SourceConfig
-from gristmill.dialects import dialect
 from gristmill.errors import (
     BackendError,
     ConfigError,
@@ -106,6 +105,7 @@ def _connect_timeout(source: str, query: str) -> float:
 class MySQLSource(SqlSource):
     KIND = "mysql"
     DIALECT = "mysql"
+    INLINES_CURSOR = True
     SUPPORTS_PARALLEL_STREAMS = False
     PLACEHOLDER = "%s"
 
@@ -205,11 +205,6 @@ class MySQLSource(SqlSource):
                 [self.database, table],
             )
         }
-
-    def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
-        # The dialect's literal, exact where the driver's escaping is not: an instant in
-        # UTC (the session's zone), whatever zone it came in; a decimal with every digit.
-        return f"{self.quote(cursor)} >= {dialect('mysql').literal(value)}", []
 
     def column_sql(self, name: str, dtype: pa.DataType) -> str:
         if dtype == pa.float32():

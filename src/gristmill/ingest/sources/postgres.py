@@ -24,7 +24,6 @@ from typing import Any
 import pyarrow as pa
 
 from gristmill.config import SourceConfig
-from gristmill.dialects import dialect
 from gristmill.errors import BackendError, ConfigError, TypeMappingError
 from gristmill.ingest.sources.base import Extract, ReadRequest, SourceTable, SqlSource
 from gristmill.memory import return_large_buffers_to_the_system
@@ -79,6 +78,7 @@ logger = logging.getLogger(__name__)
 class PostgresSource(SqlSource):
     KIND = "postgres"
     DIALECT = "postgres"
+    INLINES_CURSOR = True
     SUPPORTS_PARALLEL_STREAMS = True
     PLACEHOLDER = "$1"
 
@@ -202,11 +202,6 @@ class PostgresSource(SqlSource):
         if isinstance(dtype, pa.JsonType):
             return f"to_jsonb({self.quote(name)}) AS {self.quote(name)}"
         return super().override_sql(name, dtype)
-
-    def cursor_condition(self, cursor: str, value: Any) -> tuple[str, list[Any]]:
-        # Inlined, not bound: with a parameter the server plans for any value and scans
-        # the whole table; with the literal it uses the index on the cursor column.
-        return f"{self.quote(cursor)} >= {dialect('postgres').literal(value)}", []
 
     def pending_from(self, cursor_type: pa.DataType) -> Any:
         """The least value of a cursor of `cursor_type` that a transaction open now may
