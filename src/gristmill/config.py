@@ -138,6 +138,20 @@ class OnlineConfig(_Strict):
     """Redis: redis://host:6379/0"""
     prefix: str = "gristmill"
     """Redis: the prefix of every key, so that projects can share a server."""
+    timeout: str = "2s"
+    """The deadline of every call to the store (connect, read, write): a stalled store
+    fails the call instead of hanging it. A server's reads also stop at its
+    [serve] request_timeout."""
+    clock_skew: str = "5m"
+    """How far past the serving clock (now, UTC) an event's time may be: a pushed event
+    later than now + clock_skew is refused, and materialize leaves such rows out (and
+    counts them), so that a forged future event cannot wipe an entity's history."""
+
+    @field_validator("timeout", "clock_skew")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class RegistryConfig(_Strict):
@@ -152,11 +166,28 @@ class ServeConfig(_Strict):
     alias: str = "champion"
     """The alias of each model the server scores with."""
     max_body_bytes: int = Field(default=1_000_000, ge=1)
+    max_batch_rows: int = Field(default=100, ge=1, le=10_000)
+    """The most rows one predict request (or events one push) may hold."""
+    request_timeout: str = "1s"
+    """Each request's deadline: past it the answer is a 503 (or the decision the model's
+    policy declares for an unavailable online store)."""
+    header_timeout: str = "5s"
+    """How long a client may take to send a request's headers."""
+    body_timeout: str = "10s"
+    """How long a client may take to send a request's body."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections per worker; past it new requests get a 503."""
     reasons: Literal["paths", "shap"] = "paths"
     """How a prediction's top reasons are computed: "paths" credits the splits on each
     tree's decision path (fast; LightGBM models), "shap" gives exact Shapley values (what
     `gristmill models explain` shows; ~0.5 ms more per row for the quickstart's model).
     Models without path attributions always use Shapley values."""
+
+    @field_validator("request_timeout", "header_timeout", "body_timeout")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class TransformsConfig(_Strict):

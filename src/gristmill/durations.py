@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 _UNITS = {
+    "ms": 0.001,
     "s": 1,
     "sec": 1,
     "secs": 1,

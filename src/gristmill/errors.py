@@ -7,6 +7,7 @@ The tree::
     │                              an unknown backend or source name is used
     ├── MissingDependencyError     an optional extra is needed: the message names the pip command
     ├── ConnectionFailedError      a database cannot be reached or refuses the credentials
+    │   └── OnlineStoreUnavailableError  the online store did not answer within its deadline
     ├── NotFoundError              a table, column or file named in the project does not exist,
     │                              or a model, version or alias the registry does not hold
     ├── BadRowsError               malformed rows in a source file (more than max_bad_rows)
@@ -14,6 +15,9 @@ The tree::
     ├── TypeMappingError           a source column's type or value has no exact warehouse
     │                              form: the message names the column_types override to use
     ├── TransformError             a transform's SQL or function failed (file and line named)
+    ├── InvalidEventError          a pushed event a feature view cannot take (a time beyond
+    │                              the serving clock, NaN, a value of the wrong type): the
+    │                              message names the event and field; nothing was stored
     ├── CheckFailedError           a blocking data check failed; nothing was published
     ├── ArtifactTamperedError      a model artifact differs from what the registry wrote
     │                              (checksum, or types the file holds): it is not loaded
@@ -57,6 +61,11 @@ class MissingDependencyError(GristmillError):
 
 class ConnectionFailedError(GristmillError):
     """A database could not be reached, or refused the credentials."""
+
+
+class OnlineStoreUnavailableError(ConnectionFailedError):
+    """The online store did not answer within its deadline (or refused the connection):
+    a server answers 503, or the decision the model's policy declares for it."""
 
 
 class NotFoundError(GristmillError):
@@ -103,6 +112,16 @@ class TypeMappingError(GristmillError):
 
 class TransformError(GristmillError):
     """A transform's SQL or Python function failed; the message names its file and line."""
+
+
+class InvalidEventError(GristmillError):
+    """An event pushed to a feature view that it cannot take: a time later than the
+    serving clock allows, a NaN or infinite number, a value not of the view's declared
+    type. The message names the event (its index) and the field; nothing was stored."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CheckFailedError(GristmillError):
