@@ -48,6 +48,11 @@ class OnlineStore(ABC):
     @abstractmethod
     def set_meta(self, view: str, name: str, value: str) -> None: ...
 
+    def ping(self) -> None:
+        """Answer within the store's deadline, or raise OnlineStoreUnavailableError: a
+        server is ready only while its online store answers."""
+        self.get_meta("_gm", "ping")
+
     @abstractmethod
     def clear(self, view: str) -> None:
         """Forget every event and metadata value of `view`."""

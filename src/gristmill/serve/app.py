@@ -132,16 +132,7 @@ def create_app(project: Project) -> Starlette:
                     for row, s in zip(rows, scored, strict=True)
                 ]
             )
-            results = [
-                {
-                    "score": s.score,
-                    "decision": s.decision,
-                    "why": s.why,
-                    "reasons": s.reasons,
-                    "freshness_seconds": s.freshness,
-                }
-                for s in scored
-            ]
+            results = [s.response() for s in scored]
             head = {"model": name, "version": version, "alias": loaded.alias}
             head["policy_version"] = policy
             if isinstance(body, dict) and "rows" in body:

@@ -47,6 +47,16 @@ class Scored:
     """The one number a policy decides on: the probability of the positive class, the
     predicted value, or the top class's probability."""
 
+    def response(self) -> dict[str, Any]:
+        """What a client receives for this prediction."""
+        return {
+            "score": self.score,
+            "decision": self.decision,
+            "why": self.why,
+            "reasons": self.reasons,
+            "freshness_seconds": self.freshness,
+        }
+
 
 @dataclass
 class LoadedModel:
