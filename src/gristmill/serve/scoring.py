@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gristmill.errors import GristmillError, OnlineStoreUnavailableError
+from gristmill.errors import ConnectionFailedError, GristmillError, OnlineStoreUnavailableError
 from gristmill.train.encode import Encoding
 from gristmill.train.policy import is_missing
 
@@ -235,7 +235,7 @@ class Scorer:
         meta = loaded.version.metadata
         try:
             rows = loaded.features_of(requests, self.reader)
-        except OnlineStoreUnavailableError:
+        except ConnectionFailedError:  # a store past its deadline, or never reached
             if loaded.policy.unavailable is None:
                 raise
             logger.warning("%s: the online store is unavailable; degraded decisions", name)
