@@ -82,7 +82,7 @@ def predict(root: Path, body: dict[str, Any], down: bool = False) -> Any:
         def unavailable(*_: Any) -> Any:
             raise OnlineStoreUnavailableError("Redis at 127.0.0.1:1 did not answer within 2s.")
 
-        project.online.read_views = unavailable  # type: ignore[method-assign]
+        project.online.read_views = unavailable  # type: ignore[method-assign,assignment]
     with TestClient(create_app(project)) as api:
         return api.post("/v1/models/fraud/predict", json=body)
 
