@@ -208,3 +208,30 @@ def test_nesting_is_bounded(built: Path) -> None:
         deep = [deep]
     with Project.load(built) as p, pytest.raises(BadRequestError, match=r"rows\[0\]\.note"):
         Scorer(p).score("fraud", [{**TRANSACTION, "note": deep}])
+
+
+def test_batch_scoring_routes_rows_by_their_features_as_of_their_own_time(
+    project: Path,
+) -> None:
+    """Rows dated 40 days after the last event have only stale user features; rows at
+    their own time do not, and batch decisions equal single ones given the same facts."""
+    from gristmill.serve.batch import score_table
+
+    rules = 'Rule.stale("tx_count_7d", "review"), Rule.missing("last_amount", "hold")'
+    with_policy(project, rules)
+    with Project.load(project) as p:
+        p.warehouse.execute(
+            "CREATE TABLE analytics.later AS SELECT transaction_id, user_id, merchant_id, amount,"
+            " kind, (SELECT max(created_at) FROM analytics.clean_transactions)"
+            f" + INTERVAL {DAYS} DAY AS created_at FROM analytics.clean_transactions LIMIT 40"
+        )
+        score_table(p, "fraud", "later", "later_scored")
+        later = p.warehouse.query_arrow("SELECT * FROM analytics.later_scored").to_pylist()
+        score_table(p, "fraud", "clean_transactions", "now_scored")
+        now = p.warehouse.query_arrow("SELECT * FROM analytics.now_scored").to_pylist()
+    assert {r["decision"] for r in later} == {"review"}
+    assert not any(c.startswith("_gm_") for c in later[0])
+    assert sum(r["decision"] == "review" for r in now) < len(now) / 2
+    first = [r for r in now if r["last_amount"] is None]  # a user's first transaction
+    assert first and {r["decision"] for r in first} <= {"review", "hold"}
+    assert "hold" in {r["decision"] for r in first}
