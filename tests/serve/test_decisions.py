@@ -188,6 +188,7 @@ def test_a_degraded_decision_with_a_redis_that_is_not_there(project: Path) -> No
         ({"amount": 10**400}, "rows[0].amount: an integer of 1329 bits"),
         ({"kind": "pay\ud800"}, "rows[0].kind: not valid Unicode"),
         ({"note": {"deep": "\udfff"}}, "rows[0].note.deep: not valid Unicode"),
+        ({"no\ud800te": 1}, "rows[0]: the field name 'no\\ud800te' is not valid Unicode"),
         ({"user_id": 2**63}, "rows[0].user_id: 9223372036854775808 is out of range for int64"),
         ({"user_id": -(2**63) - 1}, "rows[0].user_id: -9223372036854775809 is beyond"),
     ],

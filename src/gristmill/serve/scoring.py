@@ -113,8 +113,7 @@ class LoadedModel:
                     f"rows[{i}]: missing field {missing[0]!r}; {self.spec.name} needs"
                     f" {', '.join(self.entity_keys + self.request_fields)}."
                 )
-            for name, value in request.items():
-                _check_value(f"rows[{i}].{name}", value)
+            _check_value(f"rows[{i}]", request)
         self._check_keys(requests)
         rows = [{k: r[k] for k in self.request_fields} for r in requests]
         _check_types(rows, self.encoding)
@@ -350,16 +349,14 @@ def _check_value(where: str, value: Any) -> None:
             raise BadRequestError(f"{path}: {item} is not a finite number.")
         if isinstance(item, int) and abs(item) > MAX_INTEGER:
             raise BadRequestError(f"{path}: {_short(item)} is beyond ±{MAX_INTEGER:.3g}.")
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadRequestError(
-                    f"{path}: not valid Unicode (a lone surrogate such as \\ud800)."
-                ) from None
+        if isinstance(item, str) and not _encodable(item):
+            raise BadRequestError(f"{path}: not valid Unicode (a lone surrogate such as \\ud800).")
         if isinstance(item, dict):
             for key, inner in item.items():
-                _check_value(f"{path} (a key)", key)
+                if not _encodable(key):  # named escaped: the message itself must encode
+                    raise BadRequestError(
+                        f"{path}: the field name {key!a} is not valid Unicode."
+                    )
                 pending.append((f"{path}.{key}", inner, depth + 1))
         elif isinstance(item, list):
             pending += [(f"{path}[{j}]", inner, depth + 1) for j, inner in enumerate(item)]
@@ -368,6 +365,14 @@ def _check_value(where: str, value: Any) -> None:
 MAX_INTEGER = 2**63
 """The largest integer a request may hold: what a 64-bit column (a key, an amount in
 cents) holds; beyond it, no model feature or warehouse column can take the value."""
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _short(number: int) -> str:
