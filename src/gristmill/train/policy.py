@@ -111,7 +111,7 @@ class Rule:
             return f"{self.field or 'a feature'} is {self.op}"
         return f"{self.field} {self.op} {self.value!r}"
 
-    def _hits(
+    def matches_many(
         self,
         columns: Mapping[str, np.ndarray],
         missing: Sequence[Collection[str]],
@@ -225,7 +225,7 @@ class Policy:
             for action, threshold in reversed(self._ordered()):  # the first met wins
                 actions[scores >= threshold] = action
         for rule in reversed(self.rules):  # the first rule that matches wins
-            actions[rule._hits(facts, missing, stale, n)] = rule.action
+            actions[rule.matches_many(facts, missing, stale, n)] = rule.action
         return actions
 
     def needs_states(self) -> bool:
