@@ -155,3 +155,15 @@ def test_batch_ties_and_big_integers_decide_as_single_ones() -> None:
     assert big.decide_many(np.array([0.0]), {"x": column})[0] == "review"
     text = Policy(rules=[Rule("x", "==", 1, "review")])
     assert text.decide_many(np.array([0.0]), {"x": np.array(["1"], dtype=object)})[0] == "approve"
+
+
+def test_reasons_never_cite_a_missing_value() -> None:
+    """What `models explain` and the server cite: the largest effects among the features
+    that have a value (the last entry of `effects` is the bias)."""
+    from gristmill.train.reasons import drivers
+
+    names = ["income", "region", "score", "age"]
+    row = {"income": None, "region": "north", "score": float("nan"), "age": 41}
+    effects = np.array([5.0, -0.5, 4.0, 1.0, 9.0])
+    assert drivers(names, row, effects, 3) == [("age", 41, 1.0), ("region", "north", -0.5)]
+    assert drivers(names, row, effects, 1) == [("age", 41, 1.0)]
