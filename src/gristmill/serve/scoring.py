@@ -354,9 +354,7 @@ def _check_value(where: str, value: Any) -> None:
         if isinstance(item, dict):
             for key, inner in item.items():
                 if not _encodable(key):  # named escaped: the message itself must encode
-                    raise BadRequestError(
-                        f"{path}: the field name {key!a} is not valid Unicode."
-                    )
+                    raise BadRequestError(f"{path}: the field name {key!a} is not valid Unicode.")
                 pending.append((f"{path}.{key}", inner, depth + 1))
         elif isinstance(item, list):
             pending += [(f"{path}[{j}]", inner, depth + 1) for j, inner in enumerate(item)]
