@@ -1,7 +1,9 @@
 """`gristmill score`: a registered model over a whole warehouse table, in batches. When the
 model was trained on a dataset, each row gets its features as of its own time by the
 dataset's point-in-time SQL (the training sets' logic); otherwise the table holds them.
-The scores land in a table built aside and swapped in, so nothing half-written remains."""
+When the model's policy has rules on missing or stale features, each row's are worked out
+as of its own time, as the server works them out as of now. The scores land in a table
+built aside and swapped in, so nothing half-written remains."""
 
 from __future__ import annotations
 
@@ -12,7 +14,17 @@ from typing import TYPE_CHECKING
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+    import pyarrow as pa
+
+    from gristmill.features.definition import FeatureView
     from gristmill.project import Project
+    from gristmill.serve.scoring import LoadedModel
+
+SEEN = "_gm_seen_"
+"""Prefix of the columns holding the time of each view's latest event before the row."""
 
 
 @dataclass
@@ -24,10 +36,11 @@ class ScoreResult:
     seconds: float
 
 
-def _features_sql(project: Project, training_set: str, relation: str) -> str:
-    """The table's rows with the model's feature views joined as of each row's time."""
+def _features_sql(project: Project, training_set: str, relation: str, seen: bool) -> str:
+    """The table's rows with the model's feature views joined as of each row's time; with
+    `seen`, also the time of each view's (with a ttl) latest event before it."""
     from gristmill.features.discover import load_definitions
-    from gristmill.features.pit import training_set_sql
+    from gristmill.features.pit import Selection, training_set_sql
     from gristmill.profile import resolve_table
 
     definitions = load_definitions(project.root)
@@ -39,9 +52,60 @@ def _features_sql(project: Project, training_set: str, relation: str) -> str:
         for name, view in definitions.views.items()
     }
     selections = definitions.selections(dataset, sources)
-    spine = f"SELECT * FROM {relation}"
     engine = project.warehouse.dialect
+    if seen:
+        selections += [
+            Selection(_latest_time(s.view, engine.quote), [SEEN + s.view.name], s.relation)
+            for s in selections
+            if s.view.ttl is not None
+        ]
+    spine = f"SELECT * FROM {relation}"
     return training_set_sql(spine, dataset.timestamp, selections, engine, dataset.inclusive)
+
+
+def _latest_time(view: FeatureView, quote: Callable[[str], str]) -> FeatureView:
+    """A view whose one feature is the time of the entity's latest event: the training
+    sets' own logic then says, per row, how old the view's latest event was."""
+    from gristmill.features.definition import FeatureView, expression
+
+    feature = expression(SEEN + view.name, quote(view.timestamp))
+    return FeatureView(SEEN + view.name, view.entity, view.timestamp, view.source, [feature])
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps as µs since the epoch (UTC), NaN where NULL."""
+    import pyarrow as pa
+
+    moments = column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64())
+    micros: np.ndarray = moments.to_numpy(zero_copy_only=False).astype(float)
+    return micros
+
+
+def _states(
+    chunk: pa.Table, loaded: LoadedModel, timestamp: str | None
+) -> tuple[list[list[str]], list[dict[str, float]], pa.Table]:
+    """Per row, the model's features that are missing and those that are stale (as of
+    the row's own time), and the chunk without the columns that told."""
+    import numpy as np
+
+    names = loaded.encoding.names
+    nulls = np.column_stack(
+        [chunk.column(n).is_null(nan_is_null=True).to_numpy(zero_copy_only=False) for n in names]
+    )
+    missing = [[names[j] for j in np.flatnonzero(row)] for row in nulls]
+    stale: list[dict[str, float]] = [{} for _ in range(chunk.num_rows)]
+    seen = [c for c in chunk.column_names if c.startswith(SEEN)]
+    if timestamp is not None:
+        at = _micros(chunk.column(timestamp))
+        for view, ttl in loaded.ttl_seconds.items():
+            if SEEN + view not in seen:
+                continue
+            ages = (at - _micros(chunk.column(SEEN + view))) / 1e6
+            features = [f for f, v in loaded.view_of.items() if v == view]
+            with np.errstate(invalid="ignore"):
+                for i in np.flatnonzero(ages > ttl):
+                    stale[i].update(dict.fromkeys(features, float(ages[i])))
+    return missing, stale, chunk.drop_columns(seen)
 
 
 def score_table(
@@ -87,7 +151,8 @@ def score_table(
             f"{table} lacks {missing[0]}, which {model} v{number} needs (it reads"
             f" {', '.join(dict.fromkeys(needed))})."
         )
-    sql = _features_sql(project, meta["training_set"], relation)
+    states = loaded.policy.needs_states()
+    sql = _features_sql(project, meta["training_set"], relation, seen=states)
     rows = 0
     created = False
     warehouse.ensure_schema(schema)
@@ -102,10 +167,15 @@ def score_table(
                 )
             predicted = family.predict(loaded.fitted, encoding.transform(chunk), meta["task"])
             headline = predicted if predicted.ndim == 1 else predicted.max(axis=1)
-            columns = {
+            absent: list[list[str]] | None = None
+            old: list[dict[str, float]] | None = None
+            if states:
+                when = dataset.timestamp if dataset is not None else None
+                absent, old, chunk = _states(chunk, loaded, when)
+            columns: dict[str, np.ndarray] = {
                 c: chunk.column(c).to_numpy(zero_copy_only=False) for c in chunk.column_names
             }
-            decisions = loaded.policy.decide_many(headline, columns)
+            decisions = loaded.policy.decide_many(headline, columns, absent, old)
             scored = (
                 chunk.append_column("score", pa.array(headline, pa.float64()))
                 .append_column("decision", pa.array(decisions.tolist(), pa.string()))

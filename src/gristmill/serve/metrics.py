@@ -50,5 +50,6 @@ class ServerMetrics:
     def predicted(self, model: str, seconds: float, scored: list[Any]) -> None:
         self.latency.labels(model).observe(seconds)
         for s in scored:
-            self.scores.labels(model).observe(s.headline)
+            if s.headline is not None:  # a degraded decision has no score
+                self.scores.labels(model).observe(s.headline)
             self.decisions.labels(model, s.decision).inc()

@@ -64,6 +64,16 @@ def openapi_document(scorer: Scorer) -> dict[str, Any]:
             "why": {"type": "string"},
             "reasons": {"type": "array", "items": {"type": "object"}},
             "freshness_seconds": {"type": "object"},
+            "missing_features": {"type": "array", "items": {"type": "string"}},
+            "stale_features": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "description": "Features older than their view's ttl: their age in seconds.",
+            },
+            "degraded": {
+                "type": "boolean",
+                "description": "Decided without a score: the online store did not answer.",
+            },
         },
     }
     for name in sorted(scorer.models):

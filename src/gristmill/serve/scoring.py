@@ -1,17 +1,22 @@
 """Scoring requests with a registered model: the request's fields, plus the features its
 entities have in the online store as of now, encoded as at training time; then the score,
-the decision of the model's policy, and the contributions that moved the score most."""
+the decision of the model's policy, and the contributions that moved the score most.
+Every answer says which features were missing and which came from events older than
+their view's ttl; when the online store does not answer, a policy that declares an
+`unavailable` action gives a degraded decision instead of an error."""
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gristmill.errors import GristmillError
+from gristmill.errors import ConnectionFailedError, GristmillError, OnlineStoreUnavailableError
 from gristmill.train.encode import Encoding
+from gristmill.train.policy import is_missing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     from gristmill.registry.base import ModelVersion
     from gristmill.train.policy import Policy
     from gristmill.train.spec import Model
+
+logger = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 1.0
 """How often a model's alias is looked up again, so that a promotion reaches a running
@@ -43,9 +50,16 @@ class Scored:
     freshness: dict[str, float | None] = field(default_factory=dict)
     """Per feature view: seconds since the entity's latest event (None: none known)."""
     features: dict[str, Any] = field(default_factory=dict)
-    headline: float = 0.0
+    headline: float | None = 0.0
     """The one number a policy decides on: the probability of the positive class, the
-    predicted value, or the top class's probability."""
+    predicted value, or the top class's probability (None: a degraded decision)."""
+    missing: list[str] = field(default_factory=list)
+    """The model's features that had no value (the model imputed them)."""
+    stale: dict[str, float] = field(default_factory=dict)
+    """Features whose view's latest event for the entity is older than the view's ttl:
+    feature -> that event's age in seconds, as of the server's clock."""
+    degraded: bool = False
+    """Decided without a score: the online store did not answer."""
 
     def response(self) -> dict[str, Any]:
         """What a client receives for this prediction."""
@@ -55,6 +69,9 @@ class Scored:
             "why": self.why,
             "reasons": self.reasons,
             "freshness_seconds": self.freshness,
+            "missing_features": self.missing,
+            "stale_features": self.stale,
+            "degraded": self.degraded,
         }
 
 
@@ -72,6 +89,10 @@ class LoadedModel:
     """Model features that come with the request (the training set's spine columns)."""
     entity_keys: list[str]
     encoding: Encoding
+    view_of: dict[str, str] = field(default_factory=dict)
+    """The view each online feature of the model comes from."""
+    ttl_seconds: dict[str, float] = field(default_factory=dict)
+    """The ttl of each view that has one."""
     explain: Callable[[np.ndarray], np.ndarray] | None = None
     """Per-row contributions (the reasons); None: none can be computed (a scikit-learn
     tree without shap)."""
@@ -80,10 +101,9 @@ class LoadedModel:
     def policy(self) -> Policy:
         return self.spec.served_policy
 
-    def features_of(
-        self, requests: list[dict[str, Any]], reader: OnlineReader
-    ) -> list[dict[str, Any]]:
-        """Each request's feature row: its own fields, then its entities' online values."""
+    def check(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The requests' rows of request fields, once every field is of a kind the model
+        can score: a bad one is a BadRequestError naming it."""
         for i, request in enumerate(requests):
             if not isinstance(request, dict):
                 raise BadRequestError(f"rows[{i}]: expected an object of fields.")
@@ -93,8 +113,18 @@ class LoadedModel:
                     f"rows[{i}]: missing field {missing[0]!r}; {self.spec.name} needs"
                     f" {', '.join(self.entity_keys + self.request_fields)}."
                 )
+            _check_value(f"rows[{i}]", request)
         self._check_keys(requests)
         rows = [{k: r[k] for k in self.request_fields} for r in requests]
+        _check_types(rows, self.encoding)
+        return rows
+
+    def features_of(
+        self, requests: list[dict[str, Any]], reader: OnlineReader
+    ) -> list[dict[str, Any]]:
+        """Each request's feature row: its own fields, then its entities' online values
+        (with `_gm_freshness`, the age of each view's latest event)."""
+        rows = self.check(requests)
         freshness: list[dict[str, float | None]] = [{} for _ in requests]
         if self.views:
             found = reader.read(self.views, requests)
@@ -105,16 +135,52 @@ class LoadedModel:
             row["_gm_freshness"] = ages
         return rows
 
+    def missing(self, row: dict[str, Any]) -> list[str]:
+        """The model's features without a value in `row`."""
+        return [name for name in self.encoding.names if is_missing(row.get(name))]
+
+    def stale(self, ages: dict[str, float | None]) -> dict[str, float]:
+        """The model's online features whose view's latest event is older than the
+        view's ttl, with that age (`ages`: per view, as the online reader gives them)."""
+        stale = {}
+        for feature, view in self.view_of.items():
+            age, ttl = ages.get(view), self.ttl_seconds.get(view)
+            if age is not None and ttl is not None and age > ttl:
+                stale[feature] = age
+        return stale
+
+    def degraded(self, request: dict[str, Any]) -> Scored:
+        """The decision without a score, when the online store does not answer: every
+        online feature is missing."""
+        row = {k: request[k] for k in self.request_fields}
+        missing = [n for n in self.encoding.names if n in self.view_of or is_missing(row.get(n))]
+        decided = self.policy.decide_unscored({**request, **row}, missing)
+        if decided is None:
+            raise OnlineStoreUnavailableError(
+                f"The online store is unavailable, and {self.spec.name}'s policy declares no"
+                " decision for it (Policy(unavailable='review'))."
+            )
+        decision, why = decided
+        return Scored(None, decision, why, [], {}, row, None, missing, {}, degraded=True)
+
     def _check_keys(self, requests: list[dict[str, Any]]) -> None:
         """Entity keys of the type the training set had: 7 and "7" are not one user."""
         types = self.version.metadata.get("column_types", {})
         for key in self.entity_keys:
             kind = types.get(key, "")
-            whole = kind.startswith(("int", "uint"))
+            bounds = _integer_bounds(kind)
             for i, request in enumerate(requests):
                 value = request[key]
-                if whole and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise BadRequestError(f"rows[{i}].{key}: expected an integer, got {value!r}.")
+                if bounds is not None:
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise BadRequestError(
+                            f"rows[{i}].{key}: expected an integer, got {value!r}."
+                        )
+                    if not bounds[0] <= value <= bounds[1]:
+                        raise BadRequestError(
+                            f"rows[{i}].{key}: {value} is out of range for {kind}"
+                            f" ({bounds[0]} to {bounds[1]})."
+                        )
                 if kind in ("string", "large_string") and not isinstance(value, str):
                     raise BadRequestError(f"rows[{i}].{key}: expected a string, got {value!r}.")
 
@@ -162,13 +228,19 @@ class Scorer:
         import numpy as np
 
         from gristmill.train.estimators import estimator
+        from gristmill.train.reasons import drivers
 
         loaded = self.model(name)
         meta = loaded.version.metadata
-        rows = loaded.features_of(requests, self.reader)
+        try:
+            rows = loaded.features_of(requests, self.reader)
+        except ConnectionFailedError:  # a store past its deadline, or never reached
+            if loaded.policy.unavailable is None:
+                raise
+            logger.warning("%s: the online store is unavailable; degraded decisions", name)
+            return loaded, [loaded.degraded(request) for request in requests]
         ages = [row.pop("_gm_freshness") for row in rows]
         encoding = loaded.encoding
-        _check_types(rows, encoding)
         X = encoding.transform_rows(rows)
         family = estimator(meta["estimator"])
         predicted = family.predict(loaded.fitted, X, meta["task"])
@@ -178,19 +250,19 @@ class Scorer:
             value = predicted[i]
             score: Any = value.tolist() if np.ndim(value) else float(value)
             headline = float(value) if np.ndim(value) == 0 else float(np.max(value))
-            decision, why = loaded.policy.decide(headline, {**requests[i], **row})
+            missing = loaded.missing(row)
+            stale = loaded.stale(ages[i])
+            decision, why = loaded.policy.decide(headline, {**requests[i], **row}, missing, stale)
             reasons = []
             if parts is not None:
                 effects = parts[i] if parts.ndim == 2 else parts[i, int(np.argmax(value))]
-                for j in np.argsort(-np.abs(effects[:-1]))[:top]:
-                    reasons.append(
-                        {
-                            "feature": encoding.names[j],
-                            "value": row.get(encoding.names[j]),
-                            "effect": round(float(effects[j]), 6),
-                        }
-                    )
-            scored.append(Scored(score, decision, why, reasons, ages[i], row, headline))
+                reasons = [
+                    {"feature": f, "value": v, "effect": round(e, 6)}
+                    for f, v, e in drivers(encoding.names, row, effects, top)
+                ]
+            scored.append(
+                Scored(score, decision, why, reasons, ages[i], row, headline, missing, stale)
+            )
         return loaded, scored
 
 
@@ -210,7 +282,7 @@ def explainer(loaded: LoadedModel, method: str) -> Callable[[np.ndarray], np.nda
     try:
         contributions(loaded.fitted, loaded.encoding.transform_rows([{}]), names)
     except Exception as exc:  # whatever the library's reason: serve without reasons
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "%s v%s is served without reasons: %s", loaded.spec.name, loaded.version.version, exc
         )
         return None
@@ -228,7 +300,8 @@ def load_model(
     features = list(version.metadata["features"])
     views: list[str] = []
     keys: list[str] = []
-    from_views: set[str] = set()
+    view_of: dict[str, str] = {}
+    ttl_seconds: dict[str, float] = {}
     dataset = definitions.datasets.get(version.metadata["training_set"])
     if dataset is not None:
         for entry in dataset.features:
@@ -236,10 +309,82 @@ def load_model(
             if view.name not in views:
                 views.append(view.name)
                 keys += [k for k in view.entity if k not in keys]
-            from_views |= set(view.columns())
-    request_fields = [f for f in features if f not in from_views]
+            for column in view.columns():
+                view_of.setdefault(column, view.name)
+            if view.ttl_delta is not None:
+                ttl_seconds[view.name] = view.ttl_delta.total_seconds()
+    request_fields = [f for f in features if f not in view_of]
+    view_of = {f: v for f, v in view_of.items() if f in features}
     encoding = Encoding.from_dict(version.metadata["encoding"])
-    return LoadedModel(spec, version, alias, fitted, views, request_fields, keys, encoding)
+    return LoadedModel(
+        spec,
+        version,
+        alias,
+        fitted,
+        views,
+        request_fields,
+        keys,
+        encoding,
+        view_of=view_of,
+        ttl_seconds=ttl_seconds,
+    )
+
+
+MAX_DEPTH = 32
+"""How deeply a request's values may nest (they are logged, not scored)."""
+
+
+def _check_value(where: str, value: Any) -> None:
+    """Every number finite and every string valid Unicode, however deep in the request
+    (all of it is logged): NaN, Infinity, 1e309, 10**400 and lone surrogates are refused
+    here, naming the field, rather than failing later as a server error."""
+    pending = [(where, value, 0)]
+    while pending:
+        path, item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequestError(f"{path}: nested more than {MAX_DEPTH} levels deep.")
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BadRequestError(f"{path}: {item} is not a finite number.")
+        if isinstance(item, int) and abs(item) > MAX_INTEGER:
+            raise BadRequestError(f"{path}: {_short(item)} is beyond ±{MAX_INTEGER:.3g}.")
+        if isinstance(item, str) and not _encodable(item):
+            raise BadRequestError(f"{path}: not valid Unicode (a lone surrogate such as \\ud800).")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not _encodable(key):  # named escaped: the message itself must encode
+                    raise BadRequestError(f"{path}: the field name {key!a} is not valid Unicode.")
+                pending.append((f"{path}.{key}", inner, depth + 1))
+        elif isinstance(item, list):
+            pending += [(f"{path}[{j}]", inner, depth + 1) for j, inner in enumerate(item)]
+
+
+MAX_INTEGER = 2**63
+"""The largest integer a request may hold: what a 64-bit column (a key, an amount in
+cents) holds; beyond it, no model feature or warehouse column can take the value."""
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short(number: int) -> str:
+    digits = str(number) if number.bit_length() < 200 else None
+    return digits if digits is not None else f"an integer of {number.bit_length()} bits"
+
+
+def _integer_bounds(kind: str) -> tuple[int, int] | None:
+    """The range of an Arrow integer type's values ("int32", "uint64"); None: not one."""
+    for prefix, signed in (("uint", False), ("int", True)):
+        if kind.startswith(prefix) and kind[len(prefix) :].isdigit():
+            bits = int(kind[len(prefix) :])
+            return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return None
 
 
 def _check_types(rows: list[dict[str, Any]], encoding: Encoding) -> None:

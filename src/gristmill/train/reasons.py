@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConfigError
+from gristmill.train.policy import is_missing
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy as np
     import pyarrow as pa
 
     from gristmill.project import Project
@@ -24,6 +28,26 @@ class RowReasons:
     """(feature, its value, its contribution), largest effect first."""
     bias: float = 0.0
     """What every row starts from (contributions are added to it)."""
+
+
+def drivers(
+    names: Sequence[str], row: Mapping[str, Any], effects: np.ndarray, top: int
+) -> list[tuple[str, Any, float]]:
+    """The `top` features that moved a row's score most, as (feature, value, effect),
+    largest effect first. A feature without a value is never one: the model took its
+    missing-value branch, and citing "income: null" would blame the customer for a gap
+    in our data (the response lists missing features on their own)."""
+    import numpy as np
+
+    picked: list[tuple[str, Any, float]] = []
+    for j in np.argsort(-np.abs(effects[: len(names)]), kind="stable"):
+        value = row.get(names[j])
+        if is_missing(value):
+            continue
+        picked.append((names[j], value, float(effects[j])))
+        if len(picked) == top:
+            break
+    return picked
 
 
 def explain_table(
@@ -53,13 +77,12 @@ def explain_table(
     rows = table.to_pylist()
     explained = []
     for i, row in enumerate(rows):
-        order = np.argsort(-np.abs(parts[i, :-1]))[:top]
         value = predicted[i].tolist() if np.ndim(predicted[i]) else float(predicted[i])
         explained.append(
             RowReasons(
                 {c: row[c] for c in ids},
                 value,
-                [(names[j], row.get(names[j]), float(parts[i, j])) for j in order],
+                drivers(names, row, parts[i], top),
                 float(parts[i, -1]),
             )
         )
