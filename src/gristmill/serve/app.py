@@ -153,9 +153,9 @@ def create_app(project: Project) -> Starlette:
         except ConnectionFailedError as exc:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
             return error(503, "The online store is unavailable; retry.", RETRY_AFTER)
-        except GristmillError as exc:
-            logger.warning("%s %s: %s", request.method, request.url.path, exc)
-            return error(503, str(exc))
+        except GristmillError as exc:  # the server's own trouble: its words stay in its log
+            logger.error("%s %s: %s", request.method, request.url.path, exc)
+            return error(503, "The server cannot answer this now; its log says why.", RETRY_AFTER)
 
     async def predict(request: Request) -> JSONResponse:
         async def handle(request: Request) -> JSONResponse:
