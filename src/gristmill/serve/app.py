@@ -111,9 +111,7 @@ def create_app(project: Project) -> Starlette:
         left to finish (or fail at the store's own deadline) and its result is dropped."""
         try:
             with anyio.fail_after(deadline):
-                return await anyio.to_thread.run_sync(
-                    work, limiter=limiter, abandon_on_cancel=True
-                )
+                return await anyio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
         except TimeoutError:
             raise _LateError(
                 f"No answer within the request's deadline ({deadline:g} s); retry."
@@ -301,8 +299,8 @@ def _cap_store_deadline(project: Project, request_seconds: float) -> None:
 
 
 def _model_state(scorer: Scorer, name: str) -> str:
-    """"loaded", or what keeps the model from being served (the details go to the log,
-    not to callers)."""
+    """The model's state: loaded, or what keeps it from being served (the details go to
+    the server's log, not to callers)."""
     try:
         scorer.model(name)
     except NotFoundError as exc:

@@ -76,9 +76,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"The body is not UTF-8 (byte {exc.start}).") from None
     try:
-        value = json.loads(
-            text, parse_constant=_constant, parse_float=_float, parse_int=_int
-        )
+        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except RecursionError:
         raise BadRequestError(f"The body nests deeper than {MAX_DEPTH} levels.") from None
     except ValueError as exc:
