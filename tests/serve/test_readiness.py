@@ -81,3 +81,14 @@ def test_a_model_that_does_not_load_is_not_ready_and_no_path_is_told(project: Pa
     for answer in answers:
         for folder in {str(project), str(project.resolve()), ".gristmill", "registry"}:
             assert folder not in answer.text, (answer.request.url, answer.text)
+
+
+def test_an_app_served_again_after_a_shutdown_still_logs(project: Path) -> None:
+    from gristmill.serve.log import read_log
+
+    _, _, app = serve_with_flaky_store(project)
+    earlier = len(read_log(project))
+    for _ in range(2):  # the first shutdown closes the log; the second start must reopen it
+        with TestClient(app) as api:
+            assert api.post("/v1/models/fraud/predict", json=TRANSACTION).status_code == 200
+    assert len(read_log(project)) == earlier + 2
