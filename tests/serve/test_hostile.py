@@ -45,7 +45,7 @@ def project(built: Path, tmp_path: Path) -> Iterator[Path]:  # noqa: F811
         (f'{{{ROW}, "amount": NaN}}', "amount: NaN"),
         (f'{{{ROW}, "amount": Infinity}}', "amount: Infinity"),
         (f'{{{ROW}, "amount": -Infinity}}', "amount: -Infinity"),
-        (f'{{{ROW}, "amount": 1e309}}', "amount: 1e309 is beyond the range of a 64-bit float"),
+        (f'{{{ROW}, "amount": 1e309}}', "amount: a number beyond the range of a 64-bit float"),
         (f'{{"rows": [{{{ROW}, "amount": 1.0}}, {{{ROW}, "amount": 1e309}}]}}', "rows[1].amount"),
         (
             f'{{"merchant_id": 3, "kind": "payment", "amount": 1.0, "user_id": {10**400}}}',

@@ -25,6 +25,8 @@ MAX_DEPTH = 32
 INT64 = (-(2**63), 2**63 - 1)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONG_NUMBER = re.compile(r"\d{20}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -50,16 +52,10 @@ def _constant(text: str) -> _Refused:
     return _Refused(f"{text} is not a number JSON allows; send a finite number or null")
 
 
-def _float(text: str) -> float | _Refused:
-    value = float(text)
-    if math.isinf(value):
-        return _Refused(f"{_short(text)} is beyond the range of a 64-bit float")
-    return value
-
-
 def _int(text: str) -> int | _Refused:
-    # Compared as text first: converting thousands of digits costs more than the check.
-    if len(text.lstrip("-")) > 19 or not INT64[0] <= int(text) <= INT64[1]:
+    # Compared as text first: converting thousands of digits costs more than the check
+    # (and past 4,300 Python refuses without saying where).
+    if len(text.lstrip("-")) > 19:
         return _Refused(f"{_short(text)} is beyond a 64-bit integer")
     return int(text)
 
@@ -75,39 +71,78 @@ def parse_json(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"The body is not UTF-8 (byte {exc.start}).") from None
+    # Hooks cost a Python call per number: the one for integers only where one may be long.
+    long = _LONG_NUMBER.search(text) is not None
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        value = json.loads(text, parse_constant=_constant, parse_int=_int if long else None)
     except RecursionError:
         raise BadRequestError(f"The body nests deeper than {MAX_DEPTH} levels.") from None
     except ValueError as exc:
         raise BadRequestError(f"The body is not JSON: {exc}") from None
-    _check(value, "", 0)
+    # Strict UTF-8 has no surrogates: one can only come from a \\uD800-\\uDFFF escape.
+    found = _find(value, 0, _ESCAPED_SURROGATE.search(text) is not None)
+    if found is not None:
+        path, problem = found
+        raise BadRequestError(f"{_path(path) or 'The body'}: {problem}.")
     return value
 
 
-def _check(value: Any, path: str, depth: int) -> None:
-    if isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
-            raise BadRequestError(f"{path or 'The body'}: nests deeper than {MAX_DEPTH} levels.")
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _check(item, f"{path}[{i}]", depth + 1)
-            return
-        for key, item in value.items():
-            where = _join(path, key)
-            if _SURROGATE.search(key):
-                raise BadRequestError(f"{where}: the name holds a lone surrogate (not UTF-8).")
-            _check(item, where, depth + 1)
-    elif isinstance(value, _Refused):
-        raise BadRequestError(f"{path or 'The body'}: {value.problem}.")
-    elif isinstance(value, str) and _SURROGATE.search(value):
-        raise BadRequestError(f"{path or 'The body'}: the text holds a lone surrogate (not UTF-8).")
+def _find(value: Any, depth: int, surrogates: bool) -> tuple[list[str | int], str] | None:
+    """Where in `value` the first refused thing is (its path, innermost last) and what it
+    is; None when there is none. Paths are built only for a refusal, and scalars are
+    checked in the loop over their container, not by a call each: the walk over a body
+    that passes costs a few type checks per value."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        problem = _problem(value, surrogates)
+        return None if problem is None else ([], problem)
+    if depth >= MAX_DEPTH:
+        return [], f"nests deeper than {MAX_DEPTH} levels"
+    items = value.items() if kind is dict else enumerate(value)
+    for key, item in items:
+        if surrogates and kind is dict and _SURROGATE.search(key):
+            return [key], "the name holds a lone surrogate (not UTF-8)"
+        of = type(item)
+        if of is dict or of is list:
+            found = _find(item, depth + 1, surrogates)
+            if found is not None:
+                found[0].insert(0, key)
+                return found
+        elif (
+            (of is float and not math.isfinite(item))
+            or (of is int and not INT64[0] <= item <= INT64[1])
+            or of is _Refused
+            or (surrogates and of is str)
+        ):
+            problem = _problem(item, surrogates)
+            if problem is not None:
+                return [key], problem
+    return None
 
 
-def _join(path: str, key: str) -> str:
-    if _NAME.match(key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{_short(json.dumps(key))}]"
+def _problem(value: Any, surrogates: bool) -> str | None:
+    """What is wrong with a scalar, if anything."""
+    if isinstance(value, _Refused):
+        return value.problem
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a number beyond the range of a 64-bit float"  # 1e309 parses as inf
+    if type(value) is int and not INT64[0] <= value <= INT64[1]:
+        return f"{_short(str(value))} is beyond a 64-bit integer"
+    if surrogates and isinstance(value, str) and _SURROGATE.search(value):
+        return "the text holds a lone surrogate (not UTF-8)"
+    return None
+
+
+def _path(parts: list[str | int]) -> str:
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _NAME.match(part):
+            path += f".{part}" if path else part
+        else:
+            path += f"[{_short(json.dumps(part))}]"
+    return path
 
 
 async def read_body(request: Request, max_bytes: int, seconds: float) -> bytes:
