@@ -100,7 +100,7 @@ def _find(value: Any, depth: int, surrogates: bool) -> tuple[list[str | int], st
         return [], f"nests deeper than {MAX_DEPTH} levels"
     items = value.items() if kind is dict else enumerate(value)
     for key, item in items:
-        if surrogates and kind is dict and _SURROGATE.search(key):
+        if surrogates and isinstance(key, str) and _SURROGATE.search(key):
             return [key], "the name holds a lone surrogate (not UTF-8)"
         of = type(item)
         if of is dict or of is list:
