@@ -138,7 +138,7 @@ def _path(parts: list[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif _NAME.match(part):
+        elif len(part) <= 64 and _NAME.match(part):
             path += f".{part}" if path else part
         else:
             path += f"[{_short(json.dumps(part))}]"
