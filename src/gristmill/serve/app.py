@@ -3,27 +3,39 @@
     POST /v1/models/{name}/predict   one row of fields, or {"rows": [...]}
     POST /v1/events/{view}           one event, a list, or {"events": [...]}
     GET  /healthz                    the process is up
-    GET  /readyz                     every model loads at its alias
+    GET  /readyz                     every model is loaded at its alias and the online store answers
     GET  /metrics                    Prometheus: requests, latencies, scores, decisions
     GET  /openapi.json, /docs        the operations, with each model's fields and types
 
 Bad input is a 4xx whose message names the field; a gristmill error never becomes a 500.
+Blocking work runs on worker threads within [serve] request_timeout (past it: 503), so
+that the event loop keeps answering while a store stalls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import json
+import logging
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from gristmill.errors import ConfigError, GristmillError, NotFoundError
+from gristmill.durations import parse_duration
+from gristmill.errors import (
+    ArtifactTamperedError,
+    ConfigError,
+    ConnectionFailedError,
+    GristmillError,
+    InvalidEventError,
+    NotFoundError,
+)
+from gristmill.serve.body import BodyTooLargeError, BodyTooSlowError, parse_json, read_body
 from gristmill.serve.scoring import BadRequestError, Scorer, check_request_rows
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -31,8 +43,30 @@ if TYPE_CHECKING:
 
     from gristmill.project import Project
 
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WORKER_THREADS = 32
+"""Blocking work (store reads and writes, scoring, the registry) runs on at most this many
+threads per worker, so that the event loop stays free to answer; requests beyond them wait
+for a thread within their deadline."""
+
+STORE_SHARE = 0.75
+"""The online store's deadline as a share of the request's (when [online] timeout is
+longer): a store that does not answer fails its call while the request still has time to
+answer with the decision the model's policy declares for it."""
+
+RETRY_AFTER = {"Retry-After": "1"}
+
+
+class _LateError(GristmillError):
+    """The work of a request did not finish within [serve] request_timeout."""
+
 
 def create_app(project: Project) -> Starlette:
+    import anyio
+    import anyio.to_thread
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -43,14 +77,21 @@ def create_app(project: Project) -> Starlette:
     from gristmill.serve.openapi import docs_page, openapi_document
 
     config = project.config.serve
+    deadline = parse_duration(config.request_timeout).total_seconds()
+    body_seconds = parse_duration(config.body_timeout).total_seconds()
+    _cap_store_deadline(project, deadline)
     scorer = Scorer(project, alias=config.alias)
     pusher = Pusher(project, scorer.definitions)
+    # The pusher evaluates events on one DuckDB connection, which one thread uses at a time.
+    pushing = threading.Lock()
     log = PredictionLog(project.root)
     metrics = ServerMetrics()
     keys = [k.encode() for k in config.api_keys]
+    limiter = anyio.CapacityLimiter(WORKER_THREADS)
+    models = {name: _model_state(scorer, name) for name in sorted(scorer.models)}
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": _public(project, message)}, status, headers)
 
     def authorised(request: Request) -> bool:
         if not keys:
@@ -63,18 +104,18 @@ def create_app(project: Project) -> Starlette:
         return any(hmac.compare_digest(given.encode(), key) for key in keys)
 
     async def body_of(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
-            raise _TooLarge()
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > config.max_body_bytes:
-                raise _TooLarge()
+        return parse_json(await read_body(request, config.max_body_bytes, body_seconds))
+
+    async def offload(work: Callable[[], T]) -> T:
+        """`work` on a worker thread, within the request's deadline. Past it the thread is
+        left to finish (or fail at the store's own deadline) and its result is dropped."""
         try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise BadRequestError(f"The body is not JSON: {exc}") from None
+            with anyio.fail_after(deadline):
+                return await anyio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
+        except TimeoutError:
+            raise _LateError(
+                f"No answer within the request's deadline ({deadline:g} s); retry."
+            ) from None
 
     async def guarded(request: Request, handler: Any) -> JSONResponse:
         response = await answer(request, handler)
@@ -84,6 +125,8 @@ def create_app(project: Project) -> Starlette:
         if name not in scorer.models and name not in scorer.definitions.views:
             name = "(unknown)"
         metrics.requests.labels(route, name, str(response.status_code)).inc()
+        if route == "events" and response.status_code == 422 and name != "(unknown)":
+            metrics.refused_pushes.labels(name).inc()
         return response
 
     async def answer(request: Request, handler: Any) -> JSONResponse:
@@ -92,17 +135,25 @@ def create_app(project: Project) -> Starlette:
         try:
             result: JSONResponse = await handler(request)
             return result
-        except _TooLarge:
-            return error(413, f"The body is larger than {config.max_body_bytes:,} bytes.")
-        except BadRequestError as exc:
+        except BodyTooLargeError as exc:
+            return error(413, str(exc))
+        except BodyTooSlowError as exc:
+            return error(408, str(exc))
+        except (BadRequestError, InvalidEventError) as exc:
             return error(422, str(exc))
         except NotFoundError as exc:
             return error(404, str(exc))
         except ConfigError as exc:
             unknown = "No model" in str(exc) or "No feature view" in str(exc)
             return error(404 if unknown else 422, str(exc))
-        except GristmillError as exc:
-            return error(503, str(exc))
+        except _LateError as exc:
+            return error(503, str(exc), RETRY_AFTER)
+        except ConnectionFailedError as exc:
+            logger.warning("%s %s: %s", request.method, request.url.path, exc)
+            return error(503, "The online store is unavailable; retry.", RETRY_AFTER)
+        except GristmillError as exc:  # the server's own trouble: its words stay in its log
+            logger.error("%s %s: %s", request.method, request.url.path, exc)
+            return error(503, "The server cannot answer this now; its log says why.", RETRY_AFTER)
 
     async def predict(request: Request) -> JSONResponse:
         async def handle(request: Request) -> JSONResponse:
@@ -110,7 +161,12 @@ def create_app(project: Project) -> Starlette:
             name = request.path_params["name"]
             body = await body_of(request)
             rows = check_request_rows(body)
-            loaded, scored = scorer.score(name, rows)
+            if len(rows) > config.max_batch_rows:
+                raise BadRequestError(
+                    f"rows: {len(rows):,} rows; a request holds at most"
+                    f" {config.max_batch_rows:,} ([serve] max_batch_rows)."
+                )
+            loaded, scored = await offload(lambda: scorer.score(name, rows))
             latency = (time.perf_counter() - started) * 1000
             metrics.predicted(name, latency / 1000, scored)
             version = loaded.version.version
@@ -141,6 +197,19 @@ def create_app(project: Project) -> Starlette:
 
         return await guarded(request, handle)
 
+    def push(view: str, events: list[dict[str, Any]]) -> int:
+        with pushing:
+            try:
+                return pusher.push(view, events)
+            except GristmillError:
+                raise
+            except Exception as exc:  # DuckDB's view of a malformed event: its words stay here
+                logger.info("A push to %s was refused: %s", view, exc)
+                raise BadRequestError(
+                    f"The events do not fit view {view}: a field's value is not of the type"
+                    " its column has in the view's source."
+                ) from None
+
     async def push_events(request: Request) -> JSONResponse:
         async def handle(request: Request) -> JSONResponse:
             view = request.path_params["view"]
@@ -149,13 +218,13 @@ def create_app(project: Project) -> Starlette:
             events = [events] if isinstance(events, dict) else events
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise BadRequestError('Send an event object, a list of them, or {"events": [...]}.')
+            if len(events) > config.max_batch_rows:
+                raise BadRequestError(
+                    f"events: {len(events):,} events; a push holds at most"
+                    f" {config.max_batch_rows:,} ([serve] max_batch_rows)."
+                )
             scorer.definitions.view(view)
-            try:
-                entities = pusher.push(view, events)
-            except GristmillError:
-                raise
-            except Exception as exc:  # DuckDB's view of a malformed event
-                raise BadRequestError(f"The events do not fit view {view}: {exc}") from None
+            entities = await offload(lambda: push(view, events))
             return JSONResponse({"view": view, "events": len(events), "entities": entities})
 
         return await guarded(request, handle)
@@ -165,24 +234,40 @@ def create_app(project: Project) -> Starlette:
         return Response(body, media_type=content_type)
 
     async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(openapi_document(scorer))
+        return JSONResponse(await offload(lambda: openapi_document(scorer, config.max_batch_rows)))
 
     async def docs(request: Request) -> HTMLResponse:
-        return HTMLResponse(docs_page(openapi_document(scorer)))
+        document = await offload(lambda: openapi_document(scorer, config.max_batch_rows))
+        return HTMLResponse(docs_page(document))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    def refresh_models() -> None:
+        for name in models:
+            models[name] = _model_state(scorer, name)
+
+    def ping() -> str:
+        try:
+            project.online.ping()
+        except Exception as exc:  # whichever way the store fails, it does not answer
+            logger.warning("The online store does not answer: %s", exc)
+            return "unavailable"
+        return "ok"
+
     async def readyz(request: Request) -> JSONResponse:
-        problems = {}
-        for name in scorer.models:
-            try:
-                scorer.model(name)
-            except GristmillError as exc:
-                problems[name] = str(exc)
-        if problems:
-            return JSONResponse({"status": "not ready", "models": problems}, status_code=503)
-        return JSONResponse({"status": "ready", "models": sorted(scorer.models)})
+        """Ready: every model is loaded at its alias and the online store answers, each
+        found out within the request's deadline."""
+        with contextlib.suppress(_LateError):  # the states the models had last
+            await offload(refresh_models)
+        try:
+            store = await offload(ping)
+        except _LateError:
+            store = "unavailable"
+        ready = store == "ok" and all(state == "loaded" for state in models.values())
+        body = {"status": "ready" if ready else "unavailable", "models": dict(models)}
+        body["online_store"] = store
+        return JSONResponse(body, 200 if ready else 503, None if ready else RETRY_AFTER)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -204,8 +289,37 @@ def create_app(project: Project) -> Starlette:
     )
 
 
-class _TooLarge(Exception):
-    pass
+def _cap_store_deadline(project: Project, request_seconds: float) -> None:
+    """The online store's deadline no longer than STORE_SHARE of the request's (the store
+    reads it when it is opened, on first use)."""
+    online = project.config.online
+    share = request_seconds * STORE_SHARE
+    if parse_duration(online.timeout).total_seconds() > share:
+        online.timeout = f"{max(1, round(share * 1000))}ms"
+
+
+def _model_state(scorer: Scorer, name: str) -> str:
+    """The model's state: loaded, or what keeps it from being served (the details go to
+    the server's log, not to callers)."""
+    try:
+        scorer.model(name)
+    except NotFoundError as exc:
+        logger.warning("Model %s is not served: %s", name, exc)
+        return "not found"
+    except ArtifactTamperedError as exc:
+        logger.error("Model %s is not served: %s", name, exc)
+        return "tampered"
+    except GristmillError as exc:
+        logger.error("Model %s is not served: %s", name, exc)
+        return "failed"
+    return "loaded"
+
+
+def _public(project: Project, message: str) -> str:
+    """A message for a caller: the project's folder, which a caller has no need of, left out."""
+    for root in {str(project.root.resolve()), str(project.root)}:
+        message = message.replace(root, "<project>")
+    return message
 
 
 def create_app_from_environment() -> Starlette:

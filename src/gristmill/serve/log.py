@@ -56,6 +56,7 @@ class PredictionLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            self._day = ""  # the next write opens the file again (an app served anew)
 
 
 def _flat(value: Any) -> Any:

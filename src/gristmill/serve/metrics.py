@@ -42,6 +42,14 @@ class ServerMetrics:
             registry=self.registry,
         )
 
+        self.refused_pushes = Counter(
+            "gristmill_refused_pushes",
+            "Pushes refused (nothing of them stored), by feature view: a value out of range or"
+            " of the wrong type, an event time past the serving clock's allowance.",
+            ["view"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

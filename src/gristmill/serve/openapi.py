@@ -37,8 +37,17 @@ def _row_schema(loaded: LoadedModel) -> dict[str, Any]:
 ERRORS = {
     "401": "No valid API key.",
     "404": "No such model or view.",
+    "408": "The body took longer than [serve] body_timeout to arrive.",
     "413": "The body is too large.",
-    "422": "A field is missing or of the wrong type; the message names it.",
+    "422": (
+        "A field is missing, of the wrong type or out of range (NaN, infinite, beyond 64 bits),"
+        " too many rows or events, or an event dated past the serving clock; the message"
+        " names the field. Nothing of the request was scored or stored."
+    ),
+    "503": (
+        "The online store did not answer, or the request's deadline ([serve] request_timeout)"
+        " passed; retry after Retry-After seconds."
+    ),
 }
 
 
@@ -54,7 +63,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def openapi_document(scorer: Scorer) -> dict[str, Any]:
+def openapi_document(scorer: Scorer, max_rows: int) -> dict[str, Any]:
+    """The document; `max_rows`: the most rows of a predict request or events of a push."""
     paths: dict[str, Any] = {}
     prediction = {
         "type": "object",
@@ -89,7 +99,7 @@ def openapi_document(scorer: Scorer) -> dict[str, Any]:
                     "type": "object",
                     "required": ["rows"],
                     "properties": {
-                        "rows": {"type": "array", "minItems": 1, "maxItems": 100, "items": row}
+                        "rows": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": row}
                     },
                 },
             ]
@@ -117,13 +127,25 @@ def openapi_document(scorer: Scorer) -> dict[str, Any]:
                 "operationId": f"events_{name}",
                 "requestBody": {
                     "required": True,
-                    "content": _json({"oneOf": [event, {"type": "array", "items": event}]}),
+                    "content": _json(
+                        {"oneOf": [event, {"type": "array", "maxItems": max_rows, "items": event}]}
+                    ),
                 },
                 "responses": _responses({"type": "object"}),
             }
         }
-    for path, text in (("/healthz", "The process is up"), ("/readyz", "Every model loads")):
-        paths[path] = {"get": {"summary": text, "responses": {"200": {"description": "OK"}}}}
+    paths["/healthz"] = {
+        "get": {"summary": "The process is up", "responses": {"200": {"description": "OK"}}}
+    }
+    paths["/readyz"] = {
+        "get": {
+            "summary": "Every model is loaded at its alias and the online store answers",
+            "responses": {
+                "200": {"description": "Ready"},
+                "503": {"description": "A model is not loaded or the online store is unavailable"},
+            },
+        }
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": "gristmill", "version": "1"},
