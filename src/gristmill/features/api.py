@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill.dialects import dialect
 from gristmill.durations import parse_duration
-from gristmill.errors import ConfigError, InvalidEventError
+from gristmill.errors import ConfigError, InvalidEventError, did_you_mean
 from gristmill.features.discover import Definitions, load_definitions
 from gristmill.features.events import (
     EventChecker,
     cached_types,
     future_cut,
+    parse_key,
     refuse_not_finite,
     remember_types,
 )
@@ -217,6 +218,27 @@ class OnlineReader:
                     (moment - record.times[known - 1]) / MICROS if known else None
                 )
         return results
+
+
+def typed_keys(
+    project: Project, features: Sequence[str], given: Mapping[str, str]
+) -> dict[str, Any]:
+    """Entity keys given as text (a command line's `device_id=007`), each parsed as its
+    column's declared type in the source of the first view (of `features`) keyed by it."""
+    definitions = load_definitions(project.root)
+    views = [definitions.view(entry.partition(".")[0]) for entry in features]
+    typed = {}
+    for name, text in given.items():
+        view = next((v for v in views if name in v.entity), None)
+        if view is None:
+            known = sorted({k for v in views for k in v.entity})
+            raise ConfigError(
+                f"{name} is not an entity key of {', '.join(v.name for v in views)}."
+                f"{did_you_mean(name, known)} Give {', '.join(f'{k}=VALUE' for k in known)}."
+            )
+        types = cached_types(project, view, _source(project, view))
+        typed[name] = parse_key(view, types, name, text)
+    return typed
 
 
 def get_online_features(

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
-from gristmill.errors import EventProblem, InvalidEventError, did_you_mean
+from gristmill.errors import ConfigError, EventProblem, InvalidEventError, did_you_mean
 from gristmill.features.online import MICROS, to_micros
 
 if TYPE_CHECKING:
@@ -389,3 +389,30 @@ def _digits(value: Any) -> str:
 def future_cut(now: datetime, clock_skew: timedelta) -> int:
     """The latest event time (epoch µs) the serving clock allows at `now`."""
     return to_micros(now) + int(clock_skew.total_seconds() * MICROS)
+
+
+def parse_key(view: FeatureView, schema: pa.Schema, name: str, text: str) -> Any:
+    """An entity key typed on a command line (`device_id=007`), as a value of the key
+    column's declared type: text stays text ('007'), an integer column takes integers."""
+    import pyarrow as pa
+
+    dtype = schema.field(name).type
+    try:
+        if pa.types.is_integer(dtype):
+            return int(text)
+        if pa.types.is_floating(dtype):
+            return float(text)
+        if pa.types.is_decimal(dtype):
+            return _decimal(text, dtype.precision, dtype.scale)
+        if pa.types.is_boolean(dtype):
+            return {"true": True, "false": False}[text.lower()]
+        if pa.types.is_timestamp(dtype):
+            return _timestamp(text)
+        if pa.types.is_date(dtype):
+            return _date(text)
+    except (ValueError, KeyError, _Refused):
+        raise ConfigError(
+            f"Feature view {view.name}: the entity key {name} is of type {dtype};"
+            f" {text!r} is not one. Give {name}=VALUE with a value of that type."
+        ) from None
+    return text
