@@ -172,7 +172,8 @@ class EventChecker:
     ) -> InvalidEventError:
         where = f"events[{index}]" + (f".{field}" if field is not None else "")
         return InvalidEventError(
-            f"View {self.view.name}, {where}: {detail}. Nothing was stored.",
+            f"View {self.view.name}, {where}: {detail.rstrip('.')}"
+            f"{'' if detail.endswith('?') else '.'} Nothing was stored.",
             field,
             view=self.view.name,
             reason=reason,
@@ -365,7 +366,9 @@ def _date(value: Any) -> date:
 
 
 def _finite(value: float | Decimal) -> bool:
-    return value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _shown(value: Any) -> str:
