@@ -191,7 +191,7 @@ def verify_view(
         )
         if result.future_events:
             console.print(
-                f"  {result.future_events:,} rows dated after now + [online] clock_skew were"
+                f"  {result.future_events:,} rows dated after now + \\[online] clock_skew were"
                 " left out of both paths",
                 highlight=False,
             )
@@ -229,7 +229,7 @@ def print_materialized(results: list[MaterializeResult]) -> None:
     for r in results:
         kind = "all entities" if r.full else "changed entities"
         future = (
-            f"; {r.future_events:,} rows dated after now + [online] clock_skew left out"
+            f"; {r.future_events:,} rows dated after now + \\[online] clock_skew left out"
             if r.future_events
             else ""
         )

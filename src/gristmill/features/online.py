@@ -189,14 +189,15 @@ def apply_events(
         by_entity.setdefault(key, []).append(
             (time, encode_event(time, row, list(keeps[r]), nonce + r))
         )
-        if now >= time > newest.get(key, time - 1):
+        if now > time > newest.get(key, time - 1):
             newest[key] = time
     if not by_entity:
         return 0
     span = span_us(view)
-    # The newest new event up to now stays, so the event that is an entity's latest as
-    # of now is never forgotten. An entity whose new events are all still to come (within
-    # the clock skew) forgets nothing: its latest event until then is one already stored.
+    # The newest new event before now stays, so the event that is an entity's latest as
+    # of now (a read at T sees the events before T) is never forgotten. An entity whose
+    # new events are all still to come (within the clock skew) forgets nothing: its
+    # latest event until then is one already stored.
     forget = {k: min(now - span, t) for k, t in newest.items()}
     store.write(view.name, by_entity, forget, replace=replace)
     return len(by_entity)
