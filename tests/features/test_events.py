@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from gristmill.errors import InvalidEventError
 from gristmill.features.api import Pusher, get_online_features, materialize
 from gristmill.project import Project
-from tests.features._helpers import VIEW, now, payments_project
+from tests.features._helpers import COLUMNS, VIEW, now, payments_project
 
 START = now()
 EVENT: dict[str, Any] = {
@@ -243,3 +243,42 @@ def test_valid_events_read_back_as_sent(
     assert values["score_1d"] == score and values["last_shop"] == shop
     assert values["declines_7d"] == int(declined) and values["shops_7d"] == 1
     assert read.age_seconds["payments"] == pytest.approx(ago / 1e6, abs=1e-6)
+
+
+def test_an_arrow_table_is_checked_alike(project: Project, pusher: Pusher) -> None:
+    import pyarrow as pa
+
+    good = pa.Table.from_pylist([{**EVENT, "user_id": 9, "happened": START}])
+    assert pusher.push("payments", good) == 1
+    bad = pa.Table.from_pylist([{**EVENT, "user_id": "9", "happened": START}])
+    with pytest.raises(InvalidEventError) as refused:
+        pusher.push("payments", bad)
+    assert (refused.value.field, refused.value.reason) == ("user_id", "wrong_type")
+
+
+def test_a_time_zone_aware_source_column(tmp_path: Path) -> None:
+    """A TIMESTAMPTZ event time takes times with any offset, and the clock rule holds in
+    UTC whatever the offset says."""
+    columns = COLUMNS.replace("happened TIMESTAMP", "happened TIMESTAMPTZ")
+    with (
+        payments_project(tmp_path / "p", [], columns=columns) as root,
+        Project.load(root) as project,
+    ):
+        pusher = Pusher(project)
+        clock = datetime.now(UTC)
+        kolkata = timezone(timedelta(hours=5, minutes=30))
+        sent = {
+            **EVENT,
+            "happened": (clock - timedelta(minutes=30)).astimezone(kolkata).isoformat(),
+        }
+        assert pusher.push("payments", [sent]) == 1
+        [read] = get_online_features(project, ["payments"], [{"user_id": 7}], at=clock)
+        assert read.age_seconds["payments"] == pytest.approx(1800, abs=1e-3)
+        ahead = (clock + timedelta(hours=1)).astimezone(kolkata).isoformat()
+        with pytest.raises(InvalidEventError) as refused:
+            pusher.push("payments", [{**EVENT, "happened": ahead}])
+        assert refused.value.reason == "future_time"
+        # A naive time is UTC: 5h30 later than the same wall time in Kolkata.
+        naive = (clock - timedelta(minutes=1)).replace(tzinfo=None).isoformat()
+        assert pusher.push("payments", [{**EVENT, "happened": naive}]) == 1
+        pusher.close()
