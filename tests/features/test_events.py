@@ -145,8 +145,9 @@ def test_nan_made_by_a_features_sql_is_refused(tmp_path: Path) -> None:
     ).replace('aggregate("score", "max", "score", windows=["1d"]),', "")
     with payments_project(tmp_path / "p", [], view=view) as root, Project.load(root) as project:
         with pytest.raises(InvalidEventError) as refused:
-            Pusher(project).push("payments", [{**EVENT, "score": -1.0}])
-        assert (refused.value.reason, refused.value.field) == ("not_finite", "root")
+            Pusher(project).push("payments", [EVENT, {**EVENT, "score": -1.0}])
+        error = refused.value
+        assert (error.reason, error.field, error.index) == ("not_finite", "root", 1)
         [features] = get_online_features(project, ["payments"], [{"user_id": 7}])
         assert features.values["root"] is None and features.values["declines_7d"] == 0
 

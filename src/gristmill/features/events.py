@@ -93,12 +93,10 @@ class EventChecker:
         self._required = {*view.entity, view.timestamp}
         unknown = sorted(self._required - set(schema.names))
         if unknown:
-            raise InvalidEventError(
-                f"Feature view {view.name}: its source has no column {unknown[0]!r}, which"
-                " the view names as its entity key or time. Fix the view's definition.",
-                unknown[0],
-                view=view.name,
-                reason="unknown_field",
+            raise ConfigError(
+                f"Feature view {view.name} ({view.where}): its source {view.source} has no"
+                f" column {unknown[0]!r}, which the view names as its entity key or time."
+                f"{did_you_mean(unknown[0], schema.names)}"
             )
 
     def table(self, events: Sequence[Any], now: datetime) -> pa.Table:
@@ -182,26 +180,27 @@ class EventChecker:
 
 
 def refuse_not_finite(view: FeatureView, rows: pa.Table) -> None:
-    """Refuse computed event rows (as `event_rows_sql` gives them) holding a NaN or an
-    infinity: a feature's own SQL can make one (a division by zero) from finite values."""
+    """Refuse computed event rows (as `event_rows_sql` gives them, one per pushed event,
+    in order) holding a NaN or an infinity: a feature's own SQL can make one from finite
+    values (a square root of a negative number)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    for index, feature in enumerate(view.features):
-        column = rows.column(f"_gm_in{index}")
+    for position, feature in enumerate(view.features):
+        column = rows.column(f"_gm_in{position}")
         if not pa.types.is_floating(column.type):
             continue
         finite = pc.is_finite(column)
         if pc.all(finite, skip_nulls=True).as_py() is False:
-            row = pc.index(finite, False).as_py()
+            index = pc.index(finite, False).as_py()
             raise InvalidEventError(
-                f"View {view.name}, feature {feature.name}: its SQL gives"
-                f" {column[row].as_py()} for a pushed event (event time"
-                f" {rows.column('_gm_time')[row].as_py() / MICROS:.6f} s after the epoch);"
-                " a feature's value must be a finite number. Nothing was stored.",
+                f"View {view.name}, events[{index}]: the feature {feature.name} computes"
+                f" {column[index].as_py()} from it; a feature's value must be a finite"
+                " number. Nothing was stored.",
                 feature.name,
                 view=view.name,
                 reason="not_finite",
+                index=index,
             )
 
 
