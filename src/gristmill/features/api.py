@@ -113,13 +113,7 @@ def materialize(
         else:
             store.clear(view.name)
         rows = project.warehouse.query_arrow(sql, beyond_decimal="float")
-        future = (
-            project.warehouse.query_arrow(
-                f"SELECT count(*) AS n FROM ({events}) AS f WHERE _gm_time > {cut}"
-            )
-            .column(0)[0]
-            .as_py()
-        )
+        future = _future_rows(project, events, cut)
         entities = apply_events(store, view, rows, now=now, replace=True)
         newest = max(rows.column("_gm_time").to_pylist(), default=int(mark or 0))
         store.set_meta(view.name, WATERMARK, str(max(newest, int(mark or 0))))
@@ -141,10 +135,18 @@ def materialize(
                 rows.num_rows,
                 not incremental,
                 time.perf_counter() - started,
-                int(future),
+                future,
             )
         )
     return results
+
+
+def _future_rows(project: Project, events: str, cut: int) -> int:
+    """How many of the event rows of `events` (SQL) are dated after `cut` (epoch µs)."""
+    counted = project.warehouse.query_arrow(
+        f"SELECT count(*) AS n FROM ({events}) AS f WHERE _gm_time > {cut}"
+    )
+    return int(counted.column(0)[0].as_py())
 
 
 def _remember_online(project: Project, view: FeatureView) -> None:
@@ -375,16 +377,10 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
         f"SELECT * FROM ({rows_sql}) AS e WHERE _gm_time <= {cut} ORDER BY _gm_time",
         beyond_decimal="float",
     )
-    future = (
-        project.warehouse.query_arrow(
-            f"SELECT count(*) AS n FROM ({rows_sql}) AS f WHERE _gm_time > {cut}"
-        )
-        .column(0)[0]
-        .as_py()
-    )
+    future = _future_rows(project, rows_sql, cut)
     kind = project.config.online.type
     if events.num_rows == 0:
-        return VerifyResult(view.name, 0, 0, [], int(future), 0, kind)
+        return VerifyResult(view.name, 0, 0, [], future, 0, kind)
     rng = random.Random(seed)
     times = events.column("_gm_time").to_pylist()
     keys = list(zip(*(events.column(k).to_pylist() for k in view.entity), strict=True))
@@ -425,7 +421,7 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
                     )
                 )
     return VerifyResult(
-        view.name, len(points), events.num_rows, mismatches, int(future), len(absent), kind
+        view.name, len(points), events.num_rows, mismatches, future, len(absent), kind
     )
 
 
