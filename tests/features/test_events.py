@@ -172,6 +172,7 @@ def test_types_come_from_the_store_once_materialized(
     def unreachable(*args: Any) -> Any:
         raise AssertionError("the warehouse was asked")
 
+    materialize(project)
     monkeypatch.setattr(events, "source_types", unreachable)
     fresh = Pusher(project)
     assert fresh.push("payments", [{**EVENT, "user_id": 8}]) == 1
