@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gristmill.errors import InvalidEventError
 from gristmill.features.api import Pusher, get_online_features, materialize
 from gristmill.project import Project
+from tests.conftest import PG_URL, require_server
 from tests.features._helpers import COLUMNS, VIEW, now, payments_project
 
 START = now()
@@ -284,3 +285,43 @@ def test_a_time_zone_aware_source_column(tmp_path: Path) -> None:
         naive = (clock - timedelta(minutes=1)).replace(tzinfo=None).isoformat()
         assert pusher.push("payments", [{**EVENT, "happened": naive}]) == 1
         pusher.close()
+
+
+def test_a_numeric_without_precision_on_postgres_takes_any_finite_number(
+    tmp_path: Path, unique_name: str
+) -> None:
+    """PostgreSQL's NUMERIC without a precision has no decimal type of its own: an empty
+    result would make it DECIMAL(1,0) and refuse 12.5 as inexact."""
+    import psycopg
+    import tomli_w
+
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    with psycopg.connect(PG_URL, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA "{unique_name}"')
+        db.execute(
+            f'CREATE TABLE "{unique_name}".payments (user_id BIGINT, amount NUMERIC,'
+            " score DOUBLE PRECISION, shop TEXT, declined BOOLEAN, happened TIMESTAMP,"
+            " fee NUMERIC(4, 2))"
+        )
+    root = tmp_path / "p"
+    (root / "features").mkdir(parents=True)
+    view = VIEW.replace("raw.payments", f"{unique_name}.payments")
+    (root / "features" / "view.py").write_text(view)
+    warehouse = {"type": "postgres", "url": PG_URL, "raw_schema": unique_name}
+    (root / "gristmill.toml").write_text(tomli_w.dumps({"name": "pg", "warehouse": warehouse}))
+    try:
+        with Project.load(root) as project:
+            pusher = Pusher(project)
+            assert pusher.push("payments", [{**EVENT, "amount": 12.345678901, "fee": 1.5}]) == 1
+            with pytest.raises(InvalidEventError) as refused:
+                pusher.push("payments", [{**EVENT, "fee": 1.555}])
+            assert (refused.value.field, refused.value.reason) == ("fee", "inexact")
+            with pytest.raises(InvalidEventError) as nan:
+                pusher.push("payments", [{**EVENT, "amount": math.nan}])
+            assert (nan.value.field, nan.value.reason) == ("amount", "not_finite")
+            pusher.close()
+            assert stored(project)["paid_1d"] == pytest.approx(12.345678901)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as db:
+            for schema in (unique_name, f"_gristmill_{unique_name}"):
+                db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

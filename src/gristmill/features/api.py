@@ -118,7 +118,7 @@ def materialize(
         newest = max(rows.column("_gm_time").to_pylist(), default=int(mark or 0))
         store.set_meta(view.name, WATERMARK, str(max(newest, int(mark or 0))))
         store.set_meta(view.name, "version", view.version)
-        remember_types(project, view, source)
+        remember_types(project, view)
         _remember_online(project, view)
         if future:
             log.warning(
@@ -238,7 +238,7 @@ def typed_keys(
                 f"{name} is not an entity key of {', '.join(v.name for v in views)}."
                 f"{did_you_mean(name, known)} Give {', '.join(f'{k}=VALUE' for k in known)}."
             )
-        types = cached_types(project, view, _source(project, view))
+        types = cached_types(project, view)
         typed[name] = parse_key(view, types, name, text)
     return typed
 
@@ -273,7 +273,7 @@ class Pusher:
 
     def checker(self, view: FeatureView) -> EventChecker:
         if view.name not in self._checkers:
-            types = cached_types(self.project, view, _source(self.project, view))
+            types = cached_types(self.project, view)
             self._checkers[view.name] = EventChecker(view, types, self._skew)
         return self._checkers[view.name]
 

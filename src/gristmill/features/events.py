@@ -56,27 +56,49 @@ def decode_types(text: str) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
 
 
-def source_types(project: Project, relation: str) -> pa.Schema:
-    """The column types of a view's source, as the warehouse gives them."""
-    return project.warehouse.query_arrow(
+def source_types(project: Project, view: FeatureView) -> pa.Schema:
+    """The column types of a view's source, as the warehouse declares them. A NUMERIC
+    declared without a precision (PostgreSQL's `amount / 7`) has no decimal type of its
+    own (an empty result gives it the narrowest, DECIMAL(1,0)): its pushed values are
+    taken as doubles, any finite number."""
+    import pyarrow as pa
+
+    from gristmill.profile import resolve_table
+
+    warehouse = project.warehouse
+    schema_name, table = resolve_table(project, view.source)
+    relation = warehouse.qualified(schema_name, table)
+    schema = warehouse.query_arrow(
         f"SELECT * FROM {relation} LIMIT 0", beyond_decimal="float"
     ).schema
+    unbounded = {
+        name
+        for (name,) in warehouse.fetchall(
+            "SELECT column_name FROM information_schema.columns"
+            f" WHERE table_schema = {warehouse.literal(schema_name)}"
+            f" AND table_name = {warehouse.literal(table)} AND numeric_precision IS NULL"
+        )
+    }
+    for index, field in enumerate(schema):
+        if pa.types.is_decimal(field.type) and field.name in unbounded:
+            schema = schema.set(index, field.with_type(pa.float64()))
+    return schema
 
 
-def remember_types(project: Project, view: FeatureView, relation: str) -> None:
+def remember_types(project: Project, view: FeatureView) -> None:
     """Cache the source's column types beside the view's online data (materialize does),
     so that a server checks pushed events without asking the warehouse."""
-    project.online.set_meta(view.name, TYPES_META, encode_types(source_types(project, relation)))
+    project.online.set_meta(view.name, TYPES_META, encode_types(source_types(project, view)))
 
 
-def cached_types(project: Project, view: FeatureView, relation: str) -> pa.Schema:
+def cached_types(project: Project, view: FeatureView) -> pa.Schema:
     """The source's column types: cached by the last materialize of this definition, or
     else read from the warehouse (and cached)."""
     store = project.online
     cached = store.get_meta(view.name, TYPES_META)
     if cached is not None and store.get_meta(view.name, "version") == view.version:
         return decode_types(cached)
-    schema = source_types(project, relation)
+    schema = source_types(project, view)
     store.set_meta(view.name, TYPES_META, encode_types(schema))
     return schema
 
