@@ -95,14 +95,16 @@ def reads(project, entities: int, count: int) -> list[float]:  # type: ignore[no
 
 def pushes(project, entities: int, total: int, batch: int) -> float:  # type: ignore[no-untyped-def]
     """Events per second pushed to users that already have a month of history. One batch
-    first, untimed: the first Arrow table built from Python rows imports pandas."""
+    first, untimed: the first Arrow table built from Python rows imports pandas. The events
+    are dated in the last hours before NOW, in time order: the serving clock refuses
+    events dated later than now plus [online] clock_skew."""
     from gristmill.features.api import Pusher
 
     rng = random.Random(2)
     events = [
         {
             "user_id": rng.randrange(entities),
-            "happened": NOW + timedelta(seconds=i),
+            "happened": NOW - timedelta(seconds=total - i),
             "amount": float(rng.randrange(10_000)) / 100,
             "shop": f"shop_{rng.randrange(500)}",
             "status": rng.choice(["ok", "declined"]),

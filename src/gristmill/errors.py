@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 
 class GristmillError(Exception):
@@ -114,14 +114,41 @@ class TransformError(GristmillError):
     """A transform's SQL or Python function failed; the message names its file and line."""
 
 
+EventProblem = Literal[
+    "future_time",
+    "not_finite",
+    "wrong_type",
+    "out_of_range",
+    "inexact",
+    "missing",
+    "unknown_field",
+    "malformed",
+]
+"""Why an event was refused, for counters and clients that branch on it."""
+
+
 class InvalidEventError(GristmillError):
     """An event pushed to a feature view that it cannot take: a time later than the
     serving clock allows, a NaN or infinite number, a value not of the view's declared
-    type. The message names the event (its index) and the field; nothing was stored."""
+    type. The message names the event (its index) and the field; nothing was stored.
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    `view`, `field`, `index` (the event's position in the push) and `reason` say the
+    same as the message, for a server's 422 and its counters."""
+
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        *,
+        view: str | None = None,
+        reason: EventProblem | None = None,
+        index: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.view = view
+        self.reason = reason
+        self.index = index
 
 
 class CheckFailedError(GristmillError):

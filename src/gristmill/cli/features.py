@@ -145,18 +145,19 @@ def get_features(
     """Read an entity's features from the online store, as of now."""
     from dataclasses import asdict
 
-    from gristmill.features.api import get_online_features
+    from gristmill.features.api import get_online_features, typed_keys
     from gristmill.project import Project
 
-    entity = {}
+    given = {}
     for pair in keys:
         name, sep, value = pair.partition("=")
         if not sep:
             raise ConfigError(
                 f"Give the entity key as name=value, such as user_id=42 (got {pair!r})."
             )
-        entity[name] = int(value) if value.lstrip("-").isdigit() else value
+        given[name] = value
     with Project.load(project_dir) as project:
+        entity = typed_keys(project, features.split(","), given)
         [result] = get_online_features(project, features.split(","), [entity])
     if json_output:
         print(json.dumps(asdict(result), indent=2, default=str))
@@ -183,10 +184,17 @@ def verify_view(
         print(json.dumps({**asdict(result), "ok": result.ok}, indent=2, default=str))
     else:
         console.print(
-            f"{result.view}: {result.samples} instants over {result.events:,} events,"
-            f" {len(result.mismatches)} mismatches",
+            f"{result.view}: {result.samples} instants ({result.unknown_keys} of entities"
+            f" with no events) over {result.events:,} events, replayed out of order through"
+            f" a scratch {result.store} store: {len(result.mismatches)} mismatches",
             highlight=False,
         )
+        if result.future_events:
+            console.print(
+                f"  {result.future_events:,} rows dated after now + \\[online] clock_skew were"
+                " left out of both paths",
+                highlight=False,
+            )
         for m in result.mismatches[:20]:
             console.print(
                 f"  {m.entity} at {m.at}: {m.column} online {m.online!r}, batch {m.batch!r}",
@@ -220,8 +228,13 @@ def print_materialized(results: list[MaterializeResult]) -> None:
     console.print("[bold]online store[/] (materialized)")
     for r in results:
         kind = "all entities" if r.full else "changed entities"
+        future = (
+            f"; {r.future_events:,} rows dated after now + \\[online] clock_skew left out"
+            if r.future_events
+            else ""
+        )
         console.print(
-            f"  {r.view}: {r.entities:,} {kind}, {r.events:,} events in {r.seconds:.2f}s",
+            f"  {r.view}: {r.entities:,} {kind}, {r.events:,} events in {r.seconds:.2f}s{future}",
             highlight=False,
         )
 

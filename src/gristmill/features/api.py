@@ -5,16 +5,27 @@ online path agrees with the training sets."""
 from __future__ import annotations
 
 import bisect
+import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gristmill.dialects import dialect
-from gristmill.errors import ConfigError
+from gristmill.durations import parse_duration
+from gristmill.errors import ConfigError, InvalidEventError, did_you_mean
 from gristmill.features.discover import Definitions, load_definitions
+from gristmill.features.events import (
+    EventChecker,
+    cached_types,
+    future_cut,
+    parse_key,
+    refuse_not_finite,
+    remember_types,
+)
 from gristmill.features.online import (
     MICROS,
     Record,
@@ -27,12 +38,17 @@ from gristmill.features.online import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
     from gristmill.features.definition import FeatureView
+    from gristmill.online.base import OnlineStore
     from gristmill.project import Project
 
 WATERMARK = "watermark_us"
+
+log = logging.getLogger(__name__)
 
 
 def _source(project: Project, view: FeatureView) -> str:
@@ -48,6 +64,14 @@ class MaterializeResult:
     events: int
     full: bool
     seconds: float
+    future_events: int = 0
+    """Rows of the source dated later than the serving clock allows (now + [online]
+    clock_skew): left out, as a push of them would be refused."""
+
+
+def clock_skew(project: Project) -> timedelta:
+    """How far past now an event may be dated ([online] clock_skew)."""
+    return parse_duration(project.config.online.clock_skew)
 
 
 def materialize(
@@ -66,36 +90,63 @@ def materialize(
         incremental = (
             mark is not None and not full and store.get_meta(view.name, "version") == view.version
         )
-        now = to_micros(datetime.now(UTC))
+        clock = datetime.now(UTC)
+        now, cut = to_micros(clock), future_cut(clock, clock_skew(project))
         source = _source(project, view)
         events = event_rows_sql(view, source, project.warehouse.dialect)
+        # The serving clock's rule: rows dated beyond it are not events yet (a push of
+        # them is refused), so they neither count nor decide an entity's latest event.
+        current = f"SELECT * FROM ({events}) AS c WHERE _gm_time <= {cut}"
         keys = ", ".join(project.warehouse.quote(k) for k in view.entity)
         # The latest event of every entity is kept, however old: expressions read it.
         ranked = (
             f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC)"
-            f" AS _gm_newest FROM ({events}) AS e"
+            f" AS _gm_newest FROM ({current}) AS e"
         )
         recent = f"_gm_time >= {now - span_us(view)}"
         sql = f"SELECT * FROM ({ranked}) AS e WHERE {recent} OR _gm_newest = 1"
         if incremental:
             sql = (
                 f"SELECT * FROM ({sql}) AS e WHERE ({keys}) IN"
-                f" (SELECT {keys} FROM ({events}) AS n WHERE _gm_time > {int(mark or 0)})"
+                f" (SELECT {keys} FROM ({current}) AS n WHERE _gm_time > {int(mark or 0)})"
             )
         else:
             store.clear(view.name)
         rows = project.warehouse.query_arrow(sql, beyond_decimal="float")
+        future = _future_rows(project, events, cut)
         entities = apply_events(store, view, rows, now=now, replace=True)
         newest = max(rows.column("_gm_time").to_pylist(), default=int(mark or 0))
         store.set_meta(view.name, WATERMARK, str(max(newest, int(mark or 0))))
         store.set_meta(view.name, "version", view.version)
+        remember_types(project, view)
         _remember_online(project, view)
+        if future:
+            log.warning(
+                "Feature view %s: %d rows of %s are dated later than now + [online]"
+                " clock_skew and were left out of the online store.",
+                view.name,
+                future,
+                view.source,
+            )
         results.append(
             MaterializeResult(
-                view.name, entities, rows.num_rows, not incremental, time.perf_counter() - started
+                view.name,
+                entities,
+                rows.num_rows,
+                not incremental,
+                time.perf_counter() - started,
+                future,
             )
         )
     return results
+
+
+def _future_rows(project: Project, events: str, cut: int) -> int:
+    """How many of the event rows of `events` (SQL) are dated after `cut` (epoch µs)."""
+    counted = project.warehouse.query_arrow(
+        f"SELECT count(*) AS n FROM ({events}) AS f WHERE _gm_time > {cut}"
+    )
+    return int(counted.column(0)[0].as_py())
 
 
 def _remember_online(project: Project, view: FeatureView) -> None:
@@ -171,6 +222,27 @@ class OnlineReader:
         return results
 
 
+def typed_keys(
+    project: Project, features: Sequence[str], given: Mapping[str, str]
+) -> dict[str, Any]:
+    """Entity keys given as text (a command line's `device_id=007`), each parsed as its
+    column's declared type in the source of the first view (of `features`) keyed by it."""
+    definitions = load_definitions(project.root)
+    views = [definitions.view(entry.partition(".")[0]) for entry in features]
+    typed = {}
+    for name, text in given.items():
+        view = next((v for v in views if name in v.entity), None)
+        if view is None:
+            known = sorted({k for v in views for k in v.entity})
+            raise ConfigError(
+                f"{name} is not an entity key of {', '.join(v.name for v in views)}."
+                f"{did_you_mean(name, known)} Give {', '.join(f'{k}=VALUE' for k in known)}."
+            )
+        types = cached_types(project, view)
+        typed[name] = parse_key(view, types, name, text)
+    return typed
+
+
 def get_online_features(
     project: Project,
     features: Sequence[str],
@@ -182,8 +254,9 @@ def get_online_features(
 
 
 class Pusher:
-    """Adds new events to the online store, with the definitions loaded and the SQL that
-    evaluates the views' expressions prepared once (a server pushes many times)."""
+    """Adds new events to the online store, with the definitions loaded, and the SQL that
+    evaluates the views' expressions and the checks of their source's column types
+    prepared once (a server pushes many times)."""
 
     def __init__(self, project: Project, definitions: Definitions | None = None) -> None:
         import duckdb
@@ -195,44 +268,48 @@ class Pusher:
             name: event_rows_sql(view, "_gm_pushed", dialect("duckdb"))
             for name, view in self.definitions.views.items()
         }
+        self._skew = clock_skew(project)
+        self._checkers: dict[str, EventChecker] = {}
+
+    def checker(self, view: FeatureView) -> EventChecker:
+        if view.name not in self._checkers:
+            types = cached_types(self.project, view)
+            self._checkers[view.name] = EventChecker(view, types, self._skew)
+        return self._checkers[view.name]
 
     def push(self, view_name: str, events: pa.Table | Sequence[Mapping[str, Any]]) -> int:
         """Add events of a view (its features are fresh at once); returns how many
-        entities changed."""
+        entities changed. The push is refused whole (InvalidEventError, nothing stored)
+        if an event holds a value its source column cannot take, or a time later than
+        the serving clock (now, UTC) plus [online] clock_skew."""
+        import duckdb
         import pyarrow as pa
 
         view = self.definitions.view(view_name)
-        if not isinstance(events, pa.Table):
-            events = [_parse_time(e, view.timestamp, i) for i, e in enumerate(events)]
-        table = events if isinstance(events, pa.Table) else pa.Table.from_pylist(events)
+        clock = datetime.now(UTC)
+        table = self.checker(view).table(
+            events.to_pylist() if isinstance(events, pa.Table) else events, clock
+        )
         self._db.register("_gm_pushed", table)
         try:
             rows = self._db.sql(self._sql[view_name]).to_arrow_table()
+        except duckdb.Error as exc:
+            # The values fit their columns, so this is the view's own SQL failing on them
+            # (a cast in a feature's expression): said without DuckDB's internals.
+            problem = str(exc).splitlines()[0].partition(": ")[2] or str(exc).splitlines()[0]
+            raise InvalidEventError(
+                f"View {view.name}: its feature SQL fails on the pushed events ({problem})."
+                " Nothing was stored.",
+                view=view.name,
+                reason="malformed",
+            ) from None
         finally:
             self._db.unregister("_gm_pushed")
-        return apply_events(self.project.online, view, rows)
+        refuse_not_finite(view, rows)
+        return apply_events(self.project.online, view, rows, now=to_micros(clock))
 
     def close(self) -> None:
         self._db.close()
-
-
-def _parse_time(event: Mapping[str, Any], column: str, index: int) -> Mapping[str, Any]:
-    """An event whose time came as text (JSON) with the time as a UTC datetime."""
-    value = event.get(column)
-    if value is None:
-        raise ConfigError(f"events[{index}]: missing {column!r}, the view's event time.")
-    if not isinstance(value, str):
-        return event
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"events[{index}].{column}: {value!r} is not an ISO 8601 time, such as"
-            " 2026-11-26T10:00:00Z."
-        ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return {**event, column: moment}
 
 
 def push(project: Project, view_name: str, events: pa.Table | Sequence[Mapping[str, Any]]) -> int:
@@ -260,6 +337,12 @@ class VerifyResult:
     samples: int
     events: int
     mismatches: list[Mismatch]
+    future_events: int = 0
+    """Rows of the source dated beyond the serving clock: left out of both paths."""
+    unknown_keys: int = 0
+    """Instants read for entity keys with no events (both paths must say so alike)."""
+    store: str = ""
+    """The kind of online store the events were replayed through."""
 
     @property
     def ok(self) -> bool:
@@ -275,51 +358,42 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 0) -> VerifyResult:
-    """Replay the view's events through the online path (push into an empty store, read
-    as of each sampled instant) and compare every value with the training-set value as
-    of the same instant, computed by the warehouse."""
-    import tempfile
-    from pathlib import Path
+    """Replay the view's events through the online path and compare every value with the
+    training-set value as of the same instant, computed by the warehouse.
 
-    from gristmill.config import OnlineConfig
+    The replay runs on a scratch store of the project's own kind: events are pushed in
+    shuffled order, each as soon as the serving clock (the instant read next) accepts it,
+    so up to [online] clock_skew early; a tenth of the instants read entities that have
+    no event at all. Source rows dated beyond the real clock are left out of both paths,
+    and no instant lies beyond it."""
     from gristmill.features.pit import Selection, training_set_sql
-    from gristmill.online.sqlite import SQLiteOnlineStore
 
     view = load_definitions(project.root).view(view_name)
     source = _source(project, view)
+    skew = clock_skew(project)
+    cut = future_cut(datetime.now(UTC), skew)
+    rows_sql = event_rows_sql(view, source, project.warehouse.dialect)
     events = project.warehouse.query_arrow(
-        f"SELECT * FROM ({event_rows_sql(view, source, project.warehouse.dialect)}) AS e"
-        " ORDER BY _gm_time",
+        f"SELECT * FROM ({rows_sql}) AS e WHERE _gm_time <= {cut} ORDER BY _gm_time",
         beyond_decimal="float",
     )
+    future = _future_rows(project, rows_sql, cut)
+    kind = project.config.online.type
     if events.num_rows == 0:
-        return VerifyResult(view.name, 0, 0, [])
+        return VerifyResult(view.name, 0, 0, [], future, 0, kind)
     rng = random.Random(seed)
     times = events.column("_gm_time").to_pylist()
     keys = list(zip(*(events.column(k).to_pylist() for k in view.entity), strict=True))
+    absent = _absent_keys(keys, samples // 10)
     # Instants: some exactly at an event (which must not count), some between events.
     points = []
-    for _ in range(samples):
+    for n in range(samples):
         i = rng.randrange(len(times))
         shift = rng.choice([0, 1, rng.randrange(1, 3 * 3600) * MICROS])
-        points.append((keys[i], times[i] + shift))
+        key = absent[n] if n < len(absent) else keys[i]
+        points.append((key, min(times[i] + shift, cut)))
     points.sort(key=lambda p: p[1])
-    with tempfile.TemporaryDirectory() as scratch:
-        store = SQLiteOnlineStore(
-            OnlineConfig(path=str(Path(scratch) / "replay.sqlite")), Path(scratch)
-        )
-        online_values = []
-        pushed = 0
-        for key, at in points:
-            upto = pushed
-            while upto < len(times) and times[upto] < at:
-                upto += 1
-            if upto > pushed:
-                apply_events(store, view, events.slice(pushed, upto - pushed), now=at)
-                pushed = upto
-            [stored] = store.read(view.name, [entity_key(key)])
-            online_values.append(compute(view, Record.decode(stored), at))
-        store.close()
+    online_values = _replay(project, view, events, points, skew, rng)
     engine = project.warehouse.dialect
     values_sql = " UNION ALL ".join(
         "SELECT "
@@ -346,4 +420,84 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
                         offline[column],
                     )
                 )
-    return VerifyResult(view.name, len(points), events.num_rows, mismatches)
+    return VerifyResult(
+        view.name, len(points), events.num_rows, mismatches, future, len(absent), kind
+    )
+
+
+def _replay(
+    project: Project,
+    view: FeatureView,
+    events: pa.Table,
+    points: list[tuple[tuple[Any, ...], int]],
+    skew: timedelta,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """The online values at each point: before each read, the events the serving clock
+    (the point's instant) accepts are pushed, out of order and in a few pushes."""
+    import tempfile
+    from pathlib import Path
+
+    times = events.column("_gm_time").to_pylist()
+    ahead = int(skew.total_seconds() * MICROS)
+    values = []
+    with tempfile.TemporaryDirectory() as scratch:
+        store = _scratch_store(project, Path(scratch))
+        try:
+            pushed = 0
+            for key, at in points:
+                upto = bisect.bisect_right(times, at + ahead, lo=pushed)
+                if upto > pushed:
+                    batch = list(range(pushed, upto))
+                    rng.shuffle(batch)
+                    parts = rng.randint(1, min(3, len(batch)))
+                    for part in range(parts):
+                        chunk = batch[part::parts]
+                        apply_events(store, view, events.take(chunk), now=at)
+                    pushed = upto
+                [stored] = store.read(view.name, [entity_key(key)])
+                values.append(compute(view, Record.decode(stored), at))
+        finally:
+            store.clear(view.name)
+            store.close()
+    return values
+
+
+def _scratch_store(project: Project, scratch: Path) -> OnlineStore:
+    """An empty store of the project's configured kind: a file in `scratch` (SQLite), or
+    keys under a prefix of their own on the project's server (Redis), which the caller
+    clears."""
+    import uuid
+
+    from gristmill.online import open_online_store
+
+    config = project.config.online
+    if config.type == "sqlite":
+        changes = {"path": str(scratch / "replay.sqlite")}
+    else:
+        changes = {"prefix": f"{config.prefix}-verify-{uuid.uuid4().hex}"}
+    return open_online_store(config.model_copy(update=changes), scratch)
+
+
+def _absent_keys(keys: list[tuple[Any, ...]], count: int) -> list[tuple[Any, ...]]:
+    """Up to `count` entity keys with no events, of the same types as `keys`: each changes
+    the first key column to a value no event has."""
+    if not count:
+        return []
+    first = [k[0] for k in keys]
+    known = set(keys)
+    absent = []
+    for n in range(count):
+        value = first[n % len(first)]
+        if isinstance(value, bool) or value is None:
+            break
+        if isinstance(value, int | float | Decimal):
+            value = max(v for v in first if v is not None) + 1 + n
+        elif isinstance(value, str):
+            value = f"{value}~no-events-{n}"
+        else:
+            break
+        key = (value, *keys[n % len(keys)][1:])
+        if key not in known:
+            absent.append(key)
+    return absent

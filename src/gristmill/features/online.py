@@ -155,13 +155,17 @@ def apply_events(
     store: OnlineStore,
     view: FeatureView,
     rows: pa.Table,
-    now: int | None = None,
+    *,
+    now: int,
     replace: bool = False,
 ) -> int:
     """Append event rows (as `event_rows_sql` gives them) to their entities, and forget
-    each entity's events older than the view's span before `now` (before its newest new
-    event when `now` is None), never its latest one; with `replace`, the rows are each
-    entity's whole history. Returns the entities touched."""
+    each entity's events older than the view's span before `now` (the serving clock, in
+    epoch µs), never its latest one as of `now`; with `replace`, the rows are each
+    entity's whole history. Returns the entities touched.
+
+    The clock, not the newest event, decides what is old: an event dated in the future
+    must not push an entity's history out of its windows."""
     import pyarrow as pa
 
     n = len(view.features)
@@ -185,12 +189,15 @@ def apply_events(
         by_entity.setdefault(key, []).append(
             (time, encode_event(time, row, list(keeps[r]), nonce + r))
         )
-        if time > newest.get(key, time - 1):
+        if now > time > newest.get(key, time - 1):
             newest[key] = time
     if not by_entity:
         return 0
     span = span_us(view)
-    # The newest new event stays, so an entity's latest event is never forgotten.
-    forget = {k: min((now if now is not None else t) - span, t) for k, t in newest.items()}
+    # The newest new event before now stays, so the event that is an entity's latest as
+    # of now (a read at T sees the events before T) is never forgotten. An entity whose
+    # new events are all still to come (within the clock skew) forgets nothing: its
+    # latest event until then is one already stored.
+    forget = {k: min(now - span, t) for k, t in newest.items()}
     store.write(view.name, by_entity, forget, replace=replace)
     return len(by_entity)
