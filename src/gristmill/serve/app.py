@@ -273,7 +273,9 @@ def create_app(project: Project) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         log.close()
-        pusher.close()
+        # A push past its deadline may still be running on its thread: it finishes first.
+        with pushing:
+            pusher.close()
 
     return Starlette(
         routes=[
