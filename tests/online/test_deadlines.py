@@ -24,7 +24,7 @@ from gristmill.online.base import OnlineStore
 from tests.conftest import require_server
 
 TIMEOUT = 0.3
-MARGIN = 0.7
+MARGIN = 1.2
 """Past the deadline: scheduling on a busy machine, never a retry or a second wait."""
 
 
@@ -150,7 +150,7 @@ def test_a_stalled_redis_fails_the_call_within_the_deadline(
     error, took = _bounded(lambda: CALLS[call](redis_store))
     assert isinstance(error, OnlineStoreUnavailableError), error
     assert TIMEOUT * 0.9 <= took <= TIMEOUT + MARGIN
-    assert f"{TIMEOUT:g} s deadline" in str(error) and f":{proxy.port}/0" in str(error)
+    assert f"deadline: {TIMEOUT:g} s" in str(error) and f":{proxy.port}/0" in str(error)
     proxy.mode = "forward"
     assert redis_store.read("v", ["k"]) == [[b"1"]]  # and the store recovers
 
@@ -242,7 +242,7 @@ def test_a_locked_sqlite_fails_the_call_within_the_deadline(
         other.close()
     assert isinstance(error, OnlineStoreUnavailableError), error
     assert TIMEOUT * 0.9 <= took <= TIMEOUT + MARGIN
-    assert f"{TIMEOUT:g} s deadline" in str(error) and "online.sqlite" in str(error)
+    assert f"deadline: {TIMEOUT:g} s" in str(error) and "online.sqlite" in str(error)
     WRITES[call](store)  # nothing half-written kept the store from working again
     store.close()
 

@@ -65,7 +65,7 @@ class RedisOnlineStore(OnlineStore):
         except self._unreachable as exc:
             raise OnlineStoreUnavailableError(
                 f"{lead or 'The Redis online store'} ({self._where}): could not {what} it"
-                f" within its {self.timeout:g} s deadline ([online] timeout): {exc}. Check"
+                f" (its deadline: {self.timeout:g} s, [online] timeout): {exc}. Check"
                 " that Redis is running and reachable at that address, and not stalled"
                 " (SLOWLOG, a blocking command, memory), or raise [online] timeout."
             ) from None

@@ -63,8 +63,8 @@ class SQLiteOnlineStore(OnlineStore):
 
     def _unavailable(self, what: str, cause: str) -> OnlineStoreUnavailableError:
         return OnlineStoreUnavailableError(
-            f"The SQLite online store {self.path} could not {what} within its"
-            f" {self.timeout:g} s deadline ([online] timeout): {cause}. Check for another"
+            f"The SQLite online store {self.path} could not {what} (its deadline:"
+            f" {self.timeout:g} s, [online] timeout): {cause}. Check for another"
             " process holding the file's write lock (a long materialize or push), or raise"
             " [online] timeout."
         )
