@@ -21,10 +21,12 @@ from gristmill.online.base import Events, OnlineStore, deadline_seconds
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 # One statement for any number of keys: they come as one JSON array, so no chunking (and
-# no limit on bound parameters); json_each drives the search of each key's range.
+# no limit on bound parameters). As an IN list, SQLite walks them in order through the
+# primary key, so the ORDER BY costs no sort (a join on json_each sorted the whole answer,
+# a third of a large read).
 _READ = (
-    "SELECT e.key, e.event FROM json_each(?) AS k CROSS JOIN events AS e"
-    " WHERE e.view = ? AND e.key = k.value ORDER BY e.key, e.time, e.event"
+    "SELECT key, event FROM events WHERE view = ? AND key IN (SELECT value FROM json_each(?))"
+    " ORDER BY key, time, event"
 )
 
 
@@ -107,7 +109,7 @@ class SQLiteOnlineStore(OnlineStore):
         _refuse_nul(distinct)
         found: dict[str, list[bytes]] = {}
         with self._using("read") as db:
-            for key, event in db.execute(_READ, (json.dumps(distinct, ensure_ascii=False), view)):
+            for key, event in db.execute(_READ, (view, json.dumps(distinct, ensure_ascii=False))):
                 found.setdefault(key, []).append(event)
         return [list(found.get(key, ())) for key in keys]
 
