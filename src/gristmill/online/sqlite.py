@@ -45,6 +45,13 @@ class SQLiteOnlineStore(OnlineStore):
             )
         except sqlite3.Error as exc:
             raise self._failure("open", exc) from None
+        try:
+            self._create()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _create(self) -> None:
         with self._using("open") as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -73,7 +80,7 @@ class SQLiteOnlineStore(OnlineStore):
 
     def _failure(self, what: str, exc: sqlite3.Error) -> Exception:
         if isinstance(exc, sqlite3.OperationalError) and (
-            getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY
+            (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY
         ):
             return self._unavailable(what, str(exc))
         return BackendError(f"The SQLite online store {self.path} failed to {what}: {exc}")
@@ -93,8 +100,8 @@ class SQLiteOnlineStore(OnlineStore):
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._using("write") as db:
-            # IMMEDIATE: the write lock is waited for here, within the busy timeout, not
-            # at the first statement, where SQLite may give up without waiting.
+            # IMMEDIATE: the write lock is waited for here, within the busy timeout; a
+            # deferred one reads first, and fails at once if another writer commits since.
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
