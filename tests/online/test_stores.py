@@ -6,9 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,26 +15,6 @@ from gristmill.config import OnlineConfig
 from gristmill.errors import ConnectionFailedError
 from gristmill.online import open_online_store
 from gristmill.online.base import OnlineStore
-from tests.conftest import require_server
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def config(request: pytest.FixtureRequest, tmp_path: Path) -> OnlineConfig:
-    if request.param == "redis":
-        require_server("Redis", "127.0.0.1", 6379)
-        return OnlineConfig(
-            type="redis", url="redis://127.0.0.1:6379/0", prefix=f"t{uuid.uuid4().hex}"
-        )
-    return OnlineConfig(path=str(tmp_path / "online.sqlite"))
-
-
-@pytest.fixture
-def store(config: OnlineConfig, tmp_path: Path) -> Iterator[OnlineStore]:
-    opened = open_online_store(config, tmp_path)
-    yield opened
-    opened.clear("v")
-    opened.clear("w")
-    opened.close()
 
 
 def test_events_come_back_oldest_first_per_key(store: OnlineStore) -> None:

@@ -201,24 +201,36 @@ class OnlineReader:
             else:
                 wanted[name] = None
         results = [OnlineFeatures(dict(e)) for e in entities]
-        lookups = []
+        keys_of: list[list[str]] = []
+        lookups: list[tuple[str, list[str]]] = []
         for name in wanted:
             view = self.definitions.view(name)
             missing = [k for k in view.entity if any(k not in e for e in entities)]
             if missing:
                 raise ConfigError(f"Feature view {name} needs the entity key {missing[0]}.")
-            lookups.append((name, [entity_key(e[k] for k in view.entity) for e in entities]))
+            keys = [entity_key(e[k] for k in view.entity) for e in entities]
+            keys_of.append(keys)
+            # A batch may name an entity many times: it is read and computed once.
+            lookups.append((name, list(dict.fromkeys(keys))))
         found = self.project.online.read_views(lookups)
-        for (name, columns), stored in zip(wanted.items(), found, strict=True):
+        for (name, columns), keys, (_, distinct), stored in zip(
+            wanted.items(), keys_of, lookups, found, strict=True
+        ):
             view = self.definitions.view(name)
-            for result, data in zip(results, stored, strict=True):
+            computed: dict[str, tuple[dict[str, Any], float | None]] = {}
+            for key, data in zip(distinct, stored, strict=True):
                 record = Record.decode(data)
                 values = compute(view, record, moment)
-                result.values.update(values if columns is None else {c: values[c] for c in columns})
                 known = bisect.bisect_left(record.times, moment)
-                result.age_seconds[name] = (
-                    (moment - record.times[known - 1]) / MICROS if known else None
+                age = (moment - record.times[known - 1]) / MICROS if known else None
+                computed[key] = (
+                    values if columns is None else {c: values[c] for c in columns},
+                    age,
                 )
+            for result, key in zip(results, keys, strict=True):
+                values, age = computed[key]
+                result.values.update(values)
+                result.age_seconds[name] = age
         return results
 
 

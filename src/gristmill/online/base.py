@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+from gristmill.durations import parse_duration
+
+if TYPE_CHECKING:
+    from gristmill.config import OnlineConfig
 
 Events = Sequence[tuple[int, bytes]]
 """(time in epoch µs, encoded event); two events of an entity are never equal as bytes."""
+
+
+def deadline_seconds(config: OnlineConfig) -> float:
+    """The deadline of each call to the store, from [online] timeout."""
+    return parse_duration(config.timeout).total_seconds()
 
 
 class OnlineStore(ABC):
@@ -23,7 +33,8 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
-        """The events of each key (empty where there are none), oldest first."""
+        """The events of each key (empty where there are none), oldest first: one answer
+        per entry of `keys`, however many there are and however often a key repeats."""
 
     def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
         """`read` of several views at once: a server store answers them in one round

@@ -1,16 +1,25 @@
 """Redis: the online store on a server. Each entity's events are a sorted set scored by
 time (µs since the epoch, exact in a double until the year 2255); a write is one
-MULTI/EXEC transaction."""
+MULTI/EXEC transaction, a read of any number of entities one pipelined round trip.
+
+Every call has the deadline of [online] timeout (connect and each socket read), and is
+not retried: a stalled or unreachable Redis fails the call with
+OnlineStoreUnavailableError instead of holding a request."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gristmill.config import OnlineConfig
-from gristmill.errors import ConfigError, ConnectionFailedError, MissingDependencyError
-from gristmill.online.base import Events, OnlineStore
+from gristmill.errors import (
+    BackendError,
+    ConfigError,
+    MissingDependencyError,
+    OnlineStoreUnavailableError,
+)
+from gristmill.online.base import Events, OnlineStore, deadline_seconds
 
 
 class RedisOnlineStore(OnlineStore):
@@ -19,6 +28,8 @@ class RedisOnlineStore(OnlineStore):
     def __init__(self, config: OnlineConfig, root: Path) -> None:
         try:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
         except ImportError:
             raise MissingDependencyError("redis", "redis", "The Redis online store") from None
         if not config.url:
@@ -26,12 +37,20 @@ class RedisOnlineStore(OnlineStore):
                 'The redis online store needs url = "redis://host:6379/0" under [online].'
             )
         self.prefix = config.prefix
+        self.timeout = deadline_seconds(config)
         self._errors = redis.RedisError
-        self._redis: Any = redis.Redis.from_url(config.url)
-        try:
-            self._redis.ping()
-        except redis.RedisError as exc:
-            raise ConnectionFailedError(f"Cannot reach the Redis online store: {exc}") from None
+        # Timeouts, refused and reset connections: the server is unreachable, not wrong.
+        self._unreachable = (redis.ConnectionError, redis.TimeoutError, OSError)
+        self._where = _without_password(config.url)
+        # A retry would double the deadline a caller was promised: the caller decides.
+        self._redis: Any = redis.Redis.from_url(
+            config.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._call("connect to", self._redis.ping, "Cannot reach the Redis online store")
 
     def _events(self, view: str, key: str) -> str:
         return f"{self.prefix}:{view}:e:{key}"
@@ -39,23 +58,35 @@ class RedisOnlineStore(OnlineStore):
     def _meta(self, view: str) -> str:
         return f"{self.prefix}:{view}:meta"
 
-    def _call(self, what: str, action: Any) -> Any:
+    def _call(self, what: str, action: Callable[[], Any], lead: str | None = None) -> Any:
+        """`action`, with the driver's errors translated at the store's edge."""
         try:
             return action()
+        except self._unreachable as exc:
+            raise OnlineStoreUnavailableError(
+                f"{lead or 'The Redis online store'} ({self._where}): could not {what} it"
+                f" (its deadline: {self.timeout:g} s, [online] timeout): {exc}. Check"
+                " that Redis is running and reachable at that address, and not stalled"
+                " (SLOWLOG, a blocking command, memory), or raise [online] timeout."
+            ) from None
         except self._errors as exc:
-            raise ConnectionFailedError(f"The Redis online store failed to {what}: {exc}") from None
+            raise BackendError(
+                f"The Redis online store ({self._where}) refused to {what}: {exc}", str(exc)
+            ) from None
 
     def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
         return self.read_views([(view, keys)])[0]
 
     def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
+        # Each distinct (view, key) is asked once; repeats share its answer.
+        names = list(dict.fromkeys(self._events(v, k) for v, keys in lookups for k in keys))
         pipe = self._redis.pipeline(transaction=False)
-        for view, keys in lookups:
-            for key in keys:
-                pipe.zrange(self._events(view, key), 0, -1)
-        found: list[list[bytes]] = self._call("read", pipe.execute)
-        answers = iter(found)
-        return [[next(answers) for _ in keys] for _, keys in lookups]
+        for name in names:
+            pipe.zrange(name, 0, -1)
+        found: dict[str, list[bytes]] = dict(
+            zip(names, self._call("read from", pipe.execute), strict=True)
+        )
+        return [[list(found[self._events(view, k)]) for k in keys] for view, keys in lookups]
 
     def write(
         self,
@@ -73,16 +104,22 @@ class RedisOnlineStore(OnlineStore):
                 pipe.zadd(name, {event: time for time, event in evs})
         for key, cut in forget_before.items():
             pipe.zremrangebyscore(self._events(view, key), "-inf", f"({cut}")
-        self._call("write", pipe.execute)
+        self._call("write to", pipe.execute)
 
     def get_meta(self, view: str, name: str) -> str | None:
-        value = self._call("read", lambda: self._redis.hget(self._meta(view), name))
+        value = self._call("read from", lambda: self._redis.hget(self._meta(view), name))
         return value.decode() if value is not None else None
 
     def set_meta(self, view: str, name: str, value: str) -> None:
-        self._call("write", lambda: self._redis.hset(self._meta(view), name, value))
+        self._call("write to", lambda: self._redis.hset(self._meta(view), name, value))
+
+    def ping(self) -> None:
+        self._call("ping", self._redis.ping)
 
     def clear(self, view: str) -> None:
+        self._call("clear a view of", lambda: self._clear(view))
+
+    def _clear(self, view: str) -> None:
         glob = "".join("\\" + c if c in "\\*?[]" else c for c in self._events(view, ""))
         pattern = glob + "*"
         batch: list[bytes] = []
@@ -95,3 +132,11 @@ class RedisOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self._redis.close()
+
+
+def _without_password(url: str) -> str:
+    """The URL to name in a message: never its credentials."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
