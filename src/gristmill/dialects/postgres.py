@@ -52,6 +52,17 @@ class PostgresDialect(Dialect):
     EPOCH_SQL = "extract(epoch from {x})::float8"
     EPOCH_US_SQL = "CAST(extract(epoch FROM {x}) * 1000000 AS BIGINT)"
     TIMESTAMP_FROM_US_SQL = "(TIMESTAMP 'epoch' + {x} * INTERVAL '1 microsecond')"
+    # extract(epoch) reads a timestamp with time zone as its instant and one without as
+    # UTC, exactly (a numeric). An interval times a number goes through a double: whole
+    # days and the seconds of the last one each keep their microseconds. An infinity has
+    # no epoch.
+    UTC_TIMESTAMP_SQL = (
+        "CASE WHEN isfinite({x}) THEN TIMESTAMP 'epoch'"
+        " + floor(extract(epoch FROM {x}) / 86400) * INTERVAL '1 day'"
+        " + (extract(epoch FROM {x}) - floor(extract(epoch FROM {x}) / 86400) * 86400)"
+        " * INTERVAL '1 second'"
+        " WHEN {x} > 'epoch' THEN TIMESTAMP 'infinity' ELSE TIMESTAMP '-infinity' END"
+    )
     FINGERPRINT_SQL = (
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )

@@ -27,6 +27,7 @@ from gristmill.features.recent import (
     points_sql,
     present_sql,
     recent_sql,
+    utc_sql,
     windowed_columns,
 )
 
@@ -145,11 +146,11 @@ def view_sql(
     spine_rank = "2" if inclusive else "0"
     event_columns = [
         *keys,
-        f"{engine.quote(view.timestamp)} AS {TS}",
+        f"{utc_sql(view.timestamp, engine)} AS {TS}",
         f"NULL AS {ROW}",
         f"1 AS {EVENT}",
     ]
-    spine_columns = [*keys, f"{engine.quote(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
+    spine_columns = [*keys, f"{utc_sql(spine_ts, engine)} AS {TS}", ROW, f"0 AS {EVENT}"]
     event_columns += ["1 AS _gm_rank", *inputs, *filters]
     spine_columns += [f"{spine_rank} AS _gm_rank"]
     spine_columns += [f"NULL AS _gm_in{i}" for i in range(len(view.features))]
@@ -254,7 +255,7 @@ def totals_sql(
     view = selection.view
     wanted = set(selection.columns)
     keys = [engine.quote(k) for k in view.entity]
-    ts = engine.quote(view.timestamp)
+    ts = utc_sql(view.timestamp, engine)
     picked = []
     for index, feature in enumerate(view.features):
         columns = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
@@ -305,12 +306,12 @@ def totals_sql(
     # inclusive edge 0), so the running total it reads counts only earlier events.
     zeros = ", ".join(f"0 AS {c.split(' AS ')[-1]}" for c in contributions)
     probes = [
-        f"SELECT {', '.join(keys)}, {engine.quote(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
+        f"SELECT {', '.join(keys)}, {utc_sql(spine_ts, engine)} AS {TS}, {ROW}, 0 AS _gm_edge,"
         f" {2 if inclusive else 0} AS _gm_rank, {zeros} FROM {spine}"
     ]
     for window, k in edge.items():
         probes.append(
-            f"SELECT {', '.join(keys)}, {engine.quote(spine_ts)} - {interval_sql(window, engine)} AS {TS}, {ROW},"
+            f"SELECT {', '.join(keys)}, {utc_sql(spine_ts, engine)} - {interval_sql(window, engine)} AS {TS}, {ROW},"
             f" {k} AS _gm_edge, 0 AS _gm_rank, {zeros} FROM {spine}"
         )
     present = present_sql(selection, engine)
