@@ -11,6 +11,21 @@ value's occurrences); min and max use RANGE frames, and the latest event a ROWS 
 (`view_sql`). A spine row sorts before the events of its own instant, so those events
 are not seen (unless the dataset asks for `inclusive` joins). Spine rows contribute
 nothing to an aggregate.
+
+Times are compared as the dialect's UTC_TIMESTAMP_SQL gives them (UTC without time zone),
+never as stored: an engine compares a timestamp with time zone to one without in its
+session's time zone, which would make a training set depend on the machine's.
+
+Counts are exact, and so are sums of integer and decimal columns: their running totals
+are HUGEINT or DECIMAL (DuckDB) or NUMERIC (PostgreSQL, `SUM_INPUT_SQL`), so a window's
+difference of totals loses nothing however large the amounts before it. A mean is that
+exact sum rounded once to a double, then divided by the count (the online path computes
+the same). A floating-point column's sum is not exact: DuckDB's running totals are
+doubles, each off by at most (n - 1)·2⁻⁵³·Σ|x| for the entity's n events before the spine
+row, so a window's sum is within 2n·2⁻⁵³·Σ|x| of the exact one (1e12 then a hundred 0.01:
+within 0.03). PostgreSQL reads each double as a NUMERIC of 15 significant digits and sums
+exactly: within 10⁻¹⁴·Σ|x| of the window's values. The join of sparse entities sums only
+the window's values, within either bound.
 """
 
 from __future__ import annotations
