@@ -106,3 +106,53 @@ def test_a_training_set_does_not_depend_on_the_machines_time_zone() -> None:
                     got = found[column]  # a decimal (a PostgreSQL sum) came as text
                     got = float(got) if isinstance(got, str) else got
                     assert got == pytest.approx(value), (name, path, column, user, at)
+
+
+HOURLY = """
+from gristmill.features import FeatureView, aggregate
+
+night = FeatureView(
+    name="night",
+    entity=["user_id"],
+    timestamp="happened",
+    source="payments",
+    features=[aggregate("night", "count", windows=["1d"], filter="hour(happened) < 6")],
+)
+"""
+
+
+def pushed(root: str) -> list[Any]:
+    """Events with a time zone pushed through the Python API, read back: a filter on their
+    hour is evaluated in UTC, as the warehouse evaluates it."""
+    from gristmill.features.api import get_online_features, push
+    from gristmill.project import Project
+
+    moments = [datetime(2025, 3, 1, h, 30, tzinfo=UTC) for h in (1, 4, 7, 22)]
+    with Project.load(Path(root)) as project:
+        push(project, "night", [{"user_id": 1, "happened": m} for m in moments])
+        [row] = get_online_features(
+            project, ["night"], [{"user_id": 1}], at=datetime(2025, 3, 2, tzinfo=UTC)
+        )
+    return [row.values["night_1d"]]
+
+
+def test_pushed_events_are_evaluated_in_utc(tmp_path: Path) -> None:
+    from tests.helpers import write_project
+
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "night.py").write_text(HOURLY)
+    found = {}
+    for zone in ZONES:
+        online = {"path": str(tmp_path / f"online-{zone.replace('/', '-')}.sqlite")}
+        write_project(tmp_path, {}, online=online)
+        script = (
+            "import json; from tests.features.test_timezones import pushed;"
+            f" print(json.dumps(pushed({str(tmp_path)!r})))"
+        )
+        env = {**os.environ, "TZ": zone}
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        found[zone] = json.loads(done.stdout)
+    assert found == {zone: [2] for zone in ZONES}  # 01:30 and 04:30 UTC
