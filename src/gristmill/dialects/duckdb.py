@@ -55,10 +55,11 @@ class DuckDBDialect(Dialect):
     SUM_INPUT_SQL = "{x}"  # integers sum as HUGEINT, floats as DOUBLE
     EPOCH_US_SQL = "epoch_us({x})"
     TIMESTAMP_FROM_US_SQL = "make_timestamp({x})"
-    # epoch_us reads a timestamp with time zone as its instant and one without as UTC;
-    # an infinity has no epoch, and casts whatever the session's time zone.
+    # typeof is folded when the query is planned: a column without time zone is taken
+    # as it is (no cost), one with goes to its UTC wall time, infinities kept.
     UTC_TIMESTAMP_SQL = (
-        "CASE WHEN isfinite({x}) THEN make_timestamp(epoch_us({x})) ELSE CAST({x} AS TIMESTAMP) END"
+        "CASE WHEN typeof({x}) = 'TIMESTAMP WITH TIME ZONE'"
+        " THEN timezone('UTC', CAST({x} AS TIMESTAMPTZ)) ELSE CAST({x} AS TIMESTAMP) END"
     )
 
     def load_type(self, dtype: pa.DataType) -> pa.DataType:

@@ -52,16 +52,11 @@ class PostgresDialect(Dialect):
     EPOCH_SQL = "extract(epoch from {x})::float8"
     EPOCH_US_SQL = "CAST(extract(epoch FROM {x}) * 1000000 AS BIGINT)"
     TIMESTAMP_FROM_US_SQL = "(TIMESTAMP 'epoch' + {x} * INTERVAL '1 microsecond')"
-    # extract(epoch) reads a timestamp with time zone as its instant and one without as
-    # UTC, exactly (a numeric). An interval times a number goes through a double: whole
-    # days and the seconds of the last one each keep their microseconds. An infinity has
-    # no epoch.
+    # The branch of the column's type is taken (each casts to what it is): AT TIME ZONE
+    # gives a timestamp with time zone's UTC wall time, exactly, infinities kept.
     UTC_TIMESTAMP_SQL = (
-        "CASE WHEN isfinite({x}) THEN TIMESTAMP 'epoch'"
-        " + floor(extract(epoch FROM {x}) / 86400) * INTERVAL '1 day'"
-        " + (extract(epoch FROM {x}) - floor(extract(epoch FROM {x}) / 86400) * 86400)"
-        " * INTERVAL '1 second'"
-        " WHEN {x} > 'epoch' THEN TIMESTAMP 'infinity' ELSE TIMESTAMP '-infinity' END"
+        "CASE WHEN pg_typeof({x}) = 'timestamp with time zone'::regtype"
+        " THEN CAST({x} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE CAST({x} AS TIMESTAMP) END"
     )
     FINGERPRINT_SQL = (
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
