@@ -19,7 +19,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from gristmill.durations import parse_duration
@@ -141,14 +141,14 @@ def _aggregate(feature: Feature, record: Record, index: int, start: int, end: in
 def _sum(values: list[Any]) -> Any:
     """Integers and decimals summed exactly (so a 1e12 amount does not swallow the cents
     after it), floats correctly rounded."""
-    if all(isinstance(v, int) for v in values):
-        return sum(values)
-    if all(isinstance(v, int | Decimal) for v in values):
-        total = Decimal(0)
-        for value in values:
-            total = EXACT.add(total, value)
-        return total
-    return math.fsum(values)
+    if isinstance(values[0], float):
+        return math.fsum(values)
+    with localcontext(EXACT):
+        try:
+            total = sum(values)
+        except TypeError:  # floats beside decimals, stored before decimals were kept exact
+            return math.fsum(values)
+    return math.fsum(values) if isinstance(total, float) else total
 
 
 def _latest(view: FeatureView, record: Record, index: int, end: int, at: int) -> Any:
