@@ -20,8 +20,12 @@ browser:  ## Debian's Chromium, for the tests that open HTML reports (installed 
 		&& apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core >/dev/null ) \
 		|| echo "chromium is not installed: the report tests that need it will skip (fail under CI)"
 
+# The feature tests again in two more time zones (the session's follows TZ, PostgreSQL's
+# PGTZ): UTC+5:30, and UTC-3:30 with daylight saving.
 test: $(STAMP) browser  ## The whole test suite (integration tests use the local servers).
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	TZ=Asia/Kolkata PGTZ=Asia/Kolkata $(BIN)/python -m pytest -n 2 -q tests/features
+	TZ=America/St_Johns PGTZ=America/St_Johns $(BIN)/python -m pytest -n 2 -q tests/features
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

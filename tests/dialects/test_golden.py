@@ -107,6 +107,7 @@ def _lines(name: str) -> list[str]:
             f"check {key}: {check.failing_rows_sql(relation, engine)}"
             for key, check in CHECKS.items()
         ]
+        lines.append(f"utc timestamp: {engine.UTC_TIMESTAMP_SQL.format(x=engine.quote('at'))}")
     return lines
 
 

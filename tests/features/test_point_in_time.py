@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gristmill.dialects import Dialect, dialect
+from gristmill.dialects import dialect
 from gristmill.features.definition import FeatureView, aggregate, expression
 from gristmill.features.pit import Selection, training_set_sql
 from gristmill.features.recent import DENSE_EVENTS_PER_BUCKET, dense_entities_sql
-from tests.conftest import PG_URL, require_server
+from tests.features.conftest import Engine
 
 BASE = datetime(2025, 1, 1)
 VIEW = FeatureView(
@@ -81,67 +80,6 @@ def reference(
     else:
         result["last_amount"] = None
     return result
-
-
-class Engine:
-    """One warehouse engine the training-set SQL runs on: tables loaded, queries answered."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        if name == "duckdb":
-            self.dialect: Dialect = dialect("duckdb")
-            self.db: Any = duckdb.connect()
-            self.mark = "?"
-        else:
-            import psycopg
-
-            require_server("PostgreSQL", "127.0.0.1", 5432)
-            self.dialect = dialect("postgres")
-            self.db = psycopg.connect(PG_URL, autocommit=True)
-            self.mark = "%s"
-
-    def load(
-        self,
-        rows: list[tuple[Any, ...]],
-        points: list[tuple[int, datetime]],
-        amount_type: str = "INTEGER",
-    ) -> None:
-        temporary = "TEMP " if self.name == "postgres" else ""
-        for table in ("events", "spine"):
-            self.db.execute(f"DROP TABLE IF EXISTS {table}")
-        self.db.execute(
-            f"CREATE {temporary}TABLE events"
-            f" (user_id INTEGER, event_at TIMESTAMP, amount {amount_type}, shop VARCHAR)"
-        )
-        self.db.execute(
-            f"CREATE {temporary}TABLE spine (user_id INTEGER, decided_at TIMESTAMP, label BOOLEAN)"
-        )
-        with self.db.cursor() as cursor:
-            if rows:
-                cursor.executemany(f"INSERT INTO events VALUES ({self.marks(4)})", rows)
-            cursor.executemany(
-                f"INSERT INTO spine VALUES ({self.marks(3)})",
-                [(u, t, u % 2 == 0) for u, t in points],
-            )
-
-    def marks(self, count: int) -> str:
-        return ", ".join([self.mark] * count)
-
-    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with self.db.cursor() as cursor:
-            cursor.execute(sql)
-            return [d[0] for d in cursor.description], cursor.fetchall()
-
-
-ENGINES: dict[str, Engine] = {}
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    """One connection per engine for the whole module (hypothesis runs many examples)."""
-    if request.param not in ENGINES:
-        ENGINES[request.param] = Engine(request.param)
-    return ENGINES[request.param]
 
 
 @pytest.mark.parametrize("inclusive", [False, True])

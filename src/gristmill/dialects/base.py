@@ -60,6 +60,13 @@ class Dialect:
     SUM_INPUT_SQL: ClassVar[str] = "CAST({x} AS NUMERIC)"
     """A summed feature's value as it enters the running totals: windows are differences
     of totals, so these must not lose digits (PostgreSQL sums a REAL as a REAL)."""
+    UTC_TIMESTAMP_SQL: ClassVar[str] = "{x}"
+    """The date or timestamp `{x}`, with or without time zone, as a timestamp without time
+    zone in UTC (one without is read as UTC). Training sets compare event and spine times
+    only in this form: an engine compares a timestamp with time zone to one without in
+    its session's time zone, which follows the machine's (DuckDB reads TZ). The engine
+    picks the branch of the column's type when it plans the query, so a column without
+    time zone costs nothing."""
 
     # -- what the online path needs (features.api) -----------------------------------
     EPOCH_US_SQL: ClassVar[str] = ""

@@ -55,6 +55,12 @@ class DuckDBDialect(Dialect):
     SUM_INPUT_SQL = "{x}"  # integers sum as HUGEINT, floats as DOUBLE
     EPOCH_US_SQL = "epoch_us({x})"
     TIMESTAMP_FROM_US_SQL = "make_timestamp({x})"
+    # typeof is folded when the query is planned: a column without time zone is taken
+    # as it is (no cost), one with goes to its UTC wall time, infinities kept.
+    UTC_TIMESTAMP_SQL = (
+        "CASE WHEN typeof({x}) = 'TIMESTAMP WITH TIME ZONE'"
+        " THEN timezone('UTC', CAST({x} AS TIMESTAMPTZ)) ELSE CAST({x} AS TIMESTAMP) END"
+    )
 
     def load_type(self, dtype: pa.DataType) -> pa.DataType:
         if is_numeric_text(dtype):

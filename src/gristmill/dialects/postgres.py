@@ -52,6 +52,12 @@ class PostgresDialect(Dialect):
     EPOCH_SQL = "extract(epoch from {x})::float8"
     EPOCH_US_SQL = "CAST(extract(epoch FROM {x}) * 1000000 AS BIGINT)"
     TIMESTAMP_FROM_US_SQL = "(TIMESTAMP 'epoch' + {x} * INTERVAL '1 microsecond')"
+    # The branch of the column's type is taken (each casts to what it is): AT TIME ZONE
+    # gives a timestamp with time zone's UTC wall time, exactly, infinities kept.
+    UTC_TIMESTAMP_SQL = (
+        "CASE WHEN pg_typeof({x}) = 'timestamp with time zone'::regtype"
+        " THEN CAST({x} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE CAST({x} AS TIMESTAMP) END"
+    )
     FINGERPRINT_SQL = (
         "SELECT count(*), CAST(sum(hashtext(t::text)::bigint) AS TEXT) FROM {relation} AS t"
     )

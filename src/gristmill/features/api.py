@@ -276,6 +276,9 @@ class Pusher:
         self.project = project
         self.definitions = definitions or load_definitions(project.root)
         self._db = duckdb.connect()
+        # The views' SQL sees a pushed time with a zone as the warehouse does (in UTC),
+        # not in the machine's zone, which DuckDB's session takes by default.
+        self._db.execute("SET TimeZone = 'UTC'")
         self._sql = {
             name: event_rows_sql(view, "_gm_pushed", dialect("duckdb"))
             for name, view in self.definitions.views.items()

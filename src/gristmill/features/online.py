@@ -4,9 +4,10 @@ computed from them as of now, by the same definitions as the training sets.
 The store keeps an entity's events within the view's longest window (or its ttl, if
 longer) and always its latest event. An event is its time (epoch microseconds) and, per
 feature, the value it aggregates and whether it passes the feature's filter, evaluated
-by DuckDB with the view's own SQL. Windowed features are aggregated over
-`[T - window, T)` when they are read, so nothing stored goes stale, and pushing an event
-only appends it.
+by DuckDB with the view's own SQL; a decimal is kept as its digits (`{"$d": "0.01"}`), so
+that integers and decimals are summed exactly, as the training sets sum them. Windowed
+features are aggregated over `[T - window, T)` when they are read, so nothing stored
+goes stale, and pushing an event only appends it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from gristmill.durations import parse_duration
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 MICROS = 1_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+"""Decimal arithmetic that never rounds a sum (a sum has no more digits than its terms)."""
+DECIMAL_TAG = "$d"
 
 
 def span_us(view: FeatureView) -> int:
@@ -52,6 +56,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def _stored(value: Any) -> Any:
+    """A feature's value as JSON keeps it: a decimal as its digits, not the nearest float."""
+    if isinstance(value, Decimal):
+        return {DECIMAL_TAG: str(value)}
+    return _plain(value)
+
+
+def _restored(value: dict[str, Any]) -> Any:
+    return Decimal(value[DECIMAL_TAG]) if len(value) == 1 and DECIMAL_TAG in value else value
 
 
 def to_micros(moment: datetime) -> int:
@@ -82,7 +97,7 @@ class Record:
         """From the store's events, oldest first (one JSON parse for all of them)."""
         if not events:
             return cls()
-        decoded = json.loads(b"[" + b",".join(events) + b"]")
+        decoded = json.loads(b"[" + b",".join(events) + b"]", object_hook=_restored)
         return cls([e[0] for e in decoded], [e[1] for e in decoded], [e[2] for e in decoded])
 
 
@@ -114,12 +129,26 @@ def _aggregate(feature: Feature, record: Record, index: int, start: int, end: in
     if not values:
         return None
     if feature.aggregation == "sum":
-        return sum(values)
+        return _sum(values)
     if feature.aggregation == "mean":
-        return math.fsum(values) / len(values)
+        # The exact sum rounded once, then divided: what the training sets compute.
+        return float(_sum(values)) / len(values)
     if feature.aggregation == "min":
         return min(values)
     return max(values)
+
+
+def _sum(values: list[Any]) -> Any:
+    """Integers and decimals summed exactly (so a 1e12 amount does not swallow the cents
+    after it), floats correctly rounded."""
+    if isinstance(values[0], float):
+        return math.fsum(values)
+    with localcontext(EXACT):
+        try:
+            total = sum(values)
+        except TypeError:  # floats beside decimals, stored before decimals were kept exact
+            return math.fsum(values)
+    return math.fsum(values) if isinstance(total, float) else total
 
 
 def _latest(view: FeatureView, record: Record, index: int, end: int, at: int) -> Any:
@@ -173,7 +202,7 @@ def apply_events(
     times = columns["_gm_time"]
     values = list(zip(*(columns[f"_gm_in{i}"] for i in range(n)), strict=True))
     keeps = list(zip(*(columns[f"_gm_keep{i}"] for i in range(n)), strict=True))
-    # Decimals and moments are not JSON: those columns go through _plain.
+    # Decimals and moments are not JSON: those columns go through _stored.
     plain = any(
         not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
         and not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
@@ -185,7 +214,7 @@ def apply_events(
     for r, values_of_key in enumerate(zip(*(columns[k] for k in view.entity), strict=True)):
         key = entity_key(values_of_key)
         time = int(times[r])
-        row = [_plain(v) for v in values[r]] if plain else list(values[r])
+        row = [_stored(v) for v in values[r]] if plain else list(values[r])
         by_entity.setdefault(key, []).append(
             (time, encode_event(time, row, list(keeps[r]), nonce + r))
         )

@@ -11,6 +11,21 @@ value's occurrences); min and max use RANGE frames, and the latest event a ROWS 
 (`view_sql`). A spine row sorts before the events of its own instant, so those events
 are not seen (unless the dataset asks for `inclusive` joins). Spine rows contribute
 nothing to an aggregate.
+
+Times are compared as the dialect's UTC_TIMESTAMP_SQL gives them (UTC without time zone),
+never as stored: an engine compares a timestamp with time zone to one without in its
+session's time zone, which would make a training set depend on the machine's.
+
+Counts are exact, and so are sums of integer and decimal columns: their running totals
+are HUGEINT or DECIMAL (DuckDB) or NUMERIC (PostgreSQL, `SUM_INPUT_SQL`), so a window's
+difference of totals loses nothing however large the amounts before it. A mean is that
+exact sum rounded once to a double, then divided by the count (the online path computes
+the same). A floating-point column's sum is not exact: DuckDB's running totals are
+doubles, each off by at most (n - 1)·2⁻⁵³·Σ|x| for the entity's n events before the spine
+row, so a window's sum is within 2n·2⁻⁵³·Σ|x| of the exact one (1e12 then a hundred 0.01:
+within 0.03). PostgreSQL reads each double as a NUMERIC of 15 significant digits and sums
+exactly: within 10⁻¹⁴·Σ|x| of the window's values. The join of sparse entities sums only
+the window's values, within either bound.
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from gristmill.features.recent import (
     points_sql,
     present_sql,
     recent_sql,
+    utc_sql,
     windowed_columns,
 )
 
@@ -145,11 +161,11 @@ def view_sql(
     spine_rank = "2" if inclusive else "0"
     event_columns = [
         *keys,
-        f"{engine.quote(view.timestamp)} AS {TS}",
+        f"{utc_sql(view.timestamp, engine)} AS {TS}",
         f"NULL AS {ROW}",
         f"1 AS {EVENT}",
     ]
-    spine_columns = [*keys, f"{engine.quote(spine_ts)} AS {TS}", ROW, f"0 AS {EVENT}"]
+    spine_columns = [*keys, f"{utc_sql(spine_ts, engine)} AS {TS}", ROW, f"0 AS {EVENT}"]
     event_columns += ["1 AS _gm_rank", *inputs, *filters]
     spine_columns += [f"{spine_rank} AS _gm_rank"]
     spine_columns += [f"NULL AS _gm_in{i}" for i in range(len(view.features))]
@@ -254,7 +270,7 @@ def totals_sql(
     view = selection.view
     wanted = set(selection.columns)
     keys = [engine.quote(k) for k in view.entity]
-    ts = engine.quote(view.timestamp)
+    ts = utc_sql(view.timestamp, engine)
     picked = []
     for index, feature in enumerate(view.features):
         columns = [(c, w) for c, w in feature.outputs() if c in wanted and w is not None]
@@ -305,12 +321,12 @@ def totals_sql(
     # inclusive edge 0), so the running total it reads counts only earlier events.
     zeros = ", ".join(f"0 AS {c.split(' AS ')[-1]}" for c in contributions)
     probes = [
-        f"SELECT {', '.join(keys)}, {engine.quote(spine_ts)} AS {TS}, {ROW}, 0 AS _gm_edge,"
+        f"SELECT {', '.join(keys)}, {utc_sql(spine_ts, engine)} AS {TS}, {ROW}, 0 AS _gm_edge,"
         f" {2 if inclusive else 0} AS _gm_rank, {zeros} FROM {spine}"
     ]
     for window, k in edge.items():
         probes.append(
-            f"SELECT {', '.join(keys)}, {engine.quote(spine_ts)} - {interval_sql(window, engine)} AS {TS}, {ROW},"
+            f"SELECT {', '.join(keys)}, {utc_sql(spine_ts, engine)} - {interval_sql(window, engine)} AS {TS}, {ROW},"
             f" {k} AS _gm_edge, 0 AS _gm_rank, {zeros} FROM {spine}"
         )
     present = present_sql(selection, engine)

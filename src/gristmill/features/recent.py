@@ -30,6 +30,13 @@ def _micros(window: str) -> int:
     return int(parse_duration(window).total_seconds() * 1_000_000)
 
 
+def utc_sql(column: str, engine: Dialect) -> str:
+    """The time column `column` as UTC without time zone: the one form in which event and
+    spine times are compared, so the session's (the machine's) time zone cannot move an
+    event across a spine row."""
+    return engine.UTC_TIMESTAMP_SQL.format(x=engine.quote(column))
+
+
 def interval_sql(window: str, engine: Dialect) -> str:
     return engine.literal(parse_duration(window))
 
@@ -87,9 +94,9 @@ def points_sql(selection: Selection, spine: str, spine_ts: str, engine: Dialect)
             inputs.append(f"CASE WHEN ({feature.filter}) THEN 1 ELSE 0 END AS _gm_keep{index}")
             spine_inputs.append(f"NULL AS _gm_keep{index}")
     events = ", ".join(
-        [*keys, f"{engine.quote(view.timestamp)} AS _gm_ts", "NULL AS _gm_row", *inputs]
+        [*keys, f"{utc_sql(view.timestamp, engine)} AS _gm_ts", "NULL AS _gm_row", *inputs]
     )
-    rows = ", ".join([*keys, f"{engine.quote(spine_ts)} AS _gm_ts", "_gm_row", *spine_inputs])
+    rows = ", ".join([*keys, f"{utc_sql(spine_ts, engine)} AS _gm_ts", "_gm_row", *spine_inputs])
     bucket = _bucket("_gm_ts", bucket_width(selection), engine)
     return (
         f"SELECT *, {bucket} AS _gm_b FROM (SELECT {events} FROM {selection.relation}"

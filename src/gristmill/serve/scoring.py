@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConnectionFailedError, GristmillError, OnlineStoreUnavailableError
@@ -129,7 +130,11 @@ class LoadedModel:
         if self.views:
             found = reader.read(self.views, requests)
             for row, ages, online in zip(rows, freshness, found, strict=True):
-                row.update(online.values)
+                # An exact decimal sum enters the model, the policy and the log as the
+                # nearest double, as the training set's column entered the fit.
+                row.update(
+                    {k: float(v) if isinstance(v, Decimal) else v for k, v in online.values.items()}
+                )
                 ages.update(online.age_seconds)
         for row, ages in zip(rows, freshness, strict=True):
             row["_gm_freshness"] = ages

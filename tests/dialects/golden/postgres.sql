@@ -45,3 +45,4 @@ type struct: JSONB
 check accepted_values: SELECT "status", count(*) AS "count" FROM "t" WHERE "status" IS NOT NULL AND "status" NOT IN ('ok', 'it''s', 1, TRUE, CAST('2.5' AS DOUBLE PRECISION)) GROUP BY "status" ORDER BY count(*) DESC, "status"
 check unique: SELECT "user_id", "day", count(*) AS "count" FROM "t" WHERE "user_id" IS NOT NULL OR "day" IS NOT NULL GROUP BY "user_id", "day" HAVING count(*) > 1 ORDER BY count(*) DESC, "user_id", "day"
 check relationships: SELECT gm_child.* FROM "t" AS gm_child WHERE gm_child."user_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "raw"."Users" AS gm_parent WHERE gm_parent."id" = gm_child."user_id")
+utc timestamp: CASE WHEN pg_typeof("at") = 'timestamp with time zone'::regtype THEN CAST("at" AS TIMESTAMPTZ) AT TIME ZONE 'UTC' ELSE CAST("at" AS TIMESTAMP) END
