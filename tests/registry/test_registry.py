@@ -153,3 +153,32 @@ def test_registering_imports_no_ml_package(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_an_alias_never_moves_to_a_version_whose_artifact_was_damaged(
+    registry: Registry, damage: str
+) -> None:
+    for content in (b"first trees", b"second trees", b"third trees"):
+        registry.register("churn", {"model.txt": content, "card.json": b"{}"}, {})
+    registry.promote("churn", 1)
+    registry.promote("churn", 2)
+    for number in (1, 3):
+        path = Path(registry.storage.artifact_location("churn", number, "model.txt"))
+        if damage == "flip":
+            path.write_bytes(bytes([path.read_bytes()[0] ^ 0x01]) + path.read_bytes()[1:])
+        elif damage == "truncate":
+            path.write_bytes(path.read_bytes()[:-1])
+        else:
+            path.unlink()
+    history = registry.alias_history("churn", "champion")
+
+    with pytest.raises(ArtifactTamperedError, match=r"'champion'.*not moved to version 3"):
+        registry.promote("churn", 3)
+    with pytest.raises(ArtifactTamperedError, match="model.txt"):
+        registry.set_alias("churn", "challenger", "latest")
+    with pytest.raises(ArtifactTamperedError, match="not moved to version 1"):
+        registry.rollback("churn")
+    assert registry.aliases("churn") == {"champion": 2}
+    assert registry.alias_history("churn", "champion") == history
+    assert registry.promote("churn", 2).version == 2  # an intact version still moves
