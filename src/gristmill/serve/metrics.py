@@ -70,5 +70,5 @@ def exposed(own: CollectorRegistry) -> CollectorRegistry:
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry

@@ -176,8 +176,7 @@ def deadline_protocol(header_seconds: float, body_seconds: float) -> type[asynci
 _TIMED_OUT_BODY = b"The request was not received in time."
 _TIMED_OUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-    % (len(_TIMED_OUT_BODY), _TIMED_OUT_BODY)
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMED_OUT_BODY), _TIMED_OUT_BODY)
 )
 
 
@@ -200,9 +199,7 @@ class Supervisor:
         """0 once stopped by a signal, 1 when the workers kept dying."""
         metrics = tempfile.mkdtemp(prefix="gristmill-metrics-")
         env = {**os.environ, MULTIPROC_ENV: metrics}
-        previous = {
-            s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)
-        }
+        previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.children = [self._spawn(env) for _ in range(self.workers)]
             return self._watch(env)
@@ -282,4 +279,3 @@ def _worker(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _worker(sys.argv[1:])
-
