@@ -4,6 +4,7 @@ and an API key that resolves to nothing refusing to start. Real servers on free 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gristmill.serve import process
 from tests.serve.test_app import TRANSACTION, built  # noqa: F401  (the quickstart, built once)
 
 GRISTMILL = (sys.executable, "-m", "gristmill")
@@ -189,10 +191,25 @@ def test_a_killed_worker_is_replaced(pair: Server) -> None:
 def test_killing_the_parent_takes_its_workers_down(project: Path) -> None:
     server = Server(project, workers=2).__enter__()
     workers = server.workers()
-    assert len(workers) == 2
-    server.process.kill()
-    server.process.communicate()
-    until(lambda: not any(alive(pid) for pid in workers), seconds=5)
+    try:
+        assert len(workers) == 2
+        environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+        metrics = Path(
+            next(v for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
+            .decode()
+            .partition("=")[2]
+        )
+        server.process.kill()
+        server.process.communicate()
+        until(lambda: not any(alive(pid) for pid in workers), seconds=5)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    # The killed parent left its metrics behind; the next server removes them.
+    assert metrics.is_dir()
+    process._remove_orphaned_metrics()
+    assert not metrics.exists()
 
 
 def test_slow_clients_are_cut_off_and_free_their_connection(project: Path) -> None:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 FACTORY = "gristmill.serve.app:create_app_from_environment"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PREFIX = "gristmill-metrics-"
 RESPAWN_WINDOW_SECONDS = 60.0
 """Workers dying more than max(5, 2 x workers) times within this long stop the server:
 they die of something a new worker will not fix."""
@@ -197,7 +198,8 @@ class Supervisor:
 
     def run(self) -> int:
         """0 once stopped by a signal, 1 when the workers kept dying."""
-        metrics = tempfile.mkdtemp(prefix="gristmill-metrics-")
+        _remove_orphaned_metrics()
+        metrics = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
         env = {**os.environ, MULTIPROC_ENV: metrics}
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -245,6 +247,24 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+def _remove_orphaned_metrics() -> None:
+    """Remove the metrics folders of servers that were killed before they could."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _die_with_parent(parent: int) -> None:
