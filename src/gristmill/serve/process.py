@@ -51,10 +51,6 @@ PARENT_POLL_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
 
 
-class WorkersFailedError(GristmillError):
-    """The workers keep dying: serving stops instead of restarting them forever."""
-
-
 def bind(host: str, port: int) -> socket.socket:
     """The server's one listening socket. Made with IPPROTO_TCP, so that asyncio sets
     TCP_NODELAY on its connections (without it each response waits for a delayed ACK,
@@ -89,7 +85,7 @@ def serve(sock: socket.socket, config: ServeConfig, workers: int) -> None:
         return
     code = Supervisor(sock, workers).run()
     if code:
-        raise WorkersFailedError(
+        raise GristmillError(
             f"The server's workers died {Supervisor.limit(workers)} times within "
             f"{RESPAWN_WINDOW_SECONDS:.0f} s; see the errors above. Serving stopped."
         )
@@ -106,6 +102,7 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         factory=True,
         http=deadline_protocol(header, body),
         limit_concurrency=config.max_connections,
+        ws="none",  # no WebSocket routes: an upgrade request is plain HTTP
         log_level="warning",
         access_log=False,
         # A stop waits for requests in flight, which their deadlines bound.
