@@ -83,7 +83,7 @@ def serve(sock: socket.socket, config: ServeConfig, workers: int) -> None:
     if workers == 1:
         _run_uvicorn(sock, config)
         return
-    code = Supervisor(sock, workers).run()
+    code = Supervisor(sock, workers, _grace_seconds(config)).run()
     if code:
         raise GristmillError(
             f"The server's workers died {Supervisor.limit(workers)} times within "
@@ -91,12 +91,17 @@ def serve(sock: socket.socket, config: ServeConfig, workers: int) -> None:
         )
 
 
+def _grace_seconds(config: ServeConfig) -> int:
+    """How long a stop waits for requests in flight, which their deadlines bound."""
+    deadlines = (config.header_timeout, config.body_timeout, config.request_timeout)
+    return max(1, round(sum(parse_duration(d).total_seconds() for d in deadlines)))
+
+
 def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
     import uvicorn
 
     header = parse_duration(config.header_timeout).total_seconds()
     body = parse_duration(config.body_timeout).total_seconds()
-    request = parse_duration(config.request_timeout).total_seconds()
     return uvicorn.Config(
         FACTORY,
         factory=True,
@@ -105,8 +110,7 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         ws="none",  # no WebSocket routes: an upgrade request is plain HTTP
         log_level="warning",
         access_log=False,
-        # A stop waits for requests in flight, which their deadlines bound.
-        timeout_graceful_shutdown=max(1, round(header + body + request)),
+        timeout_graceful_shutdown=_grace_seconds(config),
     )
 
 
@@ -182,9 +186,10 @@ class Supervisor:
     """Runs `workers` worker processes on one socket: replaces each that dies, stops
     them all on SIGINT or SIGTERM."""
 
-    def __init__(self, sock: socket.socket, workers: int) -> None:
+    def __init__(self, sock: socket.socket, workers: int, grace_seconds: float = 30) -> None:
         self.sock = sock
         self.workers = workers
+        self.grace_seconds = grace_seconds
         self.children: list[subprocess.Popen[bytes]] = []
         self.deaths: deque[float] = deque()
         self.stopping = threading.Event()
@@ -237,7 +242,8 @@ class Supervisor:
         for child in self.children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        # A little longer than the workers' own graceful stop, which ends them first.
+        deadline = time.monotonic() + self.grace_seconds + 5
         for child in self.children:
             try:
                 child.wait(max(0.0, deadline - time.monotonic()))
@@ -260,7 +266,7 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
 
 
