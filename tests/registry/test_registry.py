@@ -13,6 +13,7 @@ import pytest
 from gristmill.errors import ArtifactTamperedError, ConfigError, GristmillError, NotFoundError
 from gristmill.registry import open_registry
 from gristmill.registry.api import Registry
+from tests.helpers import write_project
 
 
 @pytest.fixture
@@ -182,3 +183,26 @@ def test_an_alias_never_moves_to_a_version_whose_artifact_was_damaged(
     assert registry.aliases("churn") == {"champion": 2}
     assert registry.alias_history("churn", "champion") == history
     assert registry.promote("churn", 2).version == 2  # an intact version still moves
+
+
+def test_models_promote_refuses_a_damaged_version(tmp_path: Path) -> None:
+    write_project(tmp_path, {})
+    registry = open_registry(tmp_path)
+    for content in (b"first trees", b"second trees"):
+        registry.register("churn", {"model.txt": content}, {})
+    registry.promote("churn", 1)
+    path = Path(registry.storage.artifact_location("churn", 2, "model.txt"))
+    path.write_bytes(b"second trees, edited")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gristmill", "models", "promote", "churn", "2", "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert (
+        "not moved to version 2" in message and "was changed after the registry wrote it" in message
+    )
+    assert registry.aliases("churn") == {"champion": 1}
