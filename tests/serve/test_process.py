@@ -214,17 +214,22 @@ def test_killing_the_parent_takes_its_workers_down(project: Path) -> None:
 
 def test_slow_clients_are_cut_off_and_free_their_connection(project: Path) -> None:
     with Server(project, workers=1) as server:
-        # Headers at 1 byte/s: a 408 once header_timeout (1s) has passed.
         head = (
             b"POST /v1/models/fraud/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 80\r\n"
             b"X-API-Key: " + KEY.encode() + b"\r\n\r\n"
         )
-        elapsed, answer = trickle(server.port, head, b"")
+        # Headers at 1 byte/s: a 408 once header_timeout (1s) has passed.
+        elapsed, answer = trickle(server.port, b"", head)
         assert answer.startswith(b"HTTP/1.1 408") and 0.9 < elapsed < 3
 
-        # The body at 1 byte/s after prompt headers: cut once body_timeout (2s) has passed.
-        elapsed, answer = trickle(server.port, b"", head + json.dumps(TRANSACTION).encode())
+        # The body at 1 byte/s after prompt headers: a 408 once body_timeout (2s) has passed.
+        elapsed, answer = trickle(server.port, head, json.dumps(TRANSACTION).encode())
         assert answer.startswith(b"HTTP/1.1 408") and 1.9 < elapsed < 4
+
+        # A body the app never reads (no key: 401 at once) cannot be trickled forever.
+        keyless = head.replace(b"X-API-Key: " + KEY.encode(), b"X-Other: 1")
+        elapsed, answer = trickle(server.port, keyless, json.dumps(TRANSACTION).encode())
+        assert answer.startswith(b"HTTP/1.1 401") and 1.9 < elapsed < 4
 
         # max_connections (6): idle connections fill it, then the deadline frees it.
         idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
@@ -236,26 +241,25 @@ def test_slow_clients_are_cut_off_and_free_their_connection(project: Path) -> No
         assert predict(server.port) == 200
 
 
-def trickle(port: int, slowly: bytes, promptly: bytes) -> tuple[float, bytes]:
-    """Send `promptly` at once and then, at 1 byte/s, `slowly` or what of `promptly` follows
-    the headers; the seconds until the server answered or closed, and its answer."""
-    if not slowly:
-        head, _, body = promptly.partition(b"\r\n\r\n")
-        promptly, slowly = head + b"\r\n\r\n", body
+def trickle(port: int, promptly: bytes, slowly: bytes) -> tuple[float, bytes]:
+    """Send `promptly` at once and then `slowly` at 1 byte/s: the seconds until the server
+    closed the connection, and all it answered."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(promptly)
-        started = time.monotonic()
+        started, received = time.monotonic(), b""
         sock.settimeout(1.0)
         for byte in slowly:
             try:
                 sock.sendall(bytes([byte]))
-                answer = sock.recv(1000)
+                chunk = sock.recv(1000)
             except TimeoutError:
                 continue
             except OSError:
-                answer = b""
-            return time.monotonic() - started, answer
-    raise AssertionError("the server waited for the whole trickle")
+                chunk = b""
+            if not chunk:
+                return time.monotonic() - started, received
+            received += chunk
+    raise AssertionError(f"the server waited for the whole trickle; it answered {received!r}")
 
 
 def test_an_api_key_that_resolves_to_nothing_refuses_to_start(project: Path) -> None:

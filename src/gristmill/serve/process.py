@@ -48,6 +48,10 @@ RESPAWN_WINDOW_SECONDS = 60.0
 """Workers dying more than max(5, 2 x workers) times within this long stop the server:
 they die of something a new worker will not fix."""
 PARENT_POLL_SECONDS = 0.5
+BODY_GRACE_SECONDS = 0.5
+"""The connection's body deadline comes this long after [serve] body_timeout, so that
+the app's own (a 408 it answers and counts) normally fires first; the connection's cuts
+off a client still trickling a body the app did not read (after a 401, say)."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -151,7 +155,7 @@ def deadline_protocol(header_seconds: float, body_seconds: float) -> type[asynci
             self._arm(header_seconds)
 
         def on_headers_complete(self) -> None:
-            self._arm(body_seconds)
+            self._arm(body_seconds + BODY_GRACE_SECONDS)
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
