@@ -2,7 +2,9 @@
 
 String values may reference environment variables as `${NAME}`: they are resolved at
 load time and remembered as secrets, so that `redact` can scrub them from any message
-before it is printed, logged or stored.
+before it is printed, logged or stored. [serve] alone is resolved when first used, so
+that a variable only the server needs (its API key) need not be exported to train or
+to read features.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -208,8 +211,14 @@ class ProjectConfig(_Strict):
     transforms: TransformsConfig = Field(default_factory=TransformsConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
+    serve_table: dict[str, Any] = Field(default_factory=dict, alias="serve")
+    """[serve] as written, its `${NAME}` references unresolved: see `serve`."""
     run: RunConfig = Field(default_factory=RunConfig)
+
+    @cached_property
+    def serve(self) -> ServeConfig:
+        """[serve], resolved and validated on first use."""
+        return _resolve_serve(self.serve_table)
 
 
 _SECRETS: set[str] = set()
@@ -246,6 +255,35 @@ def _interpolate(value: Any, where: str, secrets: set[str]) -> Any:
     return _ENV_REF.sub(substitute, value)
 
 
+def _resolve_serve(table: dict[str, Any]) -> ServeConfig:
+    secrets: set[str] = set()
+    data = _interpolate(table, "serve", secrets)
+    _SECRETS.update(secrets)
+    raw_keys = table.get("api_keys")
+    if isinstance(raw_keys, list):
+        for i, (raw, key) in enumerate(zip(raw_keys, data["api_keys"], strict=True)):
+            # A client's header value is stripped of spaces, so a blank key matches a
+            # request that sends none: the server would be open while looking closed.
+            if isinstance(key, str) and not key.strip():
+                names = ", ".join(f"${{{n}}}" for n in _ENV_REF.findall(str(raw)))
+                cause = f"{names} is set to an empty value" if names else "it is empty"
+                raise ConfigError(
+                    f"{CONFIG_FILE}: serve.api_keys[{i}] would let requests without a key in: "
+                    f"{cause}. Set it to the key, or remove the entry to serve without keys."
+                )
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: {_problems(exc, 'serve')}") from None
+
+
+def _problems(exc: ValidationError, where: str = "") -> str:
+    prefix = f"{where}." if where else ""
+    return "; ".join(
+        f"{prefix}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+
+
 def load_config(path: Path) -> ProjectConfig:
     """Parse, interpolate and validate a gristmill.toml file."""
     try:
@@ -257,13 +295,10 @@ def load_config(path: Path) -> ProjectConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     secrets: set[str] = set()
-    data = _interpolate(raw, "", secrets)
+    data = {k: v if k == "serve" else _interpolate(v, k, secrets) for k, v in raw.items()}
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {_problems(exc)}") from None
     _SECRETS.update(secrets)
     return config

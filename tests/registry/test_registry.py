@@ -13,6 +13,7 @@ import pytest
 from gristmill.errors import ArtifactTamperedError, ConfigError, GristmillError, NotFoundError
 from gristmill.registry import open_registry
 from gristmill.registry.api import Registry
+from tests.helpers import write_project
 
 
 @pytest.fixture
@@ -153,3 +154,55 @@ def test_registering_imports_no_ml_package(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_an_alias_never_moves_to_a_version_whose_artifact_was_damaged(
+    registry: Registry, damage: str
+) -> None:
+    for content in (b"first trees", b"second trees", b"third trees"):
+        registry.register("churn", {"model.txt": content, "card.json": b"{}"}, {})
+    registry.promote("churn", 1)
+    registry.promote("churn", 2)
+    for number in (1, 3):
+        path = Path(registry.storage.artifact_location("churn", number, "model.txt"))
+        if damage == "flip":
+            path.write_bytes(bytes([path.read_bytes()[0] ^ 0x01]) + path.read_bytes()[1:])
+        elif damage == "truncate":
+            path.write_bytes(path.read_bytes()[:-1])
+        else:
+            path.unlink()
+    history = registry.alias_history("churn", "champion")
+
+    with pytest.raises(ArtifactTamperedError, match=r"'champion'.*not moved to version 3"):
+        registry.promote("churn", 3)
+    with pytest.raises(ArtifactTamperedError, match=r"model\.txt"):
+        registry.set_alias("churn", "challenger", "latest")
+    with pytest.raises(ArtifactTamperedError, match="not moved to version 1"):
+        registry.rollback("churn")
+    assert registry.aliases("churn") == {"champion": 2}
+    assert registry.alias_history("churn", "champion") == history
+    assert registry.promote("churn", 2).version == 2  # an intact version still moves
+
+
+def test_models_promote_refuses_a_damaged_version(tmp_path: Path) -> None:
+    write_project(tmp_path, {})
+    registry = open_registry(tmp_path)
+    for content in (b"first trees", b"second trees"):
+        registry.register("churn", {"model.txt": content}, {})
+    registry.promote("churn", 1)
+    path = Path(registry.storage.artifact_location("churn", 2, "model.txt"))
+    path.write_bytes(b"second trees, edited")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gristmill", "models", "promote", "churn", "2", "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert (
+        "not moved to version 2" in message and "was changed after the registry wrote it" in message
+    )
+    assert registry.aliases("churn") == {"champion": 1}

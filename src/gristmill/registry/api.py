@@ -159,6 +159,13 @@ class Registry:
             )
         return data
 
+    def verify(self, model: str, ref: Ref) -> None:
+        """Raise ArtifactTamperedError unless every artifact of the version matches the
+        checksum recorded when the registry wrote it."""
+        version = self.get(model, ref)
+        for name in version.artifact_names:
+            self.read_artifact(model, version.version, name)
+
     # Aliases
 
     def aliases(self, model: str) -> dict[str, int]:
@@ -186,6 +193,8 @@ class Registry:
                 "Choose a name such as 'champion' or 'challenger'."
             )
         number = self.resolve(model, version)
+        # Refused here, not by the server that would load it after the alias moved.
+        self._verify_target(model, alias, number)
         moves: list[AliasMove] = []
 
         def promote(document: bytes | None) -> bytes:
@@ -230,6 +239,7 @@ class Registry:
                     "and has no earlier version to roll back to (it was never promoted "
                     "since, or every promotion was rolled back). Promote a version instead."
                 )
+            self._verify_target(model, alias, targets[-2])
             moves[:] = [AliasMove(model, alias, targets[-1], targets[-2])]
             state["version"] = targets[-2]
             state["history"].append(_event("rollback", targets[-2], targets[-1]))
@@ -239,6 +249,14 @@ class Registry:
         return moves[0]
 
     # Helpers
+
+    def _verify_target(self, model: str, alias: str, number: int) -> None:
+        try:
+            self.verify(model, number)
+        except ArtifactTamperedError as exc:
+            raise ArtifactTamperedError(
+                f"Alias '{alias}' of model '{model}' was not moved to version {number}: {exc}"
+            ) from None
 
     def _numbers(self, model: str) -> list[int]:
         _check_name("model", model)

@@ -1,10 +1,13 @@
 """Prometheus metrics of the server: requests by model and status, latencies, scores and
 decisions. Each app has a registry of its own (several apps in one process, as in tests,
-do not collide); with several workers each reports its own process."""
+do not collide); with several workers /metrics answers their sum (see `exposed`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
@@ -53,7 +56,7 @@ class ServerMetrics:
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(exposed(self.registry)), CONTENT_TYPE_LATEST
 
     def predicted(self, model: str, seconds: float, scored: list[Any]) -> None:
         self.latency.labels(model).observe(seconds)
@@ -61,3 +64,20 @@ class ServerMetrics:
             if s.headline is not None:  # a degraded decision has no score
                 self.scores.labels(model).observe(s.headline)
             self.decisions.labels(model, s.decision).inc()
+
+
+def exposed(own: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics shows. A server with several workers sets PROMETHEUS_MULTIPROC_DIR
+    before starting them, so that each writes its values to files there (prometheus_client
+    decides so when imported): then the sum over every worker, those replaced included,
+    read from the files; else this process's own registry."""
+    import os
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return own
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
