@@ -93,3 +93,12 @@ def test_materialize_and_verify_report_rows_beyond_the_clock(payments: Path) -> 
     )
     assert report["ok"] and (report["future_events"], report["unknown_keys"]) == (1, 20)
     assert report["store"] == "sqlite"
+
+
+def test_json_output_keeps_every_digit_of_a_decimal() -> None:
+    from gristmill.cli.output import json_exact
+
+    hostile = {"sum": Decimal("1000000000000.01"), "text": '\x00 quoted " 1.5', "n": None}
+    text = json_exact(hostile)
+    assert '"sum": 1000000000000.01' in text
+    assert json.loads(text, parse_float=Decimal) == hostile

@@ -116,7 +116,7 @@ night = FeatureView(
     entity=["user_id"],
     timestamp="happened",
     source="payments",
-    features=[aggregate("night", "count", windows=["1d"], filter="hour(happened) < 6")],
+    features=[aggregate("night", "count", windows=["7d"], filter="hour(happened) < 6")],
 )
 """
 
@@ -127,13 +127,19 @@ def pushed(root: str) -> list[Any]:
     from gristmill.features.api import get_online_features, push
     from gristmill.project import Project
 
-    moments = [datetime(2025, 3, 1, h, 30, tzinfo=UTC) for h in (1, 4, 7, 22)]
+    # Two days ago: the serving clock keeps them (within the window) and takes them (past).
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    moments = [day.replace(hour=h, minute=30) for h in (1, 4, 7, 22)]
     with Project.load(Path(root)) as project:
-        push(project, "night", [{"user_id": 1, "happened": m} for m in moments])
-        [row] = get_online_features(
-            project, ["night"], [{"user_id": 1}], at=datetime(2025, 3, 2, tzinfo=UTC)
+        # The source whose column types a push is checked against.
+        raw = project.config.warehouse.raw_schema
+        project.warehouse.ensure_schema(raw)
+        project.warehouse.execute(
+            f"CREATE OR REPLACE TABLE {raw}.payments (user_id BIGINT, happened TIMESTAMPTZ)"
         )
-    return [row.values["night_1d"]]
+        push(project, "night", [{"user_id": 1, "happened": m} for m in moments])
+        [row] = get_online_features(project, ["night"], [{"user_id": 1}])
+    return [row.values["night_7d"]]
 
 
 def test_pushed_events_are_evaluated_in_utc(tmp_path: Path) -> None:

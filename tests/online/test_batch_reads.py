@@ -10,13 +10,16 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gristmill.config import ProjectConfig
 from gristmill.features import FeatureView, aggregate, expression
 from gristmill.features.api import OnlineReader, Pusher
 from gristmill.features.discover import Definitions
+from gristmill.features.events import TYPES_META, encode_types
 from gristmill.online.base import Events, OnlineStore
 
 
@@ -83,6 +86,9 @@ VIEW = FeatureView(
         expression("last_amount", "amount"),
     ],
 )
+PAYMENTS = pa.schema(
+    [("user_id", pa.int64()), ("amount", pa.int64()), ("happened", pa.timestamp("us"))]
+)
 
 
 class Counting(OnlineStore):
@@ -126,7 +132,10 @@ class Counting(OnlineStore):
 
 def test_a_batch_of_entities_reads_each_once_and_equals_single_reads(store: OnlineStore) -> None:
     counting = Counting(store)
-    project: Any = SimpleNamespace(online=counting)
+    project: Any = SimpleNamespace(online=counting, config=ProjectConfig())
+    # The source's column types, as materialize leaves them for pushes to be checked by.
+    store.set_meta("v", TYPES_META, encode_types(PAYMENTS))
+    store.set_meta("v", "version", VIEW.version)
     definitions = Definitions(views={"v": VIEW})
     now = datetime.now(UTC).replace(tzinfo=None)
     rng = random.Random(17)

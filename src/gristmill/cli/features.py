@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gristmill.cli.output import console
+from gristmill.cli.output import console, json_exact
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def get_features(
         entity = typed_keys(project, features.split(","), given)
         [result] = get_online_features(project, features.split(","), [entity])
     if json_output:
-        print(json.dumps(asdict(result), indent=2, default=str))
+        print(json_exact(asdict(result)))
     else:
         print_online_features(result)
 

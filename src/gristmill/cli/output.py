@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -67,6 +70,24 @@ class RichProgress:
             rate=rate,
             status=OUTCOME_STYLES[result.outcome],
         )
+
+
+
+
+def json_exact(value: Any) -> str:
+    """`value` as indented JSON in which a Decimal is a number with all its digits (an
+    online sum of amounts, exact), neither text nor the nearest double; other values
+    JSON cannot hold are their text."""
+    # A marker no value can hold: the decimals are written as marked text, then unquoted.
+    marker = uuid.uuid4().hex
+
+    def encode(item: Any) -> str:
+        if isinstance(item, Decimal) and item.is_finite():
+            return f"{marker}{item}{marker}"
+        return str(item)
+
+    text = json.dumps(value, indent=2, default=encode)
+    return re.sub(f'"{marker}([^"]*){marker}"', r"\1", text)
 
 
 def print_summary(summary: IngestSummary, json_output: bool) -> None:
