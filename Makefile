@@ -43,6 +43,7 @@ bench: $(STAMP)  ## Benchmarks against their peers; figures go to benchmarks/REA
 	$(BIN)/python benchmarks/training_set_feast.py
 	$(BIN)/python benchmarks/train_overhead.py
 	$(BIN)/python benchmarks/serve_latency.py
+	$(BIN)/python benchmarks/batch_predict.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
