@@ -4,6 +4,7 @@ batch of predictions takes."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -50,7 +51,10 @@ def test_a_batch_of_n_keys_is_n_single_reads(store: OnlineStore, n: int) -> None
     singles = [store.read("v", [key])[0] for key in batch]
     assert singles == [expected.get(key, []) for key in batch]
     assert store.read("v", batch) == singles
-    assert store.read_views([("v", batch), ("w", batch[:3])]) == [singles, [[], [], []]]
+    lookups = [("v", batch), ("w", batch[:3])]
+    assert store.read_views(lookups) == [singles, [[], [], []]]
+    # A server's read, awaited on its event loop, answers the same.
+    assert asyncio.run(store.read_views_async(lookups)) == [singles, [[], [], []]]
 
 
 @settings(
@@ -161,6 +165,10 @@ def test_a_batch_of_entities_reads_each_once_and_equals_single_reads(store: Onli
         (s.values, s.age_seconds) for s in singles
     ]
     assert {f.values["payments_1d"] for f in found} == {0, 1, 2, 3, 4}
+    awaited = asyncio.run(reader.read_async(features, batch, at=now))
+    assert [(f.values, f.age_seconds) for f in awaited] == [
+        (f.values, f.age_seconds) for f in found
+    ]
 
 
 def test_sqlite_refuses_a_key_it_would_read_as_another(tmp_path: Any) -> None:

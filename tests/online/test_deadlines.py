@@ -5,6 +5,8 @@ Errors that are not about reaching the store are a BackendError."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import sqlite3
 import struct
@@ -130,12 +132,17 @@ def redis_store(proxy: Proxy, tmp_path: Path) -> Iterator[OnlineStore]:
     store.write("v", {"k": [(1, b"1")]}, {})
     yield store
     proxy.mode = "forward"
+    # A connection a cut reset fails its next call (no retries): one the test left unused.
+    with contextlib.suppress(OnlineStoreUnavailableError):
+        store.ping()
     store.clear("v")
     store.close()
 
 
 CALLS: dict[str, Callable[[OnlineStore], Any]] = {
     "read": lambda s: s.read("v", ["k", "other"]),
+    # A server's read: Redis's asyncio client, on an event loop of its own.
+    "read on an event loop": lambda s: asyncio.run(s.read_views_async([("v", ["k", "other"])])),
     "write": lambda s: s.write("v", {"k": [(2, b"2")]}, {}),
     "ping": lambda s: s.ping(),
     "meta": lambda s: s.get_meta("v", "watermark_us"),

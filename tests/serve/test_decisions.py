@@ -82,7 +82,11 @@ def predict(root: Path, body: dict[str, Any], down: bool = False) -> Any:
         def unavailable(*_: Any) -> Any:
             raise OnlineStoreUnavailableError("Redis at 127.0.0.1:1 did not answer within 2s.")
 
+        async def unavailable_async(*_: Any) -> Any:
+            unavailable()
+
         project.online.read_views = unavailable  # type: ignore[method-assign,assignment]
+        project.online.read_views_async = unavailable_async  # type: ignore[method-assign]
     with TestClient(create_app(project)) as api:
         return api.post("/v1/models/fraud/predict", json=body)
 

@@ -287,12 +287,12 @@ def test_workers_that_keep_dying_stop_the_server() -> None:
     class Doomed(process.Supervisor):
         spawned = 0
 
-        def _spawn(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        def _spawn(self, sock: socket.socket, env: dict[str, str]) -> subprocess.Popen[bytes]:
             self.spawned += 1
             return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"], env=env)
 
-    with socket.socket() as sock:
-        supervisor = Doomed(sock, workers=2)
+    with socket.socket() as one, socket.socket() as two:
+        supervisor = Doomed([one, two])
         assert supervisor.run() == 1
     # Replaced until max(5, 2 x 2) deaths, each within the minute.
     assert supervisor.spawned == 2 + 4 and len(supervisor.deaths) == 5

@@ -72,8 +72,6 @@ class RichProgress:
         )
 
 
-
-
 def json_exact(value: Any) -> str:
     """`value` as indented JSON in which a Decimal is a number with all its digits (an
     online sum of amounts, exact), neither text nor the nearest double; other values

@@ -34,5 +34,9 @@ def serve(
     project = Project.load(project_dir)
     config = project.config.serve
     os.environ["GRISTMILL_PROJECT"] = str(project.root)
-    with process.bind(host, port) as sock:
-        process.serve(sock, config, workers)
+    sockets = process.bind(host, port, workers)
+    try:
+        process.serve(sockets, config)
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -189,7 +189,21 @@ class OnlineReader:
         at: datetime | None = None,
     ) -> list[OnlineFeatures]:
         """`features`: 'view' or 'view.column' entries; `entities`: their key values."""
-        moment = to_micros(at or datetime.now(UTC))
+        plan = self.plan(features, entities)
+        return self.finish(plan, self.project.online.read_views(plan.lookups), at)
+
+    async def read_async(
+        self,
+        features: Sequence[str],
+        entities: Sequence[Mapping[str, Any]],
+        at: datetime | None = None,
+    ) -> list[OnlineFeatures]:
+        """`read` for an event loop: the store's answer is awaited, never waited for."""
+        plan = self.plan(features, entities)
+        return self.finish(plan, await self.project.online.read_views_async(plan.lookups), at)
+
+    def plan(self, features: Sequence[str], entities: Sequence[Mapping[str, Any]]) -> ReadPlan:
+        """What to ask the store for `features` of `entities`."""
         wanted: dict[str, list[str] | None] = {}
         for entry in features:
             name, _, column = entry.partition(".")
@@ -200,7 +214,6 @@ class OnlineReader:
                     picked.append(column)
             else:
                 wanted[name] = None
-        results = [OnlineFeatures(dict(e)) for e in entities]
         keys_of: list[list[str]] = []
         lookups: list[tuple[str, list[str]]] = []
         for name in wanted:
@@ -212,9 +225,16 @@ class OnlineReader:
             keys_of.append(keys)
             # A batch may name an entity many times: it is read and computed once.
             lookups.append((name, list(dict.fromkeys(keys))))
-        found = self.project.online.read_views(lookups)
+        return ReadPlan(entities, wanted, keys_of, lookups)
+
+    def finish(
+        self, plan: ReadPlan, found: list[list[list[bytes]]], at: datetime | None = None
+    ) -> list[OnlineFeatures]:
+        """The features of `plan`, from what the store answered, as of `at` (now)."""
+        moment = to_micros(at or datetime.now(UTC))
+        results = [OnlineFeatures(dict(e)) for e in plan.entities]
         for (name, columns), keys, (_, distinct), stored in zip(
-            wanted.items(), keys_of, lookups, found, strict=True
+            plan.wanted.items(), plan.keys_of, plan.lookups, found, strict=True
         ):
             view = self.definitions.view(name)
             computed: dict[str, tuple[dict[str, Any], float | None]] = {}
@@ -232,6 +252,17 @@ class OnlineReader:
                 result.values.update(values)
                 result.age_seconds[name] = age
         return results
+
+
+@dataclass
+class ReadPlan:
+    """The store lookups of a read: per view, each entity's key, and the distinct keys."""
+
+    entities: Sequence[Mapping[str, Any]]
+    wanted: dict[str, list[str] | None]
+    """Per view: the columns asked for (None: all)."""
+    keys_of: list[list[str]]
+    lookups: list[tuple[str, list[str]]]
 
 
 def typed_keys(

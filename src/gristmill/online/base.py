@@ -41,6 +41,26 @@ class OnlineStore(ABC):
         trip, which is most of a served prediction's wait."""
         return [self.read(view, keys) for view, keys in lookups]
 
+    def read_views_now(
+        self, lookups: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[list[list[bytes]]] | None:
+        """`read_views` when the store can answer without waiting (for a lock, or a
+        server): None when it cannot, and then nothing was read."""
+        return None
+
+    async def read_views_async(
+        self, lookups: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[list[list[bytes]]]:
+        """`read_views` for an event loop, which must never wait: answered at once when
+        the store can, else on a worker thread (a server store overrides this with its
+        asynchronous client)."""
+        found = self.read_views_now(lookups)
+        if found is not None:
+            return found
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.read_views, lookups, abandon_on_cancel=True)
+
     @abstractmethod
     def write(
         self,

@@ -38,7 +38,9 @@ class RedisOnlineStore(OnlineStore):
             )
         self.prefix = config.prefix
         self.timeout = deadline_seconds(config)
-        self._errors = redis.RedisError
+        self._errors = (redis.RedisError, OSError)
+        self._url = config.url
+        self._async: tuple[Any, Any] | None = None
         # Timeouts, refused and reset connections: the server is unreachable, not wrong.
         self._unreachable = (redis.ConnectionError, redis.TimeoutError, OSError)
         self._where = _without_password(config.url)
@@ -62,24 +64,47 @@ class RedisOnlineStore(OnlineStore):
         """`action`, with the driver's errors translated at the store's edge."""
         try:
             return action()
-        except self._unreachable as exc:
-            raise OnlineStoreUnavailableError(
+        except self._errors as exc:
+            raise self._translated(what, exc, lead) from None
+
+    def _translated(self, what: str, exc: Exception, lead: str | None = None) -> Exception:
+        if isinstance(exc, self._unreachable):
+            return OnlineStoreUnavailableError(
                 f"{lead or 'The Redis online store'} ({self._where}): could not {what} it"
                 f" (its deadline: {self.timeout:g} s, [online] timeout): {exc}. Check"
                 " that Redis is running and reachable at that address, and not stalled"
                 " (SLOWLOG, a blocking command, memory), or raise [online] timeout."
-            ) from None
-        except self._errors as exc:
-            raise BackendError(
-                f"The Redis online store ({self._where}) refused to {what}: {exc}", str(exc)
-            ) from None
+            )
+        return BackendError(
+            f"The Redis online store ({self._where}) refused to {what}: {exc}", str(exc)
+        )
+
+    def _async_client(self) -> Any:
+        """The asyncio client of the running event loop (made on its first read there),
+        with the deadlines of the blocking one."""
+        import asyncio
+
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            client = redis.asyncio.Redis.from_url(
+                self._url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry_on_timeout=False,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._async = (loop, client)
+        return self._async[1]
 
     def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
         return self.read_views([(view, keys)])[0]
 
     def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
-        # Each distinct (view, key) is asked once; repeats share its answer.
-        names = list(dict.fromkeys(self._events(v, k) for v, keys in lookups for k in keys))
+        names = self._names(lookups)
         pipe = self._redis.pipeline(transaction=False)
         for name in names:
             pipe.zrange(name, 0, -1)
@@ -87,6 +112,24 @@ class RedisOnlineStore(OnlineStore):
             zip(names, self._call("read from", pipe.execute), strict=True)
         )
         return [[list(found[self._events(view, k)]) for k in keys] for view, keys in lookups]
+
+    async def read_views_async(
+        self, lookups: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[list[list[bytes]]]:
+        names = self._names(lookups)
+        try:
+            async with self._async_client().pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zrange(name, 0, -1)
+                answers = await pipe.execute()
+        except self._errors as exc:
+            raise self._translated("read from", exc) from None
+        found: dict[str, list[bytes]] = dict(zip(names, answers, strict=True))
+        return [[list(found[self._events(view, k)]) for k in keys] for view, keys in lookups]
+
+    def _names(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+        # Each distinct (view, key) is asked once; repeats share its answer.
+        return list(dict.fromkeys(self._events(v, k) for v, keys in lookups for k in keys))
 
     def write(
         self,

@@ -112,13 +112,22 @@ class SQLiteOnlineStore(OnlineStore):
                 raise
 
     def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
-        distinct = list(dict.fromkeys(keys))
-        _refuse_nul(distinct)
-        found: dict[str, list[bytes]] = {}
         with self._using("read") as db:
-            for key, event in db.execute(_READ, (view, json.dumps(distinct, ensure_ascii=False))):
-                found.setdefault(key, []).append(event)
-        return [list(found.get(key, ())) for key in keys]
+            return _read(db, view, keys)
+
+    def read_views_now(
+        self, lookups: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[list[list[bytes]]] | None:
+        # A WAL reader never waits for a writer, so only this process's lock could make
+        # it wait: when another thread holds it (a push), the read goes to a thread.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return [_read(self._db, view, keys) for view, keys in lookups]
+        except sqlite3.Error as exc:
+            raise self._failure("read", exc) from None
+        finally:
+            self._lock.release()
 
     def write(
         self,
@@ -172,3 +181,12 @@ def _refuse_nul(keys: Iterable[str]) -> None:
                 f"The SQLite online store cannot hold the key {key!r}: it contains a NUL"
                 " character. Encode entity keys with gristmill.features.online.entity_key."
             )
+
+
+def _read(db: sqlite3.Connection, view: str, keys: Sequence[str]) -> list[list[bytes]]:
+    distinct = list(dict.fromkeys(keys))
+    _refuse_nul(distinct)
+    found: dict[str, list[bytes]] = {}
+    for key, event in db.execute(_READ, (view, json.dumps(distinct, ensure_ascii=False))):
+        found.setdefault(key, []).append(event)
+    return [list(found.get(key, ())) for key in keys]

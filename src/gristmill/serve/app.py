@@ -8,8 +8,10 @@
     GET  /openapi.json, /docs        the operations, with each model's fields and types
 
 Bad input is a 4xx whose message names the field; a gristmill error never becomes a 500.
-Blocking work runs on worker threads within [serve] request_timeout (past it: 503), so
-that the event loop keeps answering while a store stalls.
+Every request is answered within [serve] request_timeout (past it: 503), and the event
+loop never waits: a prediction awaits its online store read (Redis's asyncio client, or a
+worker thread when the store would wait) and scores on the loop; large batches, pushes and
+the registry run on worker threads.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from gristmill.serve.body import BodyTooLargeError, BodyTooSlowError, parse_json
 from gristmill.serve.scoring import BadRequestError, Scorer, check_request_rows
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -56,6 +58,11 @@ STORE_SHARE = 0.75
 """The online store's deadline as a share of the request's (when [online] timeout is
 longer): a store that does not answer fails its call while the request still has time to
 answer with the decision the model's policy declares for it."""
+
+INLINE_ROWS = 8
+"""A request of at most this many rows is scored on the event loop, its online store
+read awaited (a few hundred microseconds of work a row: a hop to a thread and back would
+cost more than the work); a larger batch is scored on a worker thread."""
 
 RETRY_AFTER = {"Retry-After": "1"}
 
@@ -106,16 +113,21 @@ def create_app(project: Project) -> Starlette:
     async def body_of(request: Request) -> Any:
         return parse_json(await read_body(request, config.max_body_bytes, body_seconds))
 
-    async def offload(work: Callable[[], T]) -> T:
-        """`work` on a worker thread, within the request's deadline. Past it the thread is
-        left to finish (or fail at the store's own deadline) and its result is dropped."""
+    async def within_deadline(work: Awaitable[T]) -> T:
         try:
             with anyio.fail_after(deadline):
-                return await anyio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
+                return await work
         except TimeoutError:
             raise _LateError(
                 f"No answer within the request's deadline ({deadline:g} s); retry."
             ) from None
+
+    async def offload(work: Callable[[], T]) -> T:
+        """`work` on a worker thread, within the request's deadline. Past it the thread is
+        left to finish (or fail at the store's own deadline) and its result is dropped."""
+        return await within_deadline(
+            anyio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
+        )
 
     async def guarded(request: Request, handler: Any) -> JSONResponse:
         response = await answer(request, handler)
@@ -166,7 +178,12 @@ def create_app(project: Project) -> Starlette:
                     f"rows: {len(rows):,} rows; a request holds at most"
                     f" {config.max_batch_rows:,} ([serve] max_batch_rows)."
                 )
-            loaded, scored = await offload(lambda: scorer.score(name, rows))
+            if not scorer.fresh(name):  # the registry asked, a promoted version loaded
+                await offload(lambda: scorer.model(name))
+            if len(rows) <= INLINE_ROWS:
+                loaded, scored = await within_deadline(scorer.score_async(name, rows))
+            else:
+                loaded, scored = await offload(lambda: scorer.score(name, rows))
             latency = (time.perf_counter() - started) * 1000
             metrics.predicted(name, latency / 1000, scored)
             version = loaded.version.version

@@ -55,17 +55,31 @@ off a client still trickling a body the app did not read (after a 401, say)."""
 _PR_SET_PDEATHSIG = 1
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The server's one listening socket. Made with IPPROTO_TCP, so that asyncio sets
-    TCP_NODELAY on its connections (without it each response waits for a delayed ACK,
-    ~40 ms); without SO_REUSEPORT, so that a second server on the port fails."""
+def bind(host: str, port: int, workers: int) -> list[socket.socket]:
+    """The server's listening sockets, one per worker. The kernel spreads connections over
+    them (SO_REUSEPORT); a socket shared by every worker would leave most connections to
+    whichever worker accepts first (asyncio accepts up to 100 at a wakeup). Another server
+    on the port is refused first: a probe bound without SO_REUSEPORT fails while anything
+    listens there, a server of ours included. Made with IPPROTO_TCP, so that asyncio sets
+    TCP_NODELAY on its connections (without it each response waits for a delayed ACK)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror as exc:
         raise ConfigError(f"Cannot listen on {host}: {exc}. Pass --host ADDRESS.") from None
+    _listening(family, host, port, share=False).close()
+    if workers == 1:
+        return [_listening(family, host, port, share=False)]
+    first = _listening(family, host, port, share=True)
+    port = first.getsockname()[1]  # the port the kernel chose, for --port 0
+    return [first, *(_listening(family, host, port, share=True) for _ in range(workers - 1))]
+
+
+def _listening(family: int, host: str, port: int, share: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     # Only lets a restarted server bind while the old one's connections are in TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -81,16 +95,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(sock: socket.socket, config: ServeConfig, workers: int) -> None:
-    """Serve on `sock` until SIGINT or SIGTERM: in this process for one worker, else with
-    supervised worker processes."""
-    if workers == 1:
-        _run_uvicorn(sock, config)
+def serve(sockets: list[socket.socket], config: ServeConfig) -> None:
+    """Serve until SIGINT or SIGTERM: in this process on one socket, else with a
+    supervised worker process on each."""
+    if len(sockets) == 1:
+        _run_uvicorn(sockets[0], config)
         return
-    code = Supervisor(sock, workers, _grace_seconds(config)).run()
+    code = Supervisor(sockets, _grace_seconds(config)).run()
     if code:
         raise GristmillError(
-            f"The server's workers died {Supervisor.limit(workers)} times within "
+            f"The server's workers died {Supervisor.limit(len(sockets))} times within "
             f"{RESPAWN_WINDOW_SECONDS:.0f} s; see the errors above. Serving stopped."
         )
 
@@ -187,12 +201,12 @@ _TIMED_OUT = (
 
 
 class Supervisor:
-    """Runs `workers` worker processes on one socket: replaces each that dies, stops
-    them all on SIGINT or SIGTERM."""
+    """Runs a worker process on each socket: replaces each that dies (on the same
+    socket), stops them all on SIGINT or SIGTERM."""
 
-    def __init__(self, sock: socket.socket, workers: int, grace_seconds: float = 30) -> None:
-        self.sock = sock
-        self.workers = workers
+    def __init__(self, sockets: list[socket.socket], grace_seconds: float = 30) -> None:
+        self.sockets = sockets
+        self.workers = len(sockets)
         self.grace_seconds = grace_seconds
         self.children: list[subprocess.Popen[bytes]] = []
         self.deaths: deque[float] = deque()
@@ -209,7 +223,7 @@ class Supervisor:
         env = {**os.environ, MULTIPROC_ENV: metrics}
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self.children = [self._spawn(env) for _ in range(self.workers)]
+            self.children = [self._spawn(sock, env) for sock in self.sockets]
             return self._watch(env)
         finally:
             for s, handler in previous.items():
@@ -220,8 +234,8 @@ class Supervisor:
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
 
-    def _spawn(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        fd = self.sock.fileno()
+    def _spawn(self, sock: socket.socket, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        fd = sock.fileno()
         command = [sys.executable, "-m", "gristmill.serve.process", str(fd), str(os.getpid())]
         return subprocess.Popen(command, env=env, pass_fds=(fd,))
 
@@ -239,7 +253,7 @@ class Supervisor:
                     log.error("worker %d exited (%s); giving up", child.pid, code)
                     return 1
                 log.warning("worker %d exited (%s); starting another", child.pid, code)
-                self.children[i] = self._spawn(env)
+                self.children[i] = self._spawn(self.sockets[i], env)
         return 0
 
     def _stop_children(self) -> None:
