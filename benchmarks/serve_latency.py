@@ -132,7 +132,8 @@ def feature_rows(requests: list[dict[str, Any]]) -> tuple[list[str], list[list[A
         matrix = []
         for i in range(0, len(requests), 500):
             part = requests[i : i + 500]
-            rows = loaded.features_of(part, scorer.reader)
+            found = scorer.reader.read(loaded.views, part)
+            rows = loaded.features_of(loaded.check(part), found)
             for row in rows:
                 row.pop("_gm_freshness")
             matrix += encoding.transform_rows(rows).tolist()

@@ -180,8 +180,8 @@ def create_app(project: Project) -> Starlette:
                     f"rows: {len(rows):,} rows; a request holds at most"
                     f" {config.max_batch_rows:,} ([serve] max_batch_rows)."
                 )
-            if not scorer.fresh(name):  # the registry asked, a promoted version loaded
-                await offload(lambda: scorer.model(name))
+            if name not in scorer.models or scorer.current(name) is None:
+                await offload(lambda: scorer.model(name))  # loaded (or not found) on a thread
             if len(rows) <= INLINE_ROWS:
                 loaded, scored = await within_deadline(scorer.score_async(name, rows))
             else:

@@ -207,29 +207,38 @@ class Scorer:
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def fresh(self, name: str) -> bool:
-        """Whether `model(name)` answers from memory, without asking the registry (or
-        loading a newly promoted version)."""
-        checked = self._checked.get(name)
-        return checked is not None and time.monotonic() - checked < RELOAD_SECONDS
+    def current(self, name: str) -> LoadedModel | None:
+        """The model from memory while it is the version at its alias (the registry asked
+        at most every RELOAD_SECONDS, a small file read); None when a version must be
+        loaded, which `model` does."""
+        current = self._loaded.get(name)
+        if current is None:
+            return None
+        now = time.monotonic()
+        if now - self._checked.get(name, 0.0) < RELOAD_SECONDS:
+            return current
+        if self.project.registry.resolve(name, self.alias) != current.version.version:
+            return None
+        self._checked[name] = now
+        return current
 
     def model(self, name: str) -> LoadedModel:
-        """The model at its alias, looked up again at most every RELOAD_SECONDS."""
+        """The model at its alias, loaded when it is not in memory or another version was
+        promoted."""
         from gristmill.train.discover import find_model
 
         spec = find_model(self.models, name)
-        now = time.monotonic()
-        current = self._loaded.get(name)
-        if current is not None and now - self._checked.get(name, 0.0) < RELOAD_SECONDS:
+        current = self.current(name)
+        if current is not None:
             return current
         with self._lock:
             number = self.project.registry.resolve(name, self.alias)
-            self._checked[name] = now
             current = self._loaded.get(name)
             if current is None or current.version.version != number:
                 current = load_model(self.project, self.definitions, spec, number, self.alias)
                 current.explain = explainer(current, self.project.config.serve.reasons)
                 self._loaded[name] = current  # requests holding the old one finish with it
+            self._checked[name] = time.monotonic()
             return current
 
     def score(
