@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from gristmill.ingest import IngestSummary, ingest
+from gristmill.online.base import Events, OnlineStore
 from gristmill.project import Project
 
 
@@ -29,3 +31,49 @@ def warehouse_rows(root: Path, table: str, order_by: str = "id") -> list[dict[st
             f'SELECT * FROM "{schema}"."{table}" ORDER BY {order_by}'
         ).to_pylist()
         return rows
+
+
+class ForwardingStore(OnlineStore):
+    """An online store that hands every call to `inner`, after `before(call)`: what the
+    tests' counting and failing stores add to a real one."""
+
+    NAME = "forwarding"
+
+    def __init__(self, inner: OnlineStore) -> None:
+        self.inner = inner
+
+    def before(self, call: str) -> None:
+        """Runs before each call to the inner store."""
+
+    def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
+        self.before("read")
+        return self.inner.read(view, keys)
+
+    def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
+        self.before("read_views")
+        return self.inner.read_views(lookups)
+
+    def write(
+        self,
+        view: str,
+        events: Mapping[str, Events],
+        forget_before: Mapping[str, int],
+        replace: bool = False,
+    ) -> None:
+        self.before("write")
+        self.inner.write(view, events, forget_before, replace)
+
+    def get_meta(self, view: str, name: str) -> str | None:
+        self.before("get_meta")
+        return self.inner.get_meta(view, name)
+
+    def set_meta(self, view: str, name: str, value: str) -> None:
+        self.before("set_meta")
+        self.inner.set_meta(view, name, value)
+
+    def clear(self, view: str) -> None:
+        self.before("clear")
+        self.inner.clear(view)
+
+    def close(self) -> None:
+        self.inner.close()

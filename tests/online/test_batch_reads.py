@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +22,7 @@ from gristmill.features.api import OnlineReader, Pusher
 from gristmill.features.discover import Definitions
 from gristmill.features.events import TYPES_META, encode_types
 from gristmill.online.base import Events, OnlineStore
+from tests.helpers import ForwardingStore
 
 
 def _hostile_key(i: int) -> str:
@@ -95,13 +96,11 @@ PAYMENTS = pa.schema(
 )
 
 
-class Counting(OnlineStore):
+class Counting(ForwardingStore):
     """A store that remembers the keys each read asked for."""
 
-    NAME = "counting"
-
     def __init__(self, inner: OnlineStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.asked: list[list[str]] = []
 
     def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
@@ -111,27 +110,6 @@ class Counting(OnlineStore):
     def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
         self.asked += [list(keys) for _, keys in lookups]
         return self.inner.read_views(lookups)
-
-    def write(
-        self,
-        view: str,
-        events: Mapping[str, Events],
-        forget_before: Mapping[str, int],
-        replace: bool = False,
-    ) -> None:
-        self.inner.write(view, events, forget_before, replace)
-
-    def get_meta(self, view: str, name: str) -> str | None:
-        return self.inner.get_meta(view, name)
-
-    def set_meta(self, view: str, name: str, value: str) -> None:
-        self.inner.set_meta(view, name, value)
-
-    def clear(self, view: str) -> None:
-        self.inner.clear(view)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_a_batch_of_entities_reads_each_once_and_equals_single_reads(store: OnlineStore) -> None:

@@ -3,8 +3,6 @@ reasons, pushes, the prediction log, API keys, hot promotion, and bad input as 4
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,26 +12,11 @@ from starlette.testclient import TestClient
 
 from gristmill.errors import ConfigError
 from gristmill.project import Project
-from gristmill.quickstart.project import run_quickstart
 from gristmill.serve import scoring
 from gristmill.serve.app import create_app
 from gristmill.serve.log import read_log
 
 TRANSACTION = {"user_id": 7, "merchant_id": 3, "amount": 250.0, "kind": "payment"}
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("serve") / "demo"
-    assert run_quickstart(root, rows=5_000).ok
-    return root
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "demo"
-    shutil.copytree(built, root)
-    yield root
 
 
 def client(root: Path, **serve: Any) -> TestClient:

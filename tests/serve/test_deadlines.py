@@ -4,24 +4,22 @@ slower than body_timeout is a 408."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from starlette.testclient import TestClient
 
 from gristmill.durations import parse_duration
 from gristmill.errors import OnlineStoreUnavailableError
-from gristmill.online.base import Events, OnlineStore
+from gristmill.online.base import OnlineStore
 from gristmill.project import Project
 from gristmill.serve.app import create_app
 from gristmill.serve.log import read_log
-from tests.serve.test_app import TRANSACTION, built  # noqa: F401  (the quickstart, built once)
+from tests.helpers import ForwardingStore
+from tests.serve.test_app import TRANSACTION
 
 EVENT = {
     **TRANSACTION,
@@ -36,58 +34,23 @@ STALL_SECONDS = 5.0
 """How long a stalled call waits at most: longer than every deadline the tests set."""
 
 
-class FlakyStore(OnlineStore):
+class FlakyStore(ForwardingStore):
     """A real store behind a switch: answering, down (refusing at once) or stalled (every
     call waits until released, as a Redis that stopped answering does)."""
 
-    NAME = "flaky"
-
     def __init__(self, inner: OnlineStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.down = False
         self.stalled = False
         self.entered = threading.Event()
         self.released = threading.Event()
 
-    def _gate(self) -> None:
+    def before(self, call: str) -> None:
         if self.down:
             raise OnlineStoreUnavailableError("The online store refused the connection.")
         if self.stalled:
             self.entered.set()
             self.released.wait(STALL_SECONDS)
-
-    def read(self, view: str, keys: Sequence[str]) -> list[list[bytes]]:
-        self._gate()
-        return self.inner.read(view, keys)
-
-    def read_views(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[bytes]]]:
-        self._gate()
-        return self.inner.read_views(lookups)
-
-    def write(
-        self,
-        view: str,
-        events: Mapping[str, Events],
-        forget_before: Mapping[str, int],
-        replace: bool = False,
-    ) -> None:
-        self._gate()
-        self.inner.write(view, events, forget_before, replace)
-
-    def get_meta(self, view: str, name: str) -> str | None:
-        self._gate()
-        return self.inner.get_meta(view, name)
-
-    def set_meta(self, view: str, name: str, value: str) -> None:
-        self._gate()
-        self.inner.set_meta(view, name, value)
-
-    def clear(self, view: str) -> None:
-        self._gate()
-        self.inner.clear(view)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def serve_with_flaky_store(root: Path, **serve: str) -> tuple[Project, FlakyStore, Any]:
@@ -103,13 +66,6 @@ def serve_with_flaky_store(root: Path, **serve: str) -> tuple[Project, FlakyStor
     store = FlakyStore(project.online)
     project.__dict__["online"] = store  # what every reader and pusher of the project uses
     return project, store, create_app(project)
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Iterator[Path]:  # noqa: F811
-    root = tmp_path / "demo"
-    shutil.copytree(built, root)
-    yield root
 
 
 def test_a_stalled_store_costs_a_503_within_the_deadline(project: Path) -> None:

@@ -4,8 +4,6 @@ decision when the online store is down, and request values refused by name."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,13 +57,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         }
         assert push(p, "user_velocity", [event]) == 1
     return root
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "demo"
-    shutil.copytree(built, root)
-    yield root
 
 
 def with_policy(root: Path, rules: str, extra: str = "") -> None:

@@ -5,8 +5,6 @@ is scored, logged as a decision, counted as a prediction or stored."""
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from hypothesis import strategies as st
 from gristmill.serve.body import parse_json
 from gristmill.serve.log import read_log
 from gristmill.serve.scoring import BadRequestError
-from tests.serve.test_app import TRANSACTION, built, client  # noqa: F401  (built once)
+from tests.serve.test_app import TRANSACTION, client
 from tests.serve.test_deadlines import EVENT
 
 ROW = '"user_id": 7, "merchant_id": 3, "kind": "payment"'
@@ -30,13 +28,6 @@ def _predicted(metrics: str) -> list[str]:
         for line in metrics.splitlines()
         if line.startswith(("gristmill_predict_seconds_count", "gristmill_decisions_total"))
     ]
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Iterator[Path]:  # noqa: F811
-    root = tmp_path / "demo"
-    shutil.copytree(built, root)
-    yield root
 
 
 @pytest.mark.parametrize(

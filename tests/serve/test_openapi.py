@@ -15,11 +15,10 @@ from schemathesis.generation import GenerationMode
 
 from gristmill.project import Project
 from gristmill.serve.app import create_app
-from tests.serve.test_app import built  # noqa: F401  (the quickstart project, built once)
 
 
 @pytest.fixture(scope="module")
-def app(built: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]  # noqa: F811
+def app(built: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("openapi") / "demo"
     shutil.copytree(built, root)
     project = Project.load(root)

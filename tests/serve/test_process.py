@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.serve import process
-from tests.serve.test_app import TRANSACTION, built  # noqa: F401  (the quickstart, built once)
+from tests.serve.test_app import TRANSACTION
 
 GRISTMILL = (sys.executable, "-m", "gristmill")
 KEY_VARIABLE = "GM_PROCESS_TEST_KEY"
@@ -40,7 +40,7 @@ PREDICTS = re.compile(
 
 
 @pytest.fixture(scope="module")
-def project(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def project(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("process") / "demo"
     shutil.copytree(built, root)
     with (root / "gristmill.toml").open("a", encoding="utf-8") as toml:

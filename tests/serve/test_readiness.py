@@ -3,23 +3,13 @@ answering. What a caller is told of a problem names no file of the server's."""
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from starlette.testclient import TestClient
 
-from tests.serve.test_app import TRANSACTION, built  # noqa: F401  (the quickstart, built once)
+from tests.serve.test_app import TRANSACTION
 from tests.serve.test_deadlines import serve_with_flaky_store
-
-
-@pytest.fixture
-def project(built: Path, tmp_path: Path) -> Iterator[Path]:  # noqa: F811
-    root = tmp_path / "demo"
-    shutil.copytree(built, root)
-    yield root
 
 
 def test_ready_while_the_store_answers_and_not_while_it_is_down(project: Path) -> None:
