@@ -353,3 +353,37 @@ def test_schedule_once_end_to_end(graph_project: GraphProject) -> None:
         assert (latest["status"], latest["attempts"]) == ("failed", 2)
         assert "no_such_column" in latest["error"]
         assert [r["status"] for r in project.catalog.runs(2)] == ["failed", "failed"]
+
+
+@DUCKDB
+def test_sigterm_stops_the_scheduler_between_runs(graph_project: GraphProject) -> None:
+    import signal
+
+    p = graph_project
+    _add_schedules(p, f'[schedules.often]\ncron = "*/5 * * * *"\nselect = "{p.raw}.users"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gristmill", "schedule", "-p", str(p.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        firings: list[dict[str, Any]] = []
+        while not firings and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with Project.load(p.root) as project:
+                firings = project.catalog.firings("often")
+        assert [f["status"] for f in firings] == ["ok"]
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, out
+    assert "schedule often fired" in out and "scheduler stopped" in out
+    assert p.rows(f"{p.raw}.users", "id") == [
+        {"id": 1, "name": "Ana", "country": "KE"},
+        {"id": 2, "name": "Bo", "country": "UG"},
+        {"id": 3, "name": "Chidi", "country": None},
+    ]
