@@ -300,7 +300,9 @@ _SECRETS: set[str] = set()
 def redact(text: str) -> str:
     """`text` with every secret value and URL password replaced by ***."""
     for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret:
+        # A blank value hides nothing (and an API key resolved blank is refused), but
+        # replacing it would star out every space of every message.
+        if secret.strip():
             text = text.replace(secret, "***")
     return redact_url_passwords(text)
 
