@@ -375,6 +375,9 @@ def test_sigterm_stops_the_scheduler_between_runs(graph_project: GraphProject) -
             with Project.load(p.root) as project:
                 firings = project.catalog.firings("often")
         assert [f["status"] for f in firings] == ["ok"]
+        # While it waits, the scheduler holds no DuckDB file: another command reads it.
+        users = _rows_when_free(p, f"{p.raw}.users")
+        assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)
     finally:
@@ -382,8 +385,20 @@ def test_sigterm_stops_the_scheduler_between_runs(graph_project: GraphProject) -
             process.kill()
     assert process.returncode == 0, out
     assert "schedule often fired" in out and "scheduler stopped" in out
-    assert p.rows(f"{p.raw}.users", "id") == [
+    assert users == [
         {"id": 1, "name": "Ana", "country": "KE"},
         {"id": 2, "name": "Bo", "country": "UG"},
         {"id": 3, "name": "Chidi", "country": None},
     ]
+
+
+def _rows_when_free(p: GraphProject, table: str) -> list[dict[str, Any]]:
+    """The table's rows, once the scheduler has let go of the warehouse after its firing."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return p.rows(table, "id")
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

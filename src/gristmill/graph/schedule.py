@@ -9,7 +9,8 @@ schedule that never fired is due at once.
 Two schedulers on one project never run the same schedule at the same time: a firing
 holds an exclusive lock file under `.gristmill/locks/` and, once it has it, asks the
 catalog again whether the schedule is still due (the other scheduler may just have run
-it).
+it). Between firings the project's backends are closed: a scheduler that waits holds no
+DuckDB warehouse file.
 """
 
 from __future__ import annotations
@@ -171,7 +172,10 @@ class Scheduler:
         """Fail at start, not at the first firing hours later, on a selector that names nothing."""
         from gristmill.graph.load import load_graph
 
-        graph = load_graph(self.project).graph
+        try:
+            graph = load_graph(self.project).graph
+        finally:
+            self.project.close()
         for name, schedule in self.schedules.items():
             try:
                 graph.select(schedule.select)
@@ -213,9 +217,14 @@ class Scheduler:
                 self._busy.add(name)
                 return None
             self._busy.discard(name)
-            if not self.is_due(name, self.clock()):
-                return None
-            return self._fire(name, self.schedules[name])
+            try:
+                if not self.is_due(name, self.clock()):
+                    return None
+                return self._fire(name, self.schedules[name])
+            finally:
+                # Backends reopen on first use: closed while the scheduler waits, a
+                # DuckDB warehouse file is free for other commands (and schedulers).
+                self.project.close()
 
     def _fire(self, name: str, schedule: ScheduleConfig) -> Firing:
         fired_at = self.clock()
