@@ -402,3 +402,43 @@ def _rows_when_free(p: GraphProject, table: str) -> list[dict[str, Any]]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+SLOW = """
+    import time
+
+    import pyarrow as pa
+
+    from gristmill import transform
+
+
+    @transform(inputs=["orders"])
+    def slow_orders(orders: pa.Table) -> pa.Table:
+        time.sleep(1.5)
+        return orders.select(["id", "user_id"])
+"""
+
+
+@pytest.mark.parametrize("graph_project", ["postgres"], indirect=True)
+def test_two_scheduler_processes_never_run_a_schedule_twice(graph_project: GraphProject) -> None:
+    # PostgreSQL: a DuckDB warehouse file is opened by one process at a time anyway.
+    p = graph_project
+    p.write("slow_orders.py", SLOW)
+    _add_schedules(p, '[schedules.nightly]\ncron = "0 2 * * *"\nselect = "+slow_orders"\n')
+    command = [sys.executable, "-m", "gristmill", "schedule", "--once", "-p", str(p.root)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert sum("schedule nightly fired" in out for out in outputs) == 1, outputs
+    with Project.load(p.root) as project:
+        assert len(project.catalog.firings("nightly")) == 1
+        scheduled = [r for r in project.catalog.runs(10) if r["command"].startswith("schedule")]
+        assert len(scheduled) == 1
+    assert p.rows("slow_orders", "id") == [
+        {"id": 1, "user_id": 1},
+        {"id": 2, "user_id": 1},
+        {"id": 3, "user_id": 2},
+    ]
