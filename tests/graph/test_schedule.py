@@ -442,3 +442,27 @@ def test_two_scheduler_processes_never_run_a_schedule_twice(graph_project: Graph
         {"id": 2, "user_id": 1},
         {"id": 3, "user_id": 2},
     ]
+
+
+@DUCKDB
+def test_stop_during_a_retry_wait_tries_no_more(graph_project: GraphProject) -> None:
+    _add_schedules(graph_project, '[schedules.broken]\ncron = "0 * * * *"\nretries = 5\n')
+    fake = FakeTime(datetime(2026, 6, 1, tzinfo=UTC))
+    calls = 0
+
+    def run_graph(project: Project, selectors: list[str], command: str) -> RunSummary:
+        nonlocal calls
+        calls += 1
+        return _summary(False)
+
+    with Project.load(graph_project.root) as project:
+        scheduler = Scheduler(project, clock=fake.clock, run_graph=run_graph)
+
+        def sleep_then_stop(seconds: float) -> None:
+            fake.sleep(seconds)
+            scheduler.stop()  # SIGTERM while it waits to retry
+
+        scheduler.sleep = sleep_then_stop
+        [firing] = scheduler.run_due()
+        assert (calls, firing.attempts, firing.status) == (1, 1, "failed")
+        assert scheduler.run_due() == []

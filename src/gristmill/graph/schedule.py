@@ -232,6 +232,14 @@ class Scheduler:
         firing = Firing(name, fired_at, "failed", 0, None, 0.0)
         try:
             for attempt in range(1, schedule.retries + 2):
+                if attempt > 1:
+                    delay = parse_duration(schedule.retry_delay).total_seconds()
+                    log.warning(
+                        "schedule %s failed (%s); retrying in %gs", name, firing.error, delay
+                    )
+                    self.sleep(delay)  # the default sleep ends early on stop()
+                    if self._stopped.is_set():
+                        break
                 firing.attempts = attempt
                 log.info("schedule %s fired (attempt %d): %s", name, attempt, command)
                 self.on_fire(name, attempt)
@@ -245,11 +253,6 @@ class Scheduler:
                         firing.status, firing.error = "ok", None
                         break
                     firing.error = _failure(summary)
-                if attempt > schedule.retries or self._stopped.is_set():
-                    break
-                delay = parse_duration(schedule.retry_delay).total_seconds()
-                log.warning("schedule %s failed (%s); retrying in %gs", name, firing.error, delay)
-                self.sleep(delay)
         except KeyboardInterrupt:
             firing.status = "interrupted"
             raise
