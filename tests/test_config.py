@@ -79,3 +79,13 @@ def test_a_literal_blank_key_refuses_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"api_keys\[0\].*it is empty"):
         _ = config.serve
     assert load_config(write(tmp_path, "[serve]\napi_keys = []\n")).serve.api_keys == []
+
+
+def test_a_blank_secret_redacts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gristmill.config import redact
+
+    monkeypatch.setenv("GM_TEST_SPACE_KEY", " ")
+    config = load_config(write(tmp_path, '[serve]\napi_keys = ["${GM_TEST_SPACE_KEY}"]\n'))
+    with pytest.raises(ConfigError):
+        _ = config.serve
+    assert redact("a message with spaces") == "a message with spaces"

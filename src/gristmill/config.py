@@ -24,9 +24,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gristmill.durations import parse_duration
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, did_you_mean
 
 CONFIG_FILE = "gristmill.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -203,6 +204,76 @@ class RunConfig(_Strict):
     """How many steps of `gristmill run` may execute at once."""
 
 
+class ScheduleConfig(_Strict):
+    """One `[schedules.NAME]`: when `gristmill schedule` runs which assets."""
+
+    cron: str
+    """Five fields (minute hour day-of-month month day-of-week), in `timezone`."""
+    select: list[str] = Field(default_factory=list)
+    """The selectors of `gristmill run` (one string or a list); none: every asset."""
+    timezone: str = "UTC"
+    retries: int = Field(default=0, ge=0, le=10)
+    """How many times a failed run is tried again before it is recorded failed."""
+    retry_delay: str = "1m"
+    """The wait before each retry."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    raise PydanticCustomError(
+                        "schedule_key",
+                        "unknown key '{key}'.{hint} A schedule takes "
+                        + ", ".join(cls.model_fields),
+                        {"key": key, "hint": did_you_mean(str(key), cls.model_fields)},
+                    )
+        return data
+
+    @field_validator("select", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return value.split() if isinstance(value, str) else value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        # Five fields only: fire times are whole minutes (croniter would take seconds too).
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise PydanticCustomError(
+                "cron",
+                "'{value}' is not a cron expression: five fields, minute hour day-of-month"
+                ' month day-of-week, such as "0 2 * * *" (every day at 02:00)',
+                {"value": value},
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            hint = did_you_mean(value, zoneinfo.available_timezones())
+            raise PydanticCustomError(
+                "timezone",
+                "unknown timezone '{value}'.{hint} Use an IANA name such as Africa/Lagos or UTC",
+                {"value": value, "hint": hint},
+            ) from None
+        return value
+
+    @field_validator("retry_delay")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class ProjectConfig(_Strict):
     name: str = "gristmill-project"
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
@@ -214,6 +285,7 @@ class ProjectConfig(_Strict):
     serve_table: dict[str, Any] = Field(default_factory=dict, alias="serve")
     """[serve] as written, its `${NAME}` references unresolved: see `serve`."""
     run: RunConfig = Field(default_factory=RunConfig)
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
 
     @cached_property
     def serve(self) -> ServeConfig:
@@ -228,7 +300,9 @@ _SECRETS: set[str] = set()
 def redact(text: str) -> str:
     """`text` with every secret value and URL password replaced by ***."""
     for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret:
+        # A blank value hides nothing (and an API key resolved blank is refused), but
+        # replacing it would star out every space of every message.
+        if secret.strip():
             text = text.replace(secret, "***")
     return redact_url_passwords(text)
 

@@ -49,6 +49,23 @@ class AssetVersion:
     built_at: str
 
 
+@dataclass
+class FiringRecord:
+    """One firing of a schedule of `gristmill schedule`: its runs, retries included."""
+
+    schedule: str
+    fired_at: str
+    """When the scheduler fired it (UTC, ISO): the schedule is next due at its first
+    cron time after this, so a firing that catches up covers every slot missed before."""
+    finished_at: str
+    status: str
+    """ok, failed or interrupted."""
+    attempts: int
+    run_id: int | None
+    """The run of the last attempt (None when the run could not start)."""
+    error: str | None = None
+
+
 class Catalog(ABC):
     @abstractmethod
     def start_run(self, command: str) -> int: ...
@@ -110,6 +127,17 @@ class Catalog(ABC):
 
     @abstractmethod
     def cache_references(self, found: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def record_firing(self, firing: FiringRecord) -> None: ...
+
+    @abstractmethod
+    def last_fired(self, schedule: str) -> str | None:
+        """When `schedule` last fired (`FiringRecord.fired_at`), or None: never."""
+
+    @abstractmethod
+    def firings(self, schedule: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest firings, newest first."""
 
     @abstractmethod
     def close(self) -> None: ...

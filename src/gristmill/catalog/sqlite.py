@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gristmill.catalog.base import AssetVersion, Catalog, StepRecord, TableSyncRecord
+from gristmill.catalog.base import (
+    AssetVersion,
+    Catalog,
+    FiringRecord,
+    StepRecord,
+    TableSyncRecord,
+)
 from gristmill.config import CatalogConfig
 
 _SCHEMA = """
@@ -77,6 +83,16 @@ CREATE TABLE IF NOT EXISTS sql_references (
     sql_hash TEXT PRIMARY KEY,
     found TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schedule_firings (
+    schedule TEXT NOT NULL,
+    fired_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    run_id INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS schedule_firings_by_name ON schedule_firings (schedule, fired_at);
 CREATE TABLE IF NOT EXISTS sync_state (
     source TEXT NOT NULL,
     source_table TEXT NOT NULL,
@@ -271,6 +287,34 @@ class SQLiteCatalog(Catalog):
                 "INSERT OR REPLACE INTO sql_references VALUES (?, ?)",
                 [(h, json.dumps(v)) for h, v in found.items()],
             )
+
+    def record_firing(self, firing: FiringRecord) -> None:
+        self._write(
+            "INSERT INTO schedule_firings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                firing.schedule,
+                firing.fired_at,
+                firing.finished_at,
+                firing.status,
+                firing.attempts,
+                firing.run_id,
+                firing.error,
+            ),
+        )
+
+    def last_fired(self, schedule: str) -> str | None:
+        [row] = self._read(
+            "SELECT max(fired_at) AS fired_at FROM schedule_firings WHERE schedule = ?",
+            (schedule,),
+        )
+        return None if row["fired_at"] is None else str(row["fired_at"])
+
+    def firings(self, schedule: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, params = ("WHERE schedule = ?", (schedule,)) if schedule else ("", ())
+        return self._read(
+            f"SELECT * FROM schedule_firings {where} ORDER BY rowid DESC LIMIT ?",
+            (*params, limit),
+        )
 
     def close(self) -> None:
         self._db.close()

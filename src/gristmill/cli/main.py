@@ -19,6 +19,7 @@ from gristmill.cli import models as models_cli
 from gristmill.cli import profile as profile_cli
 from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
+from gristmill.cli import schedule as schedule_cli
 from gristmill.cli import serve as serve_cli
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ project_cli.register(app)
 ingest_cli.register(app)
 diff_cli.register(app)
 run_cli.register(app)
+schedule_cli.register(app)
 profile_cli.register(app)
 features_cli.register(app)
 models_cli.register(app)

@@ -452,10 +452,12 @@ def run(
     workers: int | None = None,
     on_step: Callable[[StepResult], None] | None = None,
     kinds: Collection[str] = RUNNABLE,
+    command: str | None = None,
 ) -> RunSummary:
     """Bring the selected assets (all when no selector is given) up to date.
 
-    `kinds` limits the steps to syncs ("raw") or builds ("transform").
+    `kinds` limits the steps to syncs ("raw") or builds ("transform"); `command` is what
+    the catalog records the run as (by default `run` and the selectors).
     """
     selectors = list(selectors)
     loaded = load_graph(project)
@@ -469,4 +471,4 @@ def run(
         on_step=on_step,
         kinds=kinds,
     )
-    return runner.run("run" + "".join(f" {s}" for s in selectors))
+    return runner.run(command or "run" + "".join(f" {s}" for s in selectors))
