@@ -29,10 +29,11 @@ def schedule(
 ) -> None:
     """Run the schedules of gristmill.toml in the foreground, with no server.
 
-    Each firing runs `gristmill run` on the schedule's selectors and is recorded in the
-    catalog (see `gristmill runs`). A schedule that missed runs while nothing ran it
-    catches up once; two schedulers never run the same schedule at once. Ctrl-C or
-    SIGTERM stops after the run under way.
+    Each firing runs `gristmill run` on its selectors, recorded in `gristmill runs`.
+
+    A missed schedule catches up once; two schedulers never run one schedule at once.
+
+    Ctrl-C or SIGTERM stops after the run under way.
 
     Exit code with --once: 0 when every run that fired succeeded, 1 otherwise.
     """
