@@ -39,7 +39,6 @@ from gristmill.features.recent import (
     DENSE_EVENTS_PER_BUCKET,
     dense_entities_sql,
     interval_sql,
-    points_sql,
     present_sql,
     recent_sql,
     utc_sql,
@@ -407,7 +406,6 @@ def _windowed_parts(
         f"_gm_de{i} AS (SELECT * FROM {selection.relation} AS x WHERE {dense})",
         f"_gm_sparse{i} AS (SELECT * FROM _gm_spine AS x WHERE NOT {dense})",
         f"_gm_dense{i} AS (SELECT * FROM _gm_spine AS x WHERE {dense})",
-        f"_gm_p{i} AS ({points_sql(selection, f'_gm_sparse{i}', spine_ts, engine)})",
     ]
     frames = [
         sql
@@ -421,6 +419,6 @@ def _windowed_parts(
     dense_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({frames[0]}) AS a"
     if len(frames) == 2:
         dense_rows += f" JOIN ({frames[1]}) AS b USING ({ROW})"
-    recent = recent_sql(selection, f"_gm_p{i}", inclusive, engine)
+    recent = recent_sql(selection, f"_gm_sparse{i}", spine_ts, inclusive, engine)
     sparse_rows = f"SELECT {ROW}, {', '.join(names)} FROM ({recent}) AS r"
     return [*parts, f"_gm_w{i} AS ({sparse_rows} UNION ALL {dense_rows})"]

@@ -81,59 +81,93 @@ def dense_entities_sql(selection: Selection, engine: Dialect, dense_after: int) 
     )
 
 
-def points_sql(selection: Selection, spine: str, spine_ts: str, engine: Dialect) -> str:
-    """The view's events and the spine's rows in one relation, so that both sides' times
-    share one type (and so one epoch) when their buckets are computed."""
+class _Inputs:
+    """The columns each event brings to the join: every value and filter expression once,
+    however many features read it (a view's sum, mean, min and max of one column carry it
+    once), and for each distinct count the time of the next occurrence of the event's
+    value (see `recent_sql`)."""
+
+    def __init__(self, selection: Selection, engine: Dialect) -> None:
+        keys = [engine.quote(k) for k in selection.view.entity]
+        self.ts = utc_sql(selection.view.timestamp, engine)
+        self.columns: dict[str, str] = {}
+        self.value: dict[int, str] = {}
+        self.keep: dict[int, str] = {}
+        self.next: dict[int, str] = {}
+        for feature, index, _ in windowed_columns(selection):
+            if feature.filter:
+                keep = f"CASE WHEN ({feature.filter}) THEN 1 ELSE 0 END"
+                self.keep[index] = self._carry(keep, "_gm_k")
+            if feature.aggregation == "count":
+                continue  # counts rows: no value to carry
+            self.value[index] = self._carry(feature.column or "1", "_gm_v")
+            if feature.aggregation == "count_distinct":
+                kept = [f"({feature.filter})"] if feature.filter else []
+                partition = ", ".join([*keys, *kept, f"({feature.column})"])
+                following = f"lead({self.ts}) OVER (PARTITION BY {partition} ORDER BY {self.ts})"
+                self.next[index] = self._carry(following, "_gm_n")
+
+    def _carry(self, expression: str, prefix: str) -> str:
+        return self.columns.setdefault(expression, f"{prefix}{len(self.columns)}")
+
+
+def recent_sql(
+    selection: Selection, spine: str, spine_ts: str, inclusive: bool, engine: Dialect
+) -> str:
+    """Per row of `spine` (`_gm_row` and the entity keys), the selected windowed
+    aggregations of the view's events in the window before `spine_ts`.
+
+    A distinct count counts the events in the window whose value occurs next (in the
+    entity, among the feature's events) at or after the spine row's time (after it when
+    `inclusive`), or never again: of each value seen in the window, exactly its latest
+    occurrence before the spine row (ties go to the last in lead()'s order). One window
+    function over the events instead of a DISTINCT aggregate per window."""
     view = selection.view
     keys = [engine.quote(k) for k in view.entity]
-    inputs, spine_inputs = [], []
-    for feature, index, _ in windowed_columns(selection):
-        inputs.append(f"{feature.column or '1'} AS _gm_in{index}")
-        spine_inputs.append(f"NULL AS _gm_in{index}")
-        if feature.filter:
-            inputs.append(f"CASE WHEN ({feature.filter}) THEN 1 ELSE 0 END AS _gm_keep{index}")
-            spine_inputs.append(f"NULL AS _gm_keep{index}")
-    events = ", ".join(
-        [*keys, f"{utc_sql(view.timestamp, engine)} AS _gm_ts", "NULL AS _gm_row", *inputs]
-    )
-    rows = ", ".join([*keys, f"{utc_sql(spine_ts, engine)} AS _gm_ts", "_gm_row", *spine_inputs])
-    bucket = _bucket("_gm_ts", bucket_width(selection), engine)
-    return (
-        f"SELECT *, {bucket} AS _gm_b FROM (SELECT {events} FROM {selection.relation}"
-        f" WHERE {present_sql(selection, engine)} UNION ALL SELECT {rows} FROM {spine}) AS p"
-    )
-
-
-def recent_sql(selection: Selection, points: str, inclusive: bool, engine: Dialect) -> str:
-    """Per spine row of `points` (see `points_sql`), the selected windowed aggregations."""
-    keys = [engine.quote(k) for k in selection.view.entity]
     width = bucket_width(selection)
+    inputs = _Inputs(selection, engine)
     outputs = []
     for feature, index, columns in windowed_columns(selection):
-        value = f"e._gm_in{index}"
-        keep = f"e._gm_keep{index} = 1 AND " if feature.filter else ""
+        value = f"e.{inputs.value[index]}" if index in inputs.value else ""
+        keep = [f"e.{inputs.keep[index]} = 1"] if feature.filter else []
+        if feature.aggregation == "count_distinct":
+            following = f"e.{inputs.next[index]}"
+            after = ">" if inclusive else ">="
+            keep += [
+                f"{value} IS NOT NULL",
+                f"({following} IS NULL OR {following} {after} s._gm_ts)",
+            ]
         for column, window in columns:
-            within = f"{keep}e._gm_ts >= s._gm_ts - {interval_sql(window, engine)}"
-            where = f" FILTER (WHERE {within})"
+            # The join keeps the events of the widest window: that one needs no filter.
+            within = [*keep]
+            if _micros(window) < width:
+                within.append(f"e._gm_ts >= s._gm_ts - {interval_sql(window, engine)}")
+            where = f" FILTER (WHERE {' AND '.join(within)})" if within else ""
             counted = f"count({value}){where}"
             summed = f"sum({engine.SUM_INPUT_SQL.format(x=value)}){where}"
             result = {
-                "count": f"count(*){where}",
+                # Rows of the events: an unmatched spine row has one, without an event.
+                "count": f"count(e._gm_ts){where}",
+                "count_distinct": f"count(e._gm_ts){where}",
                 "sum": summed,
                 "mean": f"CASE WHEN {counted} > 0 THEN CAST({summed} AS DOUBLE PRECISION)"
                 f" / {counted} END",
                 "min": f"min({value}){where}",
                 "max": f"max({value}){where}",
-                "count_distinct": f"count(DISTINCT {value}){where}",
             }[feature.aggregation or "count"]
             outputs.append(f"{result} AS {engine.quote(column)}")
+    carried = [f"{expression} AS {name}" for expression, name in inputs.columns.items()]
+    events = ", ".join([*keys, f"{inputs.ts} AS _gm_ts", *carried])
     same_entity = " AND ".join(f"e.{k} = s.{k}" for k in keys)
     before = "<=" if inclusive else "<"
+    bucket = _bucket("_gm_ts", width, engine)
     return (
         f"SELECT s._gm_row, {', '.join(outputs)}"
-        f" FROM (SELECT * FROM {points} WHERE _gm_row IS NOT NULL) AS s"
+        f" FROM (SELECT *, {bucket} AS _gm_b FROM (SELECT _gm_row, {', '.join(keys)},"
+        f" {utc_sql(spine_ts, engine)} AS _gm_ts FROM {spine}) AS s) AS s"
         " CROSS JOIN (VALUES (0), (1)) AS o(_gm_back)"
-        f" LEFT JOIN (SELECT * FROM {points} WHERE _gm_row IS NULL) AS e"
+        f" LEFT JOIN (SELECT *, {bucket} AS _gm_b FROM (SELECT {events} FROM {selection.relation}"
+        f" WHERE {present_sql(selection, engine)}) AS e) AS e"
         f" ON {same_entity} AND e._gm_b = s._gm_b - o._gm_back"
         f" AND e._gm_ts >= s._gm_ts - INTERVAL '{width} microseconds'"
         f" AND e._gm_ts {before} s._gm_ts"
