@@ -2,8 +2,15 @@
 10 million events and 1 million spine rows, built by `gristmill dataset build`.
 
     .venv/bin/python benchmarks/training_set.py [--events N] [--spine N] [--warehouse postgres]
+        [--hand [--rounds N]]
 
 Target (issue 5): under 60 s on 2 cores with memory under 4 GB.
+
+With `--hand` (DuckDB only), the query gristmill runs and a hand-written DuckDB query
+(`HAND_SQL`) are then timed alone, each as `CREATE TEMP TABLE` in a process of its own
+with the warehouse's settings, taking turns for `--rounds` rounds; and the hand query's
+table is checked equal to the one `gristmill dataset build` made, on every row and column.
+Target (issue 18): gristmill's query within 1.15x of the hand-written one.
 """
 
 from __future__ import annotations
@@ -11,9 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
+import time
 from pathlib import Path
 
+import duckdb
 from measure import measure
 
 WORK = Path(__file__).parent / ".work" / "training"
@@ -94,8 +104,6 @@ def prepare(events: int, spine: int, users: int, warehouse: str = "duckdb") -> N
                 db.execute(f"CREATE TABLE raw.{table} AS {body}")
                 db.execute(f"VACUUM ANALYZE raw.{table}")
     else:
-        import duckdb
-
         with duckdb.connect(str(WORK / ".gristmill" / "warehouse.duckdb")) as db:
             db.execute("CREATE SCHEMA raw")
             for table, sql, rows in (
@@ -109,13 +117,157 @@ def prepare(events: int, spine: int, users: int, warehouse: str = "duckdb") -> N
     (WORK / "gristmill.toml").write_text(toml)
 
 
+# The same training set, written by hand for this data: the events joined with the spine
+# rows of their user in the week before (by week buckets, as gristmill's join), each window
+# a FILTER, and a distinct count as the events whose shop comes next at or after the spine
+# row's time (or never): each shop seen in the window once.
+_WINDOWS = {"1h": "INTERVAL 1 HOUR", "24h": "INTERVAL 24 HOUR", "7d": None}
+_AGGREGATES = {
+    "tx": ("count(e.ts)", None),
+    "amount": ("sum(e.amount)", None),
+    "amount_mean": ("CAST(sum(e.amount) {f} AS DOUBLE) / count(e.amount)", None),
+    "amount_max": ("max(e.amount)", None),
+    "amount_min": ("min(e.amount)", None),
+    "shops": ("count(e.ts)", "e.shop IS NOT NULL AND coalesce(e.next_shop >= s.ts, TRUE)"),
+    "declined": ("count(e.ts)", "e.declined"),
+    "foreign": ("count(e.ts)", "e.foreign_ip"),
+    "big": ("count(e.ts)", "e.big"),
+    "fees": ("sum(e.fee)", None),
+}
+
+
+def _hand_column(name: str, window: str) -> str:
+    aggregate, keep = _AGGREGATES[name]
+    conditions = [c for c in (keep, _WINDOWS[window] and f"e.ts >= s.ts - {_WINDOWS[window]}") if c]
+    where = f"FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
+    if "{f}" in aggregate:
+        return f"{aggregate.format(f=where)} {where} AS {name}_{window}"
+    return f"{aggregate} {where} AS {name}_{window}"
+
+
+HAND_SQL = (
+    "WITH spine AS (SELECT row_number() OVER () AS rn, user_id, decided_at, label"
+    " FROM raw.decisions),"
+    " ev AS (SELECT user_id, happened AS ts, epoch_us(happened) // 604800000000 AS b, amount,"
+    " fee, shop, status = 'declined' AS declined, foreign_ip, amount > 80 AS big,"
+    " lead(happened) OVER (PARTITION BY user_id, shop ORDER BY happened) AS next_shop"
+    " FROM raw.events),"
+    " agg AS (SELECT s.rn, "
+    + ", ".join(_hand_column(n, w) for n in _AGGREGATES for w in _WINDOWS)
+    + " FROM (SELECT rn, user_id, decided_at AS ts, epoch_us(decided_at) // 604800000000 AS b"
+    " FROM spine) AS s CROSS JOIN (VALUES (0), (1)) AS o(back)"
+    " LEFT JOIN ev AS e ON e.user_id = s.user_id AND e.b = s.b - o.back"
+    " AND e.ts >= s.ts - INTERVAL 7 DAY AND e.ts < s.ts GROUP BY s.rn)"
+    " SELECT spine.* EXCLUDE (rn), agg.* EXCLUDE (rn) FROM spine LEFT JOIN agg USING (rn)"
+    " ORDER BY spine.rn"
+)
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """The warehouse file, as gristmill's DuckDB warehouse opens it."""
+    from gristmill.config import WarehouseConfig
+
+    limit = WarehouseConfig().memory_limit
+    db = duckdb.connect(
+        str(WORK / ".gristmill" / "warehouse.duckdb"), config={"memory_limit": limit}
+    )
+    db.execute("SET TimeZone = 'UTC'")
+    return db
+
+
+def time_query(path: Path) -> None:
+    """(In a child process.) Seconds to run the query in `path` as CREATE TEMP TABLE."""
+    db = _connect()
+    started = time.perf_counter()
+    db.execute(f"CREATE TEMP TABLE timed AS {path.read_text()}")
+    print(json.dumps(time.perf_counter() - started))
+
+
+def gristmill_sql() -> str:
+    """The query `gristmill dataset build training` runs."""
+    from gristmill.graph.load import load_graph
+    from gristmill.project import Project
+
+    project = Project.load(WORK)
+    try:
+        transform = load_graph(project).graph["training"].transform
+        assert transform is not None
+        return transform.sql
+    finally:
+        project.close()
+
+
+def check_equal() -> None:
+    """The hand query's rows against the table gristmill built: the same columns and
+    types, the same rows in the same order, integers equal and doubles within 1e-12
+    relative (a sum of doubles depends on the order its rows arrive in)."""
+    db = _connect()
+    db.execute(f"CREATE TEMP TABLE hand AS {HAND_SQL}")
+    ours = db.execute("DESCRIBE analytics.training").fetchall()
+    theirs = db.execute("DESCRIBE hand").fetchall()
+    if [c[:2] for c in ours] != [c[:2] for c in theirs]:
+        raise SystemExit(f"columns differ:\n{ours}\n{theirs}")
+    checks, bits = [], []
+    for name, kind, *_ in ours:
+        a, b = f'a."{name}"', f'b."{name}"'
+        if kind in ("DOUBLE", "FLOAT"):
+            far = f"abs({a} - {b}) > 1e-12 * greatest(abs({a}), abs({b}))"
+            bits.append(f"count(*) FILTER (WHERE {a} <> {b})")
+        else:
+            far = f"{a} <> {b}"
+        checks.append(f"count(*) FILTER (WHERE ({a} IS NULL) <> ({b} IS NULL) OR {far})")
+    counts = db.execute(
+        "SELECT (SELECT count(*) FROM analytics.training), (SELECT count(*) FROM hand),"
+        f" {', '.join(checks + bits)} FROM analytics.training AS a POSITIONAL JOIN hand AS b"
+    ).fetchone()
+    rows, differing, inexact = counts[:2], counts[2 : 2 + len(checks)], counts[2 + len(checks) :]
+    if rows[0] != rows[1] or any(differing):
+        names = [c[0] for c in ours]
+        raise SystemExit(f"rows {rows}; differing {dict(zip(names, differing, strict=True))}")
+    print(
+        f"equal: {rows[0]:,} rows x {len(ours)} columns; {sum(inexact):,} doubles differ"
+        " in their last bits (within 1e-12 relative)"
+    )
+
+
+def compare_with_hand(rounds: int) -> None:
+    queries = {"gristmill": gristmill_sql(), "hand": HAND_SQL}
+    timings: dict[str, list[float]] = {name: [] for name in queries}
+    for name, sql in queries.items():
+        (WORK / f"{name}.sql").write_text(sql)
+    for round_ in range(rounds):
+        names = list(queries) if round_ % 2 == 0 else list(reversed(queries))
+        for name in names:
+            cmd = [sys.executable, __file__, "--time-query", str(WORK / f"{name}.sql")]
+            _, peak, output = measure(cmd, WORK / "stdout.json")
+            timings[name].append(json.loads(output))
+            print(f"  {name}: {timings[name][-1]:.2f} s, {peak:.0f} MB", flush=True)
+    check_equal()
+    ours, hand = timings["gristmill"], timings["hand"]
+    print(
+        f"| the query alone, {rounds} rounds: gristmill {min(ours):.2f}-{max(ours):.2f} s"
+        f" (median {statistics.median(ours):.2f}), hand-written {min(hand):.2f}-{max(hand):.2f} s"
+        f" (median {statistics.median(hand):.2f}) | ratio of medians"
+        f" {statistics.median(ours) / statistics.median(hand):.2f}x, of the best"
+        f" {min(ours) / min(hand):.2f}x |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--spine", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--warehouse", choices=["duckdb", "postgres"], default="duckdb")
+    parser.add_argument("--hand", action="store_true", help="compare with HAND_SQL (DuckDB)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--time-query", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_query:
+        time_query(args.time_query)
+        return
+    if args.hand and args.warehouse != "duckdb":
+        parser.error("--hand compares DuckDB queries: use it with --warehouse duckdb")
     print(f"creating {args.events:,} events and {args.spine:,} spine rows ...", flush=True)
     prepare(args.events, args.spine, args.users, args.warehouse)
     cmd = [
@@ -135,6 +287,8 @@ def main() -> None:
         " 30 features |"
         f" {seconds:.1f} s | {peak:.0f} MB | {rows:,} rows |"
     )
+    if args.hand:
+        compare_with_hand(args.rounds)
 
 
 if __name__ == "__main__":
