@@ -187,3 +187,88 @@ def test_a_busy_entity_takes_the_window_frames_and_agrees_with_the_join() -> Non
         values = dict(zip(results[0][0], row, strict=True))
         for column, value in reference(busy + quiet, user, at, False).items():
             assert values[column] == pytest.approx(value), (column, user, at)
+
+
+DISTINCT = FeatureView(
+    name="shops",
+    entity=["user_id"],
+    timestamp="event_at",
+    source="events",
+    features=[
+        aggregate("shops", "count_distinct", "shop", windows=["30m", "1h", "2h"]),
+        aggregate("big_shops", "count_distinct", "shop", windows=["1h"], filter="amount >= 50"),
+    ],
+)
+# Few moments, values and users: the same shop again and again, at the same instant, on a
+# window's edge, and a spine row a microsecond either side of an event.
+instants = st.integers(0, 6).map(lambda q: BASE + timedelta(minutes=30 * q))
+nudged = st.tuples(instants, st.sampled_from([-1, 0, 1])).map(
+    lambda p: p[0] + timedelta(microseconds=p[1])
+)
+repeated = st.lists(
+    st.tuples(
+        st.integers(1, 2),
+        instants,
+        st.sampled_from([None, 10, 60]),
+        st.sampled_from(["a", "b", None]),
+    ),
+    max_size=30,
+)
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+@pytest.mark.parametrize("dense_after", [DENSE_EVENTS_PER_BUCKET, -1], ids=["join", "frames"])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=repeated, points=st.lists(st.tuples(st.integers(1, 3), nudged), min_size=1, max_size=10)
+)
+def test_distinct_counts_with_repeats_ties_and_nulls_match_the_reference(
+    engine: Engine,
+    rows: list[tuple[Any, ...]],
+    points: list[tuple[int, datetime]],
+    inclusive: bool,
+    dense_after: int,
+) -> None:
+    """The join counts each value once, by the event of its latest occurrence before the
+    spine row; the frames by the runs of its occurrences. Both as a set of values would."""
+    engine.load(rows, points)
+    sql = training_set_sql(
+        "SELECT user_id, decided_at, label FROM spine",
+        "decided_at",
+        [Selection(DISTINCT, DISTINCT.columns(), '"events"')],
+        engine.dialect,
+        inclusive,
+        dense_after,
+    )
+    names, got = engine.query(sql)
+    for (user, at), row in zip(points, got, strict=True):
+        values = dict(zip(names, row, strict=True))
+        expected = {
+            f"shops_{w}": _shops(rows, user, at, inclusive, w, 0) for w in ("30m", "1h", "2h")
+        }
+        expected["big_shops_1h"] = _shops(rows, user, at, inclusive, "1h", 50)
+        assert {c: values[c] for c in expected} == expected, (user, at)
+
+
+def _shops(
+    rows: list[tuple[Any, ...]], user: int, at: datetime, inclusive: bool, window: str, least: int
+) -> int:
+    """The distinct shops of `user` in the window before `at`, of events whose amount is
+    at least `least` (a NULL amount counts as 0)."""
+    start = (
+        at
+        - {"30m": timedelta(minutes=30), "1h": timedelta(hours=1), "2h": timedelta(hours=2)}[window]
+    )
+    return len(
+        {
+            shop
+            for u, t, amount, shop in rows
+            if u == user
+            and shop is not None
+            and start <= t
+            and (t < at or (inclusive and t == at))
+            and (amount or 0) >= least
+        }
+    )
