@@ -8,6 +8,10 @@ For an entity with few events that is far cheaper than window frames over the wh
 sequence (DuckDB: 0.6 s instead of 4.2 CPU-seconds for 30 features of 2M events).
 Entities with many events in a bucket (a busy merchant) would make the join quadratic:
 they keep the window-frame path of `pit.py`, whose cost grows as n log n.
+
+A distinct count needs no DISTINCT aggregate (a hash table per spine row and window):
+each event carries the time its value next occurs, from one window function over the
+events, and counts when that is not before the spine row (`recent_sql`).
 """
 
 from __future__ import annotations
@@ -99,8 +103,12 @@ class _Inputs:
                 keep = f"CASE WHEN ({feature.filter}) THEN 1 ELSE 0 END"
                 self.keep[index] = self._carry(keep, "_gm_k")
             if feature.aggregation == "count":
-                continue  # counts rows: no value to carry
-            self.value[index] = self._carry(feature.column or "1", "_gm_v")
+                # The event's time, never NULL: counted, it counts the events joined
+                # (and not the row of NULLs a spine row without any gets).
+                self.value[index] = "_gm_ts"
+                continue
+            assert feature.column is not None  # every other aggregation names one
+            self.value[index] = self._carry(feature.column, "_gm_v")
             if feature.aggregation == "count_distinct":
                 kept = [f"({feature.filter})"] if feature.filter else []
                 partition = ", ".join([*keys, *kept, f"({feature.column})"])
@@ -128,7 +136,7 @@ def recent_sql(
     inputs = _Inputs(selection, engine)
     outputs = []
     for feature, index, columns in windowed_columns(selection):
-        value = f"e.{inputs.value[index]}" if index in inputs.value else ""
+        value = f"e.{inputs.value[index]}"
         keep = [f"e.{inputs.keep[index]} = 1"] if feature.filter else []
         if feature.aggregation == "count_distinct":
             following = f"e.{inputs.next[index]}"
@@ -146,9 +154,8 @@ def recent_sql(
             counted = f"count({value}){where}"
             summed = f"sum({engine.SUM_INPUT_SQL.format(x=value)}){where}"
             result = {
-                # Rows of the events: an unmatched spine row has one, without an event.
-                "count": f"count(e._gm_ts){where}",
-                "count_distinct": f"count(e._gm_ts){where}",
+                "count": counted,
+                "count_distinct": counted,
                 "sum": summed,
                 "mean": f"CASE WHEN {counted} > 0 THEN CAST({summed} AS DOUBLE PRECISION)"
                 f" / {counted} END",
