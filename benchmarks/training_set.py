@@ -122,27 +122,26 @@ def prepare(events: int, spine: int, users: int, warehouse: str = "duckdb") -> N
 # a FILTER, and a distinct count as the events whose shop comes next at or after the spine
 # row's time (or never): each shop seen in the window once.
 _WINDOWS = {"1h": "INTERVAL 1 HOUR", "24h": "INTERVAL 24 HOUR", "7d": None}
-_AGGREGATES = {
-    "tx": ("count(e.ts)", None),
-    "amount": ("sum(e.amount)", None),
-    "amount_mean": ("CAST(sum(e.amount) {f} AS DOUBLE) / count(e.amount)", None),
-    "amount_max": ("max(e.amount)", None),
-    "amount_min": ("min(e.amount)", None),
-    "shops": ("count(e.ts)", "e.shop IS NOT NULL AND coalesce(e.next_shop >= s.ts, TRUE)"),
-    "declined": ("count(e.ts)", "e.declined"),
-    "foreign": ("count(e.ts)", "e.foreign_ip"),
-    "big": ("count(e.ts)", "e.big"),
-    "fees": ("sum(e.fee)", None),
+_AGGREGATES = {  # {f}: the column's FILTER clause
+    "tx": ("count(e.ts) {f}", None),
+    "amount": ("sum(e.amount) {f}", None),
+    "amount_mean": ("CAST(sum(e.amount) {f} AS DOUBLE) / count(e.amount) {f}", None),
+    "amount_max": ("max(e.amount) {f}", None),
+    "amount_min": ("min(e.amount) {f}", None),
+    "shops": ("count(e.ts) {f}", "e.shop IS NOT NULL AND coalesce(e.next_shop >= s.ts, TRUE)"),
+    "declined": ("count(e.ts) {f}", "e.declined"),
+    "foreign": ("count(e.ts) {f}", "e.foreign_ip"),
+    "big": ("count(e.ts) {f}", "e.big"),
+    "fees": ("sum(e.fee) {f}", None),
 }
 
 
 def _hand_column(name: str, window: str) -> str:
     aggregate, keep = _AGGREGATES[name]
-    conditions = [c for c in (keep, _WINDOWS[window] and f"e.ts >= s.ts - {_WINDOWS[window]}") if c]
+    within = _WINDOWS[window] and f"e.ts >= s.ts - {_WINDOWS[window]}"
+    conditions = [c for c in (keep, within) if c]
     where = f"FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
-    if "{f}" in aggregate:
-        return f"{aggregate.format(f=where)} {where} AS {name}_{window}"
-    return f"{aggregate} {where} AS {name}_{window}"
+    return f"{aggregate.format(f=where)} AS {name}_{window}"
 
 
 HAND_SQL = (
