@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from gristmill import __version__
+from gristmill.cli import deploy as deploy_cli
 from gristmill.cli import diff as diff_cli
 from gristmill.cli import features as features_cli
 from gristmill.cli import ingest as ingest_cli
@@ -65,6 +66,7 @@ ingest_cli.register(app)
 diff_cli.register(app)
 run_cli.register(app)
 schedule_cli.register(app)
+deploy_cli.register(app)
 profile_cli.register(app)
 features_cli.register(app)
 models_cli.register(app)

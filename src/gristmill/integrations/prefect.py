@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict
+import threading
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,8 @@ __all__ = [
     "RunFailedError",
     "api_url",
     "check_server",
+    "Deployed",
+    "deploy",
     "deployments_for",
     "flow_for",
     "gristmill_run",
@@ -111,7 +114,7 @@ def flow_for(
         retries: int = retries,
         retry_delay_seconds: float = delay,
     ) -> dict[str, Any]:
-        return _run(project_dir, select, full_refresh, retries, retry_delay_seconds)
+        return _run(project_dir, select, full_refresh, retries, retry_delay_seconds, workers)
 
     # The module path of the flow, for a deployment's entrypoint, is that of the
     # module-level `gristmill_run`, which takes the same parameters.
@@ -154,7 +157,7 @@ def gristmill_run(
         retries: How many times an asset's task is tried again after failing.
         retry_delay_seconds: The wait before each retry.
     """
-    return _run(project_dir, select or [], full_refresh, retries, retry_delay_seconds)
+    return _run(project_dir, select or [], full_refresh, retries, retry_delay_seconds, None)
 
 
 def _run(
@@ -163,7 +166,10 @@ def _run(
     full_refresh: bool,
     retries: int,
     retry_delay_seconds: float,
+    workers: int | None,
 ) -> dict[str, Any]:
+    """The flow's body: the run in the catalog, a task per step, the outcome. At most
+    `workers` steps (default: `[run] workers`) run at once, whatever the task runner."""
     from prefect import get_run_logger
     from prefect.futures import PrefectFuture, wait
     from prefect.runtime import deployment, flow_run
@@ -174,9 +180,9 @@ def _run(
 
     logger = get_run_logger()
     _forward_gristmill_logs()
-    where = flow_run.get_flow_name() or "gristmill"
-    if deployment.get_name():
-        where += f"/{deployment.get_name()}"
+    # A worker runs the module-level flow, whatever the deployment's flow is named: the
+    # deployment names the run better.
+    where = deployment.get_name() or flow_run.get_flow_name() or "gristmill"
     command = f"prefect {where} ({flow_run.get_name()}): run" + "".join(f" {s}" for s in select)
     with Project.load(project_dir) as project:
         loaded = load_graph(project)
@@ -188,6 +194,7 @@ def _run(
             workers=1,  # the flow's task runner decides what runs at once
             on_step=None,
         )
+        gate = threading.BoundedSemaphore(workers or project.config.run.workers)
         run_id = runner.start(command)
         logger.info("gristmill run %d of %s: %d steps", run_id, project.root, len(runner.steps))
         status = "failed"
@@ -197,7 +204,7 @@ def _run(
                 upstream = [
                     futures[u] for u in dict.fromkeys(runner.graph[name].upstream) if u in futures
                 ]
-                task = _asset_task(runner, name, retries, retry_delay_seconds)
+                task = _asset_task(runner, gate, name, retries, retry_delay_seconds)
                 futures[name] = task.submit(wait_for=upstream)
             wait(list(futures.values()))
             for name in runner.steps:
@@ -222,7 +229,11 @@ def _run(
 
 
 def _asset_task(
-    runner: Runner, name: str, retries: int, retry_delay_seconds: float
+    runner: Runner,
+    gate: threading.BoundedSemaphore,
+    name: str,
+    retries: int,
+    retry_delay_seconds: float,
 ) -> Task[[], dict[str, Any]]:
     def step() -> dict[str, Any]:
         from prefect import get_run_logger
@@ -233,7 +244,8 @@ def _asset_task(
         attempt = context.task_run.run_count if context is not None else 1
         # Only the last attempt's failure is recorded in the catalog; Prefect's task run
         # keeps the others.
-        result = runner.step(name, record_failure=attempt > retries)
+        with gate:
+            result = runner.step(name, record_failure=attempt > retries)
         for warning in result.warnings:
             logger.warning("%s: %s", name, warning)
         for check in result.checks:
@@ -378,8 +390,71 @@ def check_server(url: str, timeout: float = HEALTH_TIMEOUT) -> None:
             f"The Prefect server at {url} did not answer within {timeout:g}s. Is it running"
             " (prefect server start)? Is PREFECT_API_URL right?"
         ) from None
+    except httpx.HTTPStatusError as exc:
+        raise ConnectionFailedError(
+            f"{url}/health answered {exc.response.status_code}, not as a Prefect server"
+            " does. Is PREFECT_API_URL (or --api-url) the address of the API, ending in /api?"
+        ) from None
     except httpx.HTTPError as exc:
         raise ConnectionFailedError(
             f"The Prefect server at {url} cannot be reached: {exc}. Start it (prefect server"
             " start), or set PREFECT_API_URL to its address."
         ) from None
+
+
+@dataclass
+class Deployed:
+    """What `deploy` registered: the API, and each deployment as `--json` prints it."""
+
+    api_url: str
+    work_pool: str | None
+    deployments: list[dict[str, Any]]
+    runner_deployments: list[RunnerDeployment] = field(repr=False, default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "api_url": self.api_url,
+            "work_pool": self.work_pool,
+            "deployments": self.deployments,
+        }
+
+
+def deploy(project_dir: str | os.PathLike[str], *, work_pool: str | None = None) -> Deployed:
+    """Register the project's deployments (`deployments_for`) with the Prefect server of
+    the current settings, on `work_pool` if given (it must exist). Fails within
+    HEALTH_TIMEOUT seconds, naming the address, when the server does not answer."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from gristmill.errors import NotFoundError
+
+    url = api_url()
+    check_server(url)
+    deployments = deployments_for(project_dir, work_pool=work_pool)
+    if work_pool is not None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_work_pool(work_pool)
+            except ObjectNotFound:
+                raise NotFoundError(
+                    f"The Prefect server at {url} has no work pool '{work_pool}'. Create it:"
+                    f" prefect work-pool create {work_pool} --type process"
+                ) from None
+    described = []
+    for deployment in deployments:
+        deployment_id = deployment.apply(work_pool_name=work_pool)
+        [schedule] = deployment.schedules or [None]
+        cron = getattr(schedule.schedule, "cron", None) if schedule else None
+        timezone = getattr(schedule.schedule, "timezone", None) if schedule else None
+        described.append(
+            {
+                "name": f"{deployment.flow_name}/{deployment.name}",
+                "id": str(deployment_id),
+                "cron": cron,
+                "timezone": timezone,
+                "select": deployment.parameters["select"],
+                "retries": deployment.parameters["retries"],
+                "entrypoint": deployment.entrypoint,
+            }
+        )
+    return Deployed(url, work_pool, described, deployments)
