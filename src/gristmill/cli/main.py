@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gristmill import __version__
 from gristmill.cli import deploy as deploy_cli
@@ -85,7 +86,8 @@ def main() -> None:
     except GristmillError as exc:
         if _state["debug"]:
             raise
-        err.print("[bold red]error:[/]", redact(str(exc)), highlight=False)
+        # Plain text: a message such as pip install 'gristmill[prefect]' is not markup.
+        err.print("[bold red]error:[/]", escape(redact(str(exc))), highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

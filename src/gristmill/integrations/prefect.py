@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,13 +85,13 @@ def flow_for(
     name: str | None = None,
     full_refresh: bool = False,
     retries: int = 0,
-    retry_delay: str = "1m",
+    retry_delay: str | float = "1m",
     workers: int | None = None,
 ) -> Flow[..., dict[str, Any]]:
     """A Prefect flow that brings the selected assets of the project up to date.
 
     `select` takes the selectors of `gristmill run` (none: every asset); `retries` and
-    `retry_delay` (a duration: "30s", "5m") apply to each asset's task; `workers` is how
+    `retry_delay` (a duration: "30s", "5m"; or seconds) apply to each asset's task; `workers` is how
     many assets may run at once (default: `[run] workers` of gristmill.toml). The flow is
     named `name`, by default `gristmill-<project name>`. Its parameters (the project,
     the selectors, full_refresh, retries) default to the values given here. The
@@ -104,7 +106,13 @@ def flow_for(
     with Project.load(root) as project:
         config = project.config
         load_graph(project).graph.select(selectors)
-    delay = parse_duration(retry_delay).total_seconds()
+    if isinstance(retry_delay, str):
+        try:
+            delay = parse_duration(retry_delay).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(f"retry_delay: {exc}") from None
+    else:
+        delay = float(retry_delay)
     flow_name = name or f"gristmill-{config.name}"
 
     def gristmill_run(
@@ -179,12 +187,11 @@ def _run(
     from gristmill.project import Project
 
     logger = get_run_logger()
-    _forward_gristmill_logs()
     # A worker runs the module-level flow, whatever the deployment's flow is named: the
     # deployment names the run better.
     where = deployment.get_name() or flow_run.get_flow_name() or "gristmill"
     command = f"prefect {where} ({flow_run.get_name()}): run" + "".join(f" {s}" for s in select)
-    with Project.load(project_dir) as project:
+    with _gristmill_logs_to_prefect(), Project.load(project_dir) as project:
         loaded = load_graph(project)
         runner = Runner(
             project,
@@ -290,20 +297,31 @@ def _not_run(runner: Runner, name: str, future: Any) -> None:
     runner.skip(name, f"its Prefect task ended {state.name}: {state.message or 'not run'}")
 
 
-_forwarding = False
+_forwarding_lock = threading.Lock()
+_forwarding: list[logging.Handler] = []
+"""The handler sending gristmill's logs to Prefect, once per flow run in this process."""
 
 
-def _forward_gristmill_logs() -> None:
-    """Send the warnings and errors of gristmill's own loggers to the run's Prefect log."""
-    global _forwarding
-    if _forwarding:
-        return
+@contextmanager
+def _gristmill_logs_to_prefect() -> Iterator[None]:
+    """While a flow runs, what gristmill's own loggers say (warnings, errors) goes to the
+    run's Prefect log too. Outside flow runs, the handler is gone: it would complain of
+    logs without a run."""
     from prefect.logging.handlers import APILogHandler
 
     logger = logging.getLogger("gristmill")
-    if not any(isinstance(h, APILogHandler) for h in logger.handlers):
-        logger.addHandler(APILogHandler())
-    _forwarding = True
+    with _forwarding_lock:
+        handler = _forwarding[0] if _forwarding else APILogHandler()
+        if not _forwarding:
+            logger.addHandler(handler)
+        _forwarding.append(handler)
+    try:
+        yield
+    finally:
+        with _forwarding_lock:
+            handler = _forwarding.pop()
+            if not _forwarding:
+                logger.removeHandler(handler)
 
 
 # -- deployments ---------------------------------------------------------------------------
