@@ -28,10 +28,10 @@ from tests.helpers import write_project
 
 pytest.importorskip("prefect")
 
-from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
-from prefect.client.schemas.objects import TaskRun  # noqa: E402
-from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings  # noqa: E402
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 SERVER_START_TIMEOUT = 60.0
 ASSETS = {"raw.orders", "raw.users", "order_totals", "big_users", "user_names"}
@@ -304,9 +304,9 @@ def test_deploy_serves_the_schedules_as_deployments_that_run(
 
     serve_env = prefect_server.env(PREFECT_RUNNER_POLL_FREQUENCY="1")
     del serve_env["PREFECT_API_URL"]  # --api-url says it
+    command = ["deploy", "prefect", "--serve", "--json", "-p", str(project)]
     serving = subprocess.Popen(
-        [sys.executable, "-m", "gristmill", "deploy", "prefect", "--serve", "--json"]
-        + ["-p", str(project), "--api-url", prefect_server.url],
+        [sys.executable, "-m", "gristmill", *command, "--api-url", prefect_server.url],
         env=serve_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

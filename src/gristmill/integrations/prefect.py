@@ -47,16 +47,17 @@ except ImportError:  # pragma: no cover - exercised without the extra installed
 if TYPE_CHECKING:
     from prefect import Flow, Task
     from prefect.deployments.runner import RunnerDeployment
+    from prefect.task_runners import TaskRunner
 
     from gristmill.graph.run import Runner, StepResult
 
 __all__ = [
     "ALL",
     "AssetFailedError",
+    "Deployed",
     "RunFailedError",
     "api_url",
     "check_server",
-    "Deployed",
     "deploy",
     "deployments_for",
     "flow_for",
@@ -117,7 +118,7 @@ def flow_for(
 
     def gristmill_run(
         project_dir: str = str(root),
-        select: list[str] = selectors,  # noqa: B006 - never mutated
+        select: list[str] = selectors,  # never mutated
         full_refresh: bool = full_refresh,
         retries: int = retries,
         retry_delay_seconds: float = delay,
@@ -128,13 +129,15 @@ def flow_for(
     # module-level `gristmill_run`, which takes the same parameters.
     gristmill_run.__qualname__ = "gristmill_run"
     gristmill_run.__doc__ = _FLOW_DOC
-    return prefect.flow(
-        gristmill_run,
+    task_runner: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=workers or config.run.workers)
+    decorate = prefect.flow(
         name=flow_name,
-        task_runner=ThreadPoolTaskRunner(max_workers=workers or config.run.workers),
+        task_runner=task_runner,
         description=f"gristmill run of {root}" + "".join(f" {s}" for s in selectors),
         validate_parameters=True,
     )
+    made: Flow[..., dict[str, Any]] = decorate(gristmill_run)
+    return made
 
 
 _FLOW_DOC = """Bring the selected assets of the gristmill project up to date, one task per asset.
@@ -212,7 +215,7 @@ def _run(
                     futures[u] for u in dict.fromkeys(runner.graph[name].upstream) if u in futures
                 ]
                 task = _asset_task(runner, gate, name, retries, retry_delay_seconds)
-                futures[name] = task.submit(wait_for=upstream)
+                futures[name] = task.submit(return_state=False, wait_for=upstream)
             wait(list(futures.values()))
             for name in runner.steps:
                 if name not in runner.results:
@@ -269,8 +272,7 @@ def _asset_task(
         logger.info("%s", _describe(result))
         return asdict(result)
 
-    return prefect.task(
-        step,
+    decorate = prefect.task(
         name=name,
         task_run_name=name,
         retries=retries,
@@ -278,6 +280,8 @@ def _asset_task(
         cache_policy=NO_CACHE,
         persist_result=False,
     )
+    made: Task[[], dict[str, Any]] = decorate(step)
+    return made
 
 
 def _describe(result: StepResult) -> str:
@@ -345,7 +349,7 @@ def deployments_for(
             f"schedules.{ALL}: '{ALL}' is the name of the deployment of the whole graph."
             " Rename the schedule."
         )
-    deployments = []
+    deployments: list[RunnerDeployment] = []
     for deployment, schedule in [*schedules.items(), (ALL, None)]:
         select = schedule.select if schedule else []
         retries = schedule.retries if schedule else 0
@@ -361,7 +365,7 @@ def deployments_for(
             else f"Every asset of the gristmill project {name}, on demand"
         )
         deployments.append(
-            flow.to_deployment(
+            flow.to_deployment(  # type: ignore[arg-type]
                 deployment,
                 schedules=[Cron(schedule.cron, timezone=schedule.timezone)] if schedule else None,
                 parameters={
@@ -461,9 +465,8 @@ def deploy(project_dir: str | os.PathLike[str], *, work_pool: str | None = None)
     described = []
     for deployment in deployments:
         deployment_id = deployment.apply(work_pool_name=work_pool)
-        [schedule] = deployment.schedules or [None]
-        cron = getattr(schedule.schedule, "cron", None) if schedule else None
-        timezone = getattr(schedule.schedule, "timezone", None) if schedule else None
+        when = deployment.schedules[0].schedule if deployment.schedules else None
+        cron, timezone = getattr(when, "cron", None), getattr(when, "timezone", None)
         described.append(
             {
                 "name": f"{deployment.flow_name}/{deployment.name}",
