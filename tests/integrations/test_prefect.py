@@ -354,14 +354,27 @@ def test_deploy_on_a_work_pool_that_a_process_worker_runs(
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.deployments import run_deployment
 
-    env = prefect_server.env()
-    missing = _gristmill("deploy", "prefect", "-p", str(project), "--work-pool", "gm", env=env)
-    assert missing.returncode == 1
-    assert "no work pool 'gm'" in missing.stderr
-    assert "prefect work-pool create gm --type process" in missing.stderr
+    from gristmill.errors import NotFoundError
+    from gristmill.integrations.prefect import deploy
 
+    with pytest.raises(NotFoundError) as caught:
+        deploy(project, work_pool="nope")
+    assert f"The Prefect server at {prefect_server.url} has no work pool 'nope'" in str(
+        caught.value
+    )
+    assert "prefect work-pool create nope --type process" in str(caught.value)
+
+    env = prefect_server.env()
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name="gm", type="process"))
+    prefect = Path(sys.executable).with_name("prefect")
+    worker = subprocess.Popen(  # started first: it imports while the deployments are made
+        [str(prefect), "worker", "start", "--pool", "gm", "--run-once"],
+        env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     done = _gristmill("deploy", "prefect", "-p", str(project), "--work-pool", "gm", env=env)
     assert done.returncode == 0, done.stderr
     assert f"Prefect API: {prefect_server.url}" in done.stdout
@@ -370,14 +383,6 @@ def test_deploy_on_a_work_pool_that_a_process_worker_runs(
     assert everything.work_pool_name == "gm"
     assert everything.entrypoint == "gristmill.integrations.prefect.gristmill_run"
 
-    prefect = Path(sys.executable).with_name("prefect")
-    worker = subprocess.Popen(
-        [str(prefect), "worker", "start", "--pool", "gm", "--run-once"],
-        env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     try:
         flow_run = run_deployment("gristmill-test/all", timeout=45)
         assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
