@@ -369,7 +369,7 @@ def test_deploy_on_a_work_pool_that_a_process_worker_runs(
         client.create_work_pool(WorkPoolCreate(name="gm", type="process"))
     prefect = Path(sys.executable).with_name("prefect")
     worker = subprocess.Popen(  # started first: it imports while the deployments are made
-        [str(prefect), "worker", "start", "--pool", "gm", "--run-once"],
+        [str(prefect), "worker", "start", "--pool", "gm"],
         env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -391,9 +391,12 @@ def test_deploy_on_a_work_pool_that_a_process_worker_runs(
         assert run["command"] == f"prefect all ({flow_run.name}): run"
         assert run["status"] == "ok"
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=15)
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
 
 # -- errors --------------------------------------------------------------------------------
