@@ -39,17 +39,15 @@ def prefect(
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
-    """Make Prefect deployments of the project: one per [schedules.NAME] of gristmill.toml
-    (its cron and timezone, its selectors, its retries per asset) and `all`, the whole
-    graph on demand.
+    """Make Prefect deployments of the project: one per \\[schedules.NAME] of gristmill.toml (its cron, timezone, selectors and retries) and `all`, the whole graph on demand.
 
-    A flow run has one task per asset, wired to its upstream assets; it is recorded in
-    `gristmill runs` like `gristmill run`.
+    A flow run has one task per asset, waiting on its upstream assets; it is recorded in `gristmill runs` like `gristmill run`.
 
-    Where the flow runs execute: --serve runs them in this process until Ctrl-C (the
-    schedules pause when it stops); --work-pool NAME leaves them to the pool's workers
-    (prefect worker start --pool NAME), where gristmill must be installed and the
-    project's folder reachable at the same path.
+    --serve runs the flow runs in this process until Ctrl-C (the schedules pause when it stops).
+
+    --work-pool NAME leaves them to the pool's workers (prefect worker start --pool NAME), where gristmill is installed and the project's folder is at the same path.
+
+    The server is PREFECT_API_URL's, or --api-url's; one that does not answer within 5 s is an error.
     """
     from gristmill.errors import ConfigError
 
