@@ -235,6 +235,20 @@ def test_a_flow_run_is_a_gristmill_run_with_a_task_per_asset(
     for up, down in EDGES:
         up_end, down_start = tasks[up].end_time, tasks[down].start_time
         assert up_end is not None and down_start is not None and up_end <= down_start
+    # Each task waits on its upstream assets' tasks and nothing else: the two branches
+    # (orders, users) are independent and may run at once.
+    ids = {t.id: name for name, t in tasks.items()}
+    waits = {
+        name: {ids[getattr(i, "id", None)] for i in t.task_inputs.get("wait_for", [])}
+        for name, t in tasks.items()
+    }
+    assert waits == {
+        "raw.orders": set(),
+        "raw.users": set(),
+        "order_totals": {"raw.orders"},
+        "big_users": {"order_totals"},
+        "user_names": {"raw.users"},
+    }
 
     run, steps = _catalog(project)
     assert run["status"] == "ok"
@@ -448,3 +462,21 @@ def test_without_prefect_the_command_names_the_pip_command(project: Path) -> Non
     )
     assert result.returncode == 1
     assert "pip install 'gristmill[prefect]'" in " ".join(result.stderr.split())
+
+
+def test_selectors_and_schedule_names_are_checked_before_anything_runs(project: Path) -> None:
+    from gristmill.errors import ConfigError
+    from gristmill.integrations.prefect import deployments_for, flow_for
+
+    with pytest.raises(ConfigError, match="Nothing in the project is called 'order_total'"):
+        flow_for(project, "+order_total")
+    with pytest.raises(ConfigError, match="retry_delay: 'soon' is not a duration"):
+        flow_for(project, retry_delay="soon")
+    assert flow_for(project, "+big_users").parameters.properties["select"]["default"] == [
+        "+big_users"
+    ]
+
+    config = project / "gristmill.toml"
+    config.write_text(config.read_text().replace("[schedules.nightly]", "[schedules.all]"))
+    with pytest.raises(ConfigError, match=r"schedules\.all: 'all' is the name of the deployment"):
+        deployments_for(project)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,7 +81,7 @@ class RunFailedError(GristmillError):
 # -- the flow ------------------------------------------------------------------------------
 def flow_for(
     project_dir: str | os.PathLike[str],
-    select: list[str] | tuple[str, ...] = (),
+    select: str | Sequence[str] = (),
     *,
     name: str | None = None,
     full_refresh: bool = False,
@@ -103,7 +103,11 @@ def flow_for(
     from gristmill.project import Project
 
     root = Path(project_dir).resolve()
-    selectors = [s for selector in select for s in selector.split()]
+    selectors = [
+        s
+        for selector in ([select] if isinstance(select, str) else select)
+        for s in selector.split()
+    ]
     with Project.load(root) as project:
         config = project.config
         load_graph(project).graph.select(selectors)
