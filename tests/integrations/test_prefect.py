@@ -31,6 +31,7 @@ pytest.importorskip("prefect")
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
+from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 SERVER_START_TIMEOUT = 60.0
@@ -389,12 +390,20 @@ def test_deploy_on_a_work_pool_that_a_process_worker_runs(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    # A schedule renamed since the last deploy: its old deployment goes.
+    assert "gristmill-test/nightly" in [d["name"] for d in deploy(project).deployments]
+    config = project / "gristmill.toml"
+    config.write_text(config.read_text().replace("[schedules.nightly]", "[schedules.hourly]"))
     done = _gristmill("deploy", "prefect", "-p", str(project), "--work-pool", "gm", env=env)
     assert done.returncode == 0, done.stderr
     assert f"Prefect API: {prefect_server.url}" in done.stdout
+    assert "removed gristmill-test/nightly" in done.stdout
     with get_client(sync_client=True) as client:
         everything = client.read_deployment_by_name("gristmill-test/all")
-    assert everything.work_pool_name == "gm"
+        hourly = client.read_deployment_by_name("gristmill-test/hourly")
+        with pytest.raises(ObjectNotFound):
+            client.read_deployment_by_name("gristmill-test/nightly")
+    assert everything.work_pool_name == hourly.work_pool_name == "gm"
     assert everything.entrypoint == "gristmill.integrations.prefect.gristmill_run"
 
     try:
@@ -416,7 +425,7 @@ def test_deploy_on_a_work_pool_that_a_process_worker_runs(
 # -- errors --------------------------------------------------------------------------------
 def test_a_server_that_does_not_answer_is_named_within_the_timeout(project: Path) -> None:
     from gristmill.errors import ConnectionFailedError
-    from gristmill.integrations.prefect import check_server
+    from gristmill.integrations.prefect import check_server, deploy
 
     # Accepts connections (the kernel's backlog) and never answers.
     with closing(socket.socket()) as silent:
@@ -430,11 +439,12 @@ def test_a_server_that_does_not_answer_is_named_within_the_timeout(project: Path
     assert f"The Prefect server at {url} did not answer within 0.5s" in str(caught.value)
 
     refused = f"http://127.0.0.1:{_free_port()}/api"
-    result = _gristmill(
-        "deploy", "prefect", "-p", str(project), "--serve", "--api-url", refused, env=_env()
-    )
-    assert result.returncode == 1
-    assert f"The Prefect server at {refused} cannot be reached" in " ".join(result.stderr.split())
+    with (
+        temporary_settings({PREFECT_API_URL: refused}),
+        pytest.raises(ConnectionFailedError) as caught,
+    ):
+        deploy(project, work_pool="gm")
+    assert f"The Prefect server at {refused} cannot be reached" in str(caught.value)
 
 
 def test_deploy_says_where_runs_execute(project: Path) -> None:

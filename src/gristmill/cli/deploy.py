@@ -74,6 +74,11 @@ def prefect(
                 f" id {entry['id']}[/]",
                 highlight=False,
             )
+        for name in deployed.removed:
+            console.print(
+                f"  [yellow]removed[/] {name} [dim](no such schedule any more)[/]",
+                highlight=False,
+            )
         if work_pool is not None:
             console.print(
                 f"Runs execute on work pool '{work_pool}': prefect worker start --pool {work_pool}",

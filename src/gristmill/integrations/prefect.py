@@ -66,6 +66,8 @@ __all__ = [
 
 ALL = "all"
 """The name of the unscheduled deployment of the whole graph."""
+TAG = "gristmill"
+"""Every deployment `deployments_for` makes carries this tag."""
 HEALTH_TIMEOUT = 5.0
 """Seconds the Prefect server has to answer /health before deploying gives up."""
 
@@ -380,7 +382,7 @@ def deployments_for(
                     "retry_delay_seconds": delay,
                 },
                 description=described,
-                tags=["gristmill", name],
+                tags=[TAG, name],
                 work_pool_name=work_pool,
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )
@@ -435,6 +437,8 @@ class Deployed:
     api_url: str
     work_pool: str | None
     deployments: list[dict[str, Any]]
+    removed: list[str] = field(default_factory=list)
+    """Deployments an earlier deploy made for schedules gristmill.toml no longer has."""
     runner_deployments: list[RunnerDeployment] = field(repr=False, default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -442,6 +446,7 @@ class Deployed:
             "api_url": self.api_url,
             "work_pool": self.work_pool,
             "deployments": self.deployments,
+            "removed": self.removed,
         }
 
 
@@ -482,4 +487,31 @@ def deploy(project_dir: str | os.PathLike[str], *, work_pool: str | None = None)
                 "entrypoint": deployment.entrypoint,
             }
         )
-    return Deployed(url, work_pool, described, deployments)
+    removed = _remove_stale(deployments)
+    return Deployed(url, work_pool, described, removed, deployments)
+
+
+def _remove_stale(deployments: list[RunnerDeployment]) -> list[str]:
+    """Delete the deployments of this flow, tagged gristmill, that are not in
+    `deployments`: those of schedules since removed from gristmill.toml."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterTags,
+        FlowFilter,
+        FlowFilterName,
+    )
+
+    flow_name = deployments[0].flow_name or ""
+    current = {d.name for d in deployments}
+    removed = []
+    with get_client(sync_client=True) as client:
+        existing = client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG])),
+        )
+        for deployment in existing:
+            if deployment.name not in current:
+                client.delete_deployment(deployment.id)
+                removed.append(f"{flow_name}/{deployment.name}")
+    return sorted(removed)
