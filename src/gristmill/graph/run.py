@@ -419,6 +419,7 @@ class Runner:
             self.loaded.derived_schema,
             self.loaded.search_path,
             self.loaded.resolved,
+            self.project.executor,
         )
         built = builder.build(
             transform,
