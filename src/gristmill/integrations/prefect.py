@@ -207,15 +207,15 @@ def _run(
             loaded,
             loaded.graph.select(select),
             full_refresh=full_refresh,
-            workers=1,  # the flow's task runner decides what runs at once
+            workers=1,  # unused: Prefect's task runner runs the steps, `gate` bounds them
             on_step=None,
         )
         gate = threading.BoundedSemaphore(workers or project.config.run.workers)
         run_id = runner.start(command)
         logger.info("gristmill run %d of %s: %d steps", run_id, project.root, len(runner.steps))
         status = "failed"
+        futures: dict[str, PrefectFuture[dict[str, Any]]] = {}
         try:
-            futures: dict[str, PrefectFuture[dict[str, Any]]] = {}
             for name in runner.steps:
                 upstream = [
                     futures[u] for u in dict.fromkeys(runner.graph[name].upstream) if u in futures
@@ -229,6 +229,9 @@ def _run(
             status = "ok" if all(r.ok for r in runner.results.values()) else "failed"
         except KeyboardInterrupt:
             status = "interrupted"
+            raise
+        except Exception:
+            wait(list(futures.values()))  # no step outlives the run's open sources
             raise
         finally:
             summary = runner.finish(status)
