@@ -312,6 +312,7 @@ def _read_json(stream: Any, deadline: float) -> dict[str, Any]:
     raise AssertionError(f"no JSON from deploy: {''.join(lines)}")
 
 
+@pytest.mark.slow
 def test_deploy_serves_the_schedules_as_deployments_that_run(
     prefect_server: PrefectServer, project: Path
 ) -> None:
@@ -363,6 +364,7 @@ def test_deploy_serves_the_schedules_as_deployments_that_run(
             serving.wait()
 
 
+@pytest.mark.slow
 def test_deploy_on_a_work_pool_that_a_process_worker_runs(
     prefect_server: PrefectServer, project: Path
 ) -> None:
