@@ -41,17 +41,33 @@ def _projects(
 
 
 def _content(root: Path, table: str) -> tuple[str, str]:
-    """A table's column types and rows, in key order, as comparable text (NaN == NaN)."""
+    """A table's column types and rows, in key order, as comparable text."""
     with Project.load(root) as project:
         schema = project.config.warehouse.raw_schema
         found = project.warehouse.query_arrow(f'SELECT * FROM "{schema}"."{table}" ORDER BY id')
-    return str(found.schema), repr(found.to_pylist())
+    found = found.combine_chunks()
+    # Arrow's own printing: NaN equals NaN, and a date at infinity has no Python value.
+    text = [
+        f"{n}: {c.to_string(window=10**6, container_window=10**6)}"
+        for n, c in zip(found.column_names, found.columns, strict=True)
+    ]
+    return str(found.schema), "\n".join(text)
 
 
 def _outcomes(summary: Any) -> list[tuple[Any, ...]]:
-    """What a sync reports, but its timing."""
+    """What a sync reports, but its timing, and of an error, the value it names first
+    (ranges read in another order may meet another bad value of the same column first)."""
     return sorted(
-        (t.key, t.status, t.rows, t.rows_read, t.deleted_rows, t.cursor, t.error, t.outcome)
+        (
+            t.key,
+            t.status,
+            t.rows,
+            t.rows_read,
+            t.deleted_rows,
+            t.cursor,
+            t.error and t.error.split(": the value")[0],
+            t.outcome,
+        )
         for t in summary.tables
     )
 
@@ -163,20 +179,19 @@ def test_rows_around_the_range_boundaries_are_read_once(
     the cursor (an incremental one, with rows tied at the bounds)."""
     harness.create_table("orders", ORDERS)
     harness.insert("orders", [_order(i, day=i // 2) for i in range(1, count + 1)])
-    tables = {
-        "orders": {},
-        "by_cursor": {"mode": "append", "cursor": "updated_at", "target": "by_cursor"},
+    by_cursor = {"mode": "append", "cursor": "updated_at", "target": "by_cursor"}
+    sources = {
+        "src": {**harness.source_config(), "tables": {"orders": {}}},
+        "inc": {**harness.source_config(), "tables": {"orders": by_cursor}},
     }
-    tables["by_cursor"] = {**tables["by_cursor"]}
-    sources = {"src": {**harness.source_config(), "tables": {"orders": {}}}}
-    sources["inc"] = {**harness.source_config(), "tables": {"orders": tables["by_cursor"]}}
     local, dask = _projects(tmp_path, sources, dask_scheduler)
 
     _both(local, dask)
 
     for target in ("orders", "by_cursor"):
-        ids = [r["id"] for r in eval(_content(dask, target)[1])]  # noqa: S307 - our repr
-        assert ids == list(range(1, count + 1)), target
+        with Project.load(dask) as project:
+            ids = project.warehouse.fetchall(f"SELECT id FROM raw.{target} ORDER BY id")
+        assert [i for (i,) in ids] == list(range(1, count + 1)), target
         assert _content(dask, target) == _content(local, target)
 
 

@@ -98,7 +98,7 @@ def read_range(task: RangeRead) -> int:
     assert isinstance(source, SqlSource)  # only SQL sources are split (READS_ON_WORKERS)
     rows = 0
     try:
-        with fs.open(partial, "wb") as file, pq.ParquetWriter(file, task.schema) as writer:
+        with fs.open(partial, "wb") as file, _writer(file, task.url, task.schema) as writer:
             for batch in source.stream(task.sql, task.params, task.schema, task.setup):
                 writer.write_batch(batch)
                 rows += batch.num_rows
@@ -110,15 +110,38 @@ def read_range(task: RangeRead) -> int:
     return rows
 
 
+def _suffix(schema: pa.Schema) -> str:
+    """How a range lands: Parquet, or, for a type Parquet has no form for (PostgreSQL's
+    interval, Arrow's month_day_nano), an Arrow IPC file, which holds any Arrow type."""
+    try:
+        pq.ParquetWriter(pa.BufferOutputStream(), schema).close()
+    except pa.ArrowNotImplementedError:
+        return ".arrow"
+    return ".parquet"
+
+
+def _writer(file: Any, url: str, schema: pa.Schema) -> Any:
+    if url.endswith(".arrow"):
+        return pa.ipc.new_file(file, schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+    return pq.ParquetWriter(file, schema)
+
+
 def _landed(url: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """A range's Parquet file as the batches its read gave. Parquet keeps the Arrow
-    schema beside its own, so the types come back as they were written; a type it would
-    bring back otherwise is cast back, so that the warehouse loads it as a local read."""
+    """A range's file as the batches its read gave. Parquet keeps the Arrow schema beside
+    its own, so the types come back as they were written; one it would bring back
+    otherwise is cast back, so that the warehouse loads it as from a local read."""
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url)
     with fs.open(path, "rb") as file:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        if url.endswith(".arrow"):
+            reader = pa.ipc.open_file(file)
+            batches: Iterator[pa.RecordBatch] = (
+                reader.get_batch(i) for i in range(reader.num_record_batches)
+            )
+        else:
+            batches = pq.ParquetFile(file).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        for batch in batches:
             if not batch.schema.equals(schema):
                 batch = pa.record_batch(
                     [c.cast(f.type) for c, f in zip(batch.columns, schema, strict=True)],
@@ -166,6 +189,7 @@ def read_on_workers(
             stack.callback(snapshot.close)
         schema = pa.schema([request.table.schema.field(c) for c in request.columns])
         area.makedirs("ranges")
+        suffix = _suffix(schema)
         tasks = []
         for i, condition in enumerate(conditions):
             sql, params = source.select_sql(request, [condition])
@@ -178,7 +202,7 @@ def read_on_workers(
                     params=tuple(params),
                     setup=snapshot.setup if snapshot is not None else (),
                     schema=schema,
-                    url=area.child(f"ranges/range-{i:05d}.parquet"),
+                    url=area.child(f"ranges/range-{i:05d}{suffix}"),
                     label=condition,
                 )
             )
