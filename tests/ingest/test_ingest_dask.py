@@ -4,6 +4,7 @@ local engine by content: the same warehouse tables, the same sync results."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -77,11 +78,31 @@ def _staging(root: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def _both(local: Path, dask: Path, **kwargs: Any) -> Any:
-    expected = run_ingest(local, **kwargs)
-    summary = run_ingest(dask, **kwargs)
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.said: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.said.append(record.getMessage())
+
+
+def _both(local: Path, dask: Path, *on_workers: str) -> Any:
+    """Sync both projects: the same results; the tables `on_workers` read by workers."""
+    expected = run_ingest(local)
+    logger = logging.getLogger("gristmill.ingest.distributed")
+    said, level = _Said(), logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    try:
+        summary = run_ingest(dask)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
     assert _outcomes(summary) == _outcomes(expected)
     assert _staging(dask) == [], "the job's staging folder is removed"
+    for key in on_workers:
+        assert any(m.startswith(f"{key}: read on the Dask workers") for m in said.said), said.said
     return summary
 
 
@@ -107,7 +128,7 @@ def test_the_type_table_arrives_as_from_a_local_read(
     sources = {"src": {**typed_source.config(), "tables": typed_source.tables}}
     local, dask = _projects(tmp_path, sources, dask_scheduler)
 
-    summary = _both(local, dask)
+    summary = _both(local, dask, "src.typed")
 
     results = {t.table: t for t in summary.tables}
     assert results["typed"].status == "ok"
@@ -150,7 +171,7 @@ def test_full_then_incremental_merge_with_updates_and_deletes(
     table = {"mode": "merge", "cursor": "updated_at", "detect_deletes": True}
     sources = {"src": {**harness.source_config(), "tables": {"orders": table}}}
     local, dask = _projects(tmp_path, sources, dask_scheduler)
-    _both(local, dask)
+    _both(local, dask, "src.orders")
     assert _content(dask, "orders") == _content(local, "orders")
 
     # Updates (some tied at the last cursor value), new rows, deleted rows.
@@ -162,7 +183,7 @@ def test_full_then_incremental_merge_with_updates_and_deletes(
     harness.insert("orders", [_order(i, day=40) for i in range(61, 70)])
     harness.execute(f"DELETE FROM {q}orders{q} WHERE id IN (3, 30, 61)")
 
-    summary = _both(local, dask)
+    summary = _both(local, dask, "src.orders")
 
     (result,) = summary.tables
     assert result.rows == 8 + 9 - 1 and result.deleted_rows == 2
@@ -186,7 +207,7 @@ def test_rows_around_the_range_boundaries_are_read_once(
     }
     local, dask = _projects(tmp_path, sources, dask_scheduler)
 
-    _both(local, dask)
+    _both(local, dask, "src.orders", "inc.orders")
 
     for target in ("orders", "by_cursor"):
         with Project.load(dask) as project:
@@ -280,7 +301,7 @@ def test_a_driver_killed_mid_run_converges_on_rerun_and_its_staging_is_removed(
 
     big_orders.execute("UPDATE orders SET note = 'later', updated_at = now() WHERE id % 1000 = 0")
 
-    summary = _both(local, dask)
+    summary = _both(local, dask, "src.orders")
     assert summary.ok
     assert _content(dask, "orders") == _content(local, "orders")
     assert _staging(dask) == [], "the killed driver's staging folder is removed"
