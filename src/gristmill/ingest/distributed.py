@@ -182,18 +182,14 @@ def read_on_workers(
         if request.cursor
         else None
     )
+    schema = pa.schema([request.table.schema.field(c) for c in request.columns])
+    suffix = _suffix(schema)
     with contextlib.ExitStack() as stack:
         area = stack.enter_context(executor.staging("ingest"))
-        snapshot: Snapshot | None = source.export_snapshot()
-        if snapshot is not None:
-            stack.callback(snapshot.close)
-        schema = pa.schema([request.table.schema.field(c) for c in request.columns])
         area.makedirs("ranges")
-        suffix = _suffix(schema)
-        tasks = []
-        for i, condition in enumerate(conditions):
-            sql, params = source.select_sql(request, [condition])
-            tasks.append(
+        snapshot: Snapshot | None = source.export_snapshot()
+        try:
+            tasks = [
                 RangeRead(
                     source=source.name,
                     config=source.config,
@@ -205,17 +201,21 @@ def read_on_workers(
                     url=area.child(f"ranges/range-{i:05d}{suffix}"),
                     label=condition,
                 )
+                for i, condition in enumerate(conditions)
+                for sql, params in [source.select_sql(request, [condition])]
+            ]
+            log.info(
+                "%s: read on the Dask workers in %d ranges of %s (%d rows)",
+                key,
+                len(tasks),
+                column,
+                rows,
             )
-        log.info(
-            "%s: read on the Dask workers in %d ranges of %s (%d rows)",
-            key,
-            len(tasks),
-            column,
-            rows,
-        )
-        executor.map(read_range, tasks, label=f"ingest {key}", describe=lambda t: t.label)
-        if snapshot is not None:
-            snapshot.close()  # every range is read: the source need not hold it any longer
+            executor.map(read_range, tasks, label=f"ingest {key}", describe=lambda t: t.label)
+        finally:
+            if snapshot is not None:
+                snapshot.close()  # every range is read (or the read failed): let it go
+        # The staging folder lives on until the sync is done with the files (Extract.close).
         cleanup = stack.pop_all()
     return Extract(
         streams=[_landed(t.url, schema) for t in tasks],
