@@ -92,3 +92,22 @@ def warehouse_config(request: Any, tmp_path: Path, unique_name: str) -> Iterator
     with psycopg.connect(PG_URL, autocommit=True) as db:
         for schema in (unique_name, f"_gristmill_{unique_name}"):
             db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a LocalCluster (two worker processes, 2 GB each) shared by this
+    test process's Dask tests: a project points [execution] scheduler at it, instead of
+    paying a cluster's start for every test."""
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit="2GB",
+        dashboard_address=None,
+        silence_logs=40,
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -48,6 +48,10 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "postgres": "gristmill.checks.diff.postgres:PostgresEndpoint",
         "mysql": "gristmill.checks.diff.mysql:MySQLEndpoint",
     },
+    "executor": {
+        "local": "gristmill.execution.local:LocalExecutor",
+        "dask": "gristmill.execution.dask:DaskExecutor",
+    },
     "registry": {
         "local": "gristmill.registry.local:LocalRegistryStorage",
     },

@@ -204,6 +204,59 @@ class RunConfig(_Strict):
     """How many steps of `gristmill run` may execute at once."""
 
 
+Engine = Literal["local", "dask"]
+
+
+class ExecutionConfig(_Strict):
+    """[execution]: where the heavy work of ingest, training sets, scoring, training and
+    `gristmill run` executes. `--engine` on those commands overrides `engine`."""
+
+    engine: Engine = "local"
+    """local: in this process (threads); dask: on a Dask distributed cluster."""
+    scheduler: str = "local"
+    """local: a LocalCluster started for the command; or a scheduler's address
+    (tcp://host:8786)."""
+    workers: int = Field(default=2, ge=1, le=256)
+    """LocalCluster only: how many worker processes."""
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    """LocalCluster only: threads per worker process."""
+    memory_limit: str = "4GB"
+    """LocalCluster only: the memory each worker may use ("4GB", "512MiB"); a worker's
+    embedded DuckDB spills to disk before it."""
+    staging: str | None = None
+    """An fsspec URL every worker and the driver reach (file:///shared/gm, s3://bucket/gm)
+    where partitions are handed over; by default .gristmill/staging in the project (which
+    only a LocalCluster or workers on this machine reach)."""
+    partitions: int | None = Field(default=None, ge=1, le=100_000)
+    """How many partitions a job is split into; by default four per worker thread."""
+    connect_timeout: str = "10s"
+    """How long reaching the scheduler may take before the command fails naming it."""
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value != "local" and "://" not in value:
+            raise ValueError(
+                f"'{value}' is neither \"local\" nor a scheduler address such as"
+                " tcp://127.0.0.1:8786"
+            )
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        from gristmill.memory import parse_size
+
+        parse_size(value)
+        return value
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class ScheduleConfig(_Strict):
     """One `[schedules.NAME]`: when `gristmill schedule` runs which assets."""
 
@@ -286,6 +339,7 @@ class ProjectConfig(_Strict):
     """[serve] as written, its `${NAME}` references unresolved: see `serve`."""
     run: RunConfig = Field(default_factory=RunConfig)
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @cached_property
     def serve(self) -> ServeConfig:

@@ -19,6 +19,8 @@ The tree::
     │                              the serving clock, NaN, a value of the wrong type): the
     │                              message names the event and field; nothing was stored
     ├── CheckFailedError           a blocking data check failed; nothing was published
+    ├── ExecutionError             a job on the Dask cluster failed (a partition's task
+    │                              raised, or killed its workers): nothing was published
     ├── ArtifactTamperedError      a model artifact differs from what the registry wrote
     │                              (checksum, or types the file holds): it is not loaded
     ├── UnsupportedEstimatorError  a fitted estimator the registry cannot store safely
@@ -94,6 +96,10 @@ class TypeMappingError(GristmillError):
         self.problem = problem
         self.overrides = overrides
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised on a Dask worker, it travels back to the driver pickled, its message too.
+        return (type(self), (self.column, self.problem, self.overrides), {"args": self.args})
+
     def within(self, source: str, table: str) -> TypeMappingError:
         """The same error, naming the source, the table and the override to set."""
         placed = TypeMappingError(self.column, self.problem, self.overrides)
@@ -160,6 +166,11 @@ class CheckFailedError(GristmillError):
     def __init__(self, message: str, results: list[Any] | None = None) -> None:
         super().__init__(message)
         self.results = results or []
+
+
+class ExecutionError(GristmillError):
+    """A job on the Dask cluster failed: a partition's task raised, or the workers running
+    it died more often than the cluster allows. The message names the partition."""
 
 
 class ArtifactTamperedError(GristmillError):

@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import re
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +32,20 @@ def return_large_buffers_to_the_system() -> bool:
     done = bool(mallopt(_M_MMAP_THRESHOLD, LARGE_BUFFER_BYTES))
     log.debug("malloc maps buffers of %d bytes and more: %s", LARGE_BUFFER_BYTES, done)
     return done
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """A size as people write it ("4GB", "512MiB", "3 GB", "1e9" is not one) in bytes:
+    GB is 10**9 and GiB 2**30, as in Dask and DuckDB."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f'\'{text}\' is not a size: write it like "4GB" or "512MiB"')
+    number, unit = float(match.group(1)), match.group(2).lower()
+    prefix = unit[:1] if unit[:1] != "b" else ""
+    binary = "i" in unit and prefix
+    scale = 1024 ** ("kmgt".index(prefix) + 1) if binary else _SIZE_UNITS[prefix]
+    return int(number * scale)

@@ -13,6 +13,7 @@ from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from gristmill.catalog.base import Catalog
+    from gristmill.execution import Executor
     from gristmill.online.base import OnlineStore
     from gristmill.registry.api import Registry
     from gristmill.warehouse.base import Warehouse
@@ -86,8 +87,29 @@ class Project:
 
         return open_registry(self.root, self.config.registry.url)
 
+    @cached_property
+    def executor(self) -> Executor:
+        """Where heavy work runs ([execution]); a cluster starts on its first job."""
+        from gristmill.execution import open_executor
+
+        return open_executor(self.config.execution, self.root)
+
+    def use_engine(self, engine: str | None) -> Project:
+        """Run on `engine` (a command's --engine: local or dask) instead of [execution]
+        engine."""
+        from gristmill.config import ExecutionConfig
+
+        if engine is not None and engine != self.config.execution.engine:
+            if "executor" in self.__dict__:
+                self.__dict__.pop("executor").close()
+            execution = ExecutionConfig.model_validate(
+                {**self.config.execution.model_dump(), "engine": engine}
+            )
+            self.config = self.config.model_copy(update={"execution": execution})
+        return self
+
     def close(self) -> None:
-        for name in ("warehouse", "catalog", "online"):
+        for name in ("warehouse", "catalog", "online", "executor"):
             backend = self.__dict__.pop(name, None)
             if backend is not None:
                 backend.close()

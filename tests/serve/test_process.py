@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.serve import process
+from tests.helpers import free_port
 from tests.serve.test_app import TRANSACTION
 
 GRISTMILL = (sys.executable, "-m", "gristmill")
@@ -84,13 +85,6 @@ class Server:
 
     def workers(self) -> list[int]:
         return children(self.process.pid)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def until(condition: object, seconds: float = 30) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gristmill.cli.output import console, json_exact
+from gristmill.cli.output import ENGINE, EngineName, console, json_exact
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ def show_view(
 def build(
     name: str = typer.Argument(..., help="A dataset defined in features/*.py."),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild even if up to date."),
+    engine: EngineName | None = ENGINE,
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
@@ -124,6 +125,7 @@ def build(
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
+        project.use_engine(engine and engine.value)
         load_definitions(project.root).dataset(name)
         summary = run(
             project,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gristmill.cli.output import RichProgress, print_summary
+from gristmill.cli.output import ENGINE, EngineName, RichProgress, print_summary
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +24,7 @@ def ingest(
         help="Print a JSON summary: every table with its outcome (synced, unchanged, failed)"
         " and error.",
     ),
+    engine: EngineName | None = ENGINE,
     project_dir: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
 ) -> None:
     """Sync source tables and files into the warehouse.
@@ -36,6 +37,7 @@ def ingest(
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
+        project.use_engine(engine and engine.value)
         if json_output:
             summary = run_ingest(project, selector, full_refresh=full_refresh)
         else:

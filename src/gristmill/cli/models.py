@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from gristmill.cli.output import console
+from gristmill.cli.output import ENGINE, EngineName, console
 
 if TYPE_CHECKING:
     from gristmill.registry.base import ModelVersion
@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
 
 def train_command(
     name: str = typer.Argument(..., help="A model of models/*.py."),
+    engine: EngineName | None = ENGINE,
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
@@ -39,7 +40,7 @@ def train_command(
     from gristmill.train.trainer import train_model
 
     with Project.load(project_dir) as project:
-        result = train_model(project, name)
+        result = train_model(project.use_engine(engine and engine.value), name)
     if json_output:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -51,6 +52,7 @@ def score_command(
     table: str = typer.Option(..., "--table", help="The warehouse table to score."),
     out: str = typer.Option(..., "--out", help="The table to write (schema.name or name)."),
     ref: str = typer.Option("champion", "--version", help="A version number or an alias."),
+    engine: EngineName | None = ENGINE,
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
@@ -61,7 +63,7 @@ def score_command(
     from gristmill.serve.batch import score_table
 
     with Project.load(project_dir) as project:
-        result = score_table(project, name, table, out, ref)
+        result = score_table(project.use_engine(engine and engine.value), name, table, out, ref)
     if json_output:
         print(json.dumps(asdict(result), indent=2))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import time
@@ -9,12 +10,26 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
     from gristmill.ingest import IngestSummary, TableResult
+
+
+class EngineName(enum.StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+ENGINE = typer.Option(
+    None,
+    "--engine",
+    help="Where the heavy work runs: local (this process) or dask (the cluster of"
+    " \\[execution] in gristmill.toml). Overrides its engine.",
+)
 
 console = Console()
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from gristmill.cli.output import console
+from gristmill.cli.output import ENGINE, EngineName, console
 
 if TYPE_CHECKING:
     from gristmill.graph.run import PlannedStep, RunSummary, StepResult
@@ -77,6 +77,7 @@ def run(
     ),
     workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Parallel steps."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+    engine: EngineName | None = ENGINE,
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
@@ -91,6 +92,7 @@ def run(
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
+        project.use_engine(engine and engine.value)
         if dry_run:
             _print_plan(plan(project, selectors or [], full_refresh=full_refresh), json_output)
             return
