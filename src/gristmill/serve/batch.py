@@ -17,7 +17,8 @@ from gristmill.train.encode import Encoding
 from gristmill.train.policy import Policy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
+    from contextlib import AbstractContextManager
 
     import numpy as np
     import pyarrow as pa
@@ -223,6 +224,7 @@ def score_table(
     scorer = ChunkScorer.of(loaded, table, dataset.timestamp if dataset is not None else None)
     sql = _features_sql(project, meta["training_set"], relation, seen=scorer.states)
     warehouse.ensure_schema(schema)
+    scored: AbstractContextManager[Iterator[pa.Table]]
     if project.executor.DISTRIBUTED:
         from gristmill.serve.partitioned import score_partitioned
 
@@ -230,14 +232,16 @@ def score_table(
     else:
         batches = warehouse.query_batches(sql, batch_rows, beyond_decimal="float")
         scored = contextlib.nullcontext(
-            scorer.score(pa.Table.from_batches([batch]), loaded.fitted) for batch in batches
+            (scorer.score(pa.Table.from_batches([batch]), loaded.fitted) for batch in batches)
         )
     with scored as tables:
         rows = _swap_in(warehouse, schema, name, tables, table)
     return ScoreResult(model, number, f"{schema}.{name}", rows, time.perf_counter() - started)
 
 
-def _swap_in(warehouse: Warehouse, schema: str, name: str, tables: Iterable[pa.Table], table: str) -> int:
+def _swap_in(
+    warehouse: Warehouse, schema: str, name: str, tables: Iterable[pa.Table], table: str
+) -> int:
     """Write `tables` into a table built aside, then swap it in for `schema.name` in one
     transaction: a failure on the way leaves the old table as it was."""
     staging = f"_gm_build_{name}"
