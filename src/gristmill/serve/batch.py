@@ -232,7 +232,7 @@ def score_table(
     else:
         batches = warehouse.query_batches(sql, batch_rows, beyond_decimal="float")
         scored = contextlib.nullcontext(
-            (scorer.score(pa.Table.from_batches([batch]), loaded.fitted) for batch in batches)
+            scorer.score(pa.Table.from_batches([batch]), loaded.fitted) for batch in batches
         )
     with scored as tables:
         rows = _swap_in(warehouse, schema, name, tables, table)
