@@ -103,12 +103,13 @@ def _partitioned(client: Any, X: np.ndarray, y: np.ndarray, partitions: int) -> 
     """X and y as Dask arrays of row blocks scattered over the workers: sent once, each
     block to one worker, rather than embedded in the task graph."""
     import importlib
+    import itertools
 
     import numpy as np
 
     da: Any = importlib.import_module("dask.array")  # untyped: Any, not a mypy error
     cuts = np.linspace(0, len(y), min(partitions, len(y)) + 1).astype(int)
-    spans = list(zip(cuts[:-1], cuts[1:], strict=True))
+    spans = [(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
 
     def blocks(values: np.ndarray) -> Any:
         futures = client.scatter([np.ascontiguousarray(values[a:b]) for a, b in spans])
