@@ -110,9 +110,20 @@ def _partitioned(client: Any, X: np.ndarray, y: np.ndarray, partitions: int) -> 
     da: Any = importlib.import_module("dask.array")  # untyped: Any, not a mypy error
     cuts = np.linspace(0, len(y), min(partitions, len(y)) + 1).astype(int)
     spans = [(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
+    # Rows dealt out at random (seeded), not in their order (a time split's rows are in
+    # time order): each worker cuts the bins of some features from its own rows, which
+    # should then look like all of them.
+    dealt = np.random.default_rng(0).permutation(len(y))
+
+    # Block i on worker i (mod their number), the same placement at every fit: which rows
+    # a worker holds shapes its bins, so a retrain on the same cluster is the same model.
+    workers = sorted(client.scheduler_info()["workers"])
 
     def blocks(values: np.ndarray) -> Any:
-        futures = client.scatter([np.ascontiguousarray(values[a:b]) for a, b in spans])
+        futures = [
+            client.scatter(values[dealt[a:b]], workers=[workers[i % len(workers)]])
+            for i, (a, b) in enumerate(spans)
+        ]
         shapes = [(b - a, *values.shape[1:]) for a, b in spans]
         parts = [
             da.from_delayed(f, shape=s, dtype=values.dtype)
