@@ -96,6 +96,10 @@ class TypeMappingError(GristmillError):
         self.problem = problem
         self.overrides = overrides
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised on a Dask worker, it travels back to the driver pickled, its message too.
+        return (type(self), (self.column, self.problem, self.overrides), {"args": self.args})
+
     def within(self, source: str, table: str) -> TypeMappingError:
         """The same error, naming the source, the table and the override to set."""
         placed = TypeMappingError(self.column, self.problem, self.overrides)

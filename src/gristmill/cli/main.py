@@ -10,8 +10,10 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gristmill import __version__
+from gristmill.cli import deploy as deploy_cli
 from gristmill.cli import diff as diff_cli
 from gristmill.cli import features as features_cli
 from gristmill.cli import ingest as ingest_cli
@@ -65,6 +67,7 @@ ingest_cli.register(app)
 diff_cli.register(app)
 run_cli.register(app)
 schedule_cli.register(app)
+deploy_cli.register(app)
 profile_cli.register(app)
 features_cli.register(app)
 models_cli.register(app)
@@ -83,7 +86,8 @@ def main() -> None:
     except GristmillError as exc:
         if _state["debug"]:
             raise
-        err.print("[bold red]error:[/]", redact(str(exc)), highlight=False)
+        # Plain text: a message such as pip install 'gristmill[prefect]' is not markup.
+        err.print("[bold red]error:[/]", escape(redact(str(exc))), highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,13 +51,16 @@ class DaskExecutor(Executor):
             raise MissingDependencyError("distributed", "dask", 'engine = "dask"') from None
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
+        self._connecting = threading.Lock()
 
     @property
     def client(self) -> Client:
-        """The connection to the cluster, made (and a LocalCluster started) on first use."""
-        if self._client is None:
-            self._client = self._connect()
-        return self._client
+        """The connection to the cluster, made (and a LocalCluster started) on first use:
+        by one thread, when a run's steps ask at once."""
+        with self._connecting:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
 
     def _connect(self) -> Client:
         from distributed import Client, LocalCluster
@@ -156,6 +160,10 @@ class DaskExecutor(Executor):
             yield
 
     def close(self) -> None:
+        with self._connecting:
+            self._close()
+
+    def _close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None

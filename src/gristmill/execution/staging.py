@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,21 @@ class StagingArea:
         are whole anyway)."""
         fs, root = _filesystem(self.url)
         fs.mv(f"{root}/{name}", f"{root}/{to}")
+    def write_table(self, name: str, table: pa.Table) -> None:
+        """Write `table` as the Parquet file `name` of the job folder."""
+        import pyarrow.parquet as pq
+
+        fs, root = _filesystem(self.url)
+        with fs.open(f"{root}/{name}", "wb") as handle:
+            pq.write_table(table, handle)
+
+    def read_table(self, name: str) -> pa.Table:
+        """The Parquet file `name` of the job folder."""
+        import pyarrow.parquet as pq
+
+        fs, root = _filesystem(self.url)
+        with fs.open(f"{root}/{name}", "rb") as handle:
+            return pq.read_table(handle)
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Let `con` read and write this staging's URLs."""

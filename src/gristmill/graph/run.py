@@ -124,6 +124,7 @@ class Runner:
         self._ingest_lock = threading.Lock()
         self._sources: OpenedSources | None = None
         self.run_id = 0
+        self._started = time.perf_counter()
 
     # -- versions ---------------------------------------------------------------------
     def current_version(self, name: str) -> str | None:
@@ -187,26 +188,65 @@ class Runner:
 
     # -- the run ----------------------------------------------------------------------
     def run(self, command: str) -> RunSummary:
-        started = time.perf_counter()
-        catalog = self.project.catalog
-        self.run_id = catalog.start_run(command)
-        summary = RunSummary(self.run_id)
-        from gristmill.ingest.run import OpenedSources
-
+        self.start(command)
         status = "failed"
-        self._sources = OpenedSources(self.project)
         try:
-            self._prepare()
             self._execute()
             status = "ok" if all(r.ok for r in self.results.values()) else "failed"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
+            summary = self.finish(status)
+        return summary
+
+    # The run in pieces, for an orchestrator that schedules the steps itself (Prefect):
+    # start(), then step() for each name of `steps` once its upstream steps have settled
+    # (from any thread), skip() for those it did not run, then finish().
+    def start(self, command: str) -> int:
+        """Open the run in the catalog, and the sources and schemas its steps need."""
+        from gristmill.ingest.run import OpenedSources
+
+        self._started = time.perf_counter()
+        self.run_id = self.project.catalog.start_run(command)
+        self._sources = OpenedSources(self.project)
+        try:
+            self._prepare()
+        except BaseException:
+            self.finish("failed")
+            raise
+        return self.run_id
+
+    def step(self, name: str, *, record_failure: bool = True) -> StepResult:
+        """Settle step `name` (skipped, up to date) or run it, once its upstream steps are
+        settled. With `record_failure` False a failure is returned but not recorded (an
+        attempt that will be retried)."""
+        result = self._settle_without_running(name)
+        if result is None:
+            result = self._step(name, record_failure=record_failure)
+        if result.ok or record_failure:
+            self.results[name] = result
+            self.on_step(result)
+        return result
+
+    def skip(self, name: str, reason: str) -> StepResult:
+        """Record step `name` as skipped without running it."""
+        asset = self.graph[name]
+        result = StepResult(name, asset.kind, "skipped", error=reason)
+        self._record(asset, result, _now(), _now())
+        self.results[name] = result
+        self.on_step(result)
+        return result
+
+    def finish(self, status: str) -> RunSummary:
+        """Close the run in the catalog with `status` (ok, failed, interrupted)."""
+        if self._sources is not None:
             self._sources.close()
-            summary.steps = [self.results[n] for n in self.steps if n in self.results]
-            summary.seconds = time.perf_counter() - started
-            catalog.finish_run(self.run_id, status)
+            self._sources = None
+        summary = RunSummary(self.run_id)
+        summary.steps = [self.results[n] for n in self.steps if n in self.results]
+        summary.seconds = time.perf_counter() - self._started
+        self.project.catalog.finish_run(self.run_id, status)
         return summary
 
     def _prepare(self) -> None:
@@ -279,7 +319,7 @@ class Runner:
             return result
         return None
 
-    def _step(self, name: str) -> StepResult:
+    def _step(self, name: str, *, record_failure: bool = True) -> StepResult:
         asset = self.graph[name]
         started_at, started = _now(), time.perf_counter()
         result = StepResult(name, asset.kind, "ok")
@@ -302,7 +342,8 @@ class Runner:
 
             result.status, result.error = "failed", failure_message(name, exc)
         result.seconds = time.perf_counter() - started
-        self._record(asset, result, started_at, _now())
+        if result.ok or record_failure:
+            self._record(asset, result, started_at, _now())
         return result
 
     def _record(self, asset: Asset, result: StepResult, started_at: str, finished_at: str) -> None:
@@ -378,6 +419,7 @@ class Runner:
             self.loaded.derived_schema,
             self.loaded.search_path,
             self.loaded.resolved,
+            self.project.executor,
         )
         built = builder.build(
             transform,

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -45,10 +45,13 @@ from gristmill.ingest.schema import (
     schema_from_text,
     schema_to_text,
 )
-from gristmill.ingest.sources.base import RejectedRow, Source
+from gristmill.ingest.sources.base import Extract, ReadRequest, RejectedRow, Source
 from gristmill.ingest.spec import TableSpec
 from gristmill.types import conform
 from gristmill.warehouse.base import Transaction, Warehouse
+
+if TYPE_CHECKING:
+    from gristmill.execution.base import Executor
 
 STAGE_PREFIX = "_gm_stage_"
 KEYS_PREFIX = "_gm_keys_"
@@ -121,8 +124,13 @@ class TableSync:
         full_refresh: bool,
         progress: Progress | None,
         read_ahead: ReadAhead | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.executor = executor
+        """Where a large read runs: split into ranges on its workers when DISTRIBUTED."""
+        self._one_version = True
+        """Whether the read holds at most one version of each row (`Extract.keys_unique`)."""
         self.source = source
         self.spec = spec
         self.schema = raw_schema
@@ -234,9 +242,8 @@ class TableSync:
 
         self._drop_stages()
         read_early = self.read_ahead and self.read_ahead.take(previous.get("cursor"))
-        extract = read_early or self.source.extract(
-            spec.read_request(cursor_from, previous.get("files"))
-        )
+        extract = read_early or self._extract(spec.read_request(cursor_from, previous.get("files")))
+        self._one_version = extract.keys_unique
         try:
             result.rows_read = self._stage(
                 [self._renamed(s, spec.names) for s in extract.streams], in_memory=not replace
@@ -322,6 +329,17 @@ class TableSync:
         self.table_schema = plan.table_schema
         return result
 
+    def _extract(self, request: ReadRequest) -> Extract:
+        """The read: by the executor's workers where it splits them (`distributed.py`),
+        else here."""
+        if self.executor is not None and self.executor.DISTRIBUTED:
+            from gristmill.ingest.distributed import read_on_workers
+
+            extract = read_on_workers(self.executor, self.source, self.spec, request)
+            if extract is not None:
+                return extract
+        return self.source.extract(request)
+
     def _next_cursor(self, cursor_from: Any, pending_from: Any) -> Any:
         """The cursor to record: the greatest value read (or, if the read found nothing
         beyond it, the last one), but no further than a transaction still open may yet
@@ -388,7 +406,11 @@ class TableSync:
         target = self.t(self.spec.target)
         tx.execute(f"DROP TABLE IF EXISTS {target}")
         rows = staged
-        if self.spec.config.mode == "merge" and self.source.READS_FILES:
+        # A file may hold a key twice; a read split without a shared snapshot, two versions.
+        several = (self.spec.config.mode == "merge" and self.source.READS_FILES) or (
+            not self._one_version and bool(self.spec.primary_key)
+        )
+        if several:
             tx.execute(f"CREATE TABLE {target} AS {self._latest_per_key()}")
             rows = int(tx.fetchall(f"SELECT count(*) FROM {target}")[0][0])
         else:
@@ -483,7 +505,8 @@ class TableSync:
         spec = self.spec
         columns = ", ".join(self.q(n) for n in spec.names)
         soft = self._soft_deleted("s")
-        rows = f"SELECT {columns} FROM {self.staged} AS s"
+        staged = self.staged if self._one_version else f"({self._latest_per_key()})"
+        rows = f"SELECT {columns} FROM {staged} AS s"
         if soft is not None:
             rows += f" WHERE {soft[1]}"
         params: list[Any] = []
@@ -503,7 +526,9 @@ class TableSync:
         target = self.t(spec.target)
         columns = ", ".join(self.q(n) for n in spec.names)
         latest = (
-            f"SELECT {columns} FROM {self.staged}" if spec.keys_unique else self._latest_per_key()
+            f"SELECT {columns} FROM {self.staged}"
+            if spec.keys_unique and self._one_version
+            else self._latest_per_key()
         )
         news = latest
         params: list[Any] = []

@@ -125,9 +125,10 @@ def ingest(
     selection = _selection(config.sources, selector)
     only_table = (selector.partition(".")[2] or None) if selector else None
     catalog = project.catalog
+    # On workers, a read is split by its size, which a read begun ahead would not know.
     plans = (
         {}
-        if full_refresh
+        if full_refresh or project.executor.DISTRIBUTED
         else read_ahead_plans(
             config.sources, list(selection), only_table, catalog.mirrored_states()
         )
@@ -330,6 +331,7 @@ class _RunSyncs:
                 self.full_refresh,
                 self.progress,
                 read_ahead,
+                project.executor,
             )
             result = sync.run()
             result.warnings = _schema_warnings(result, raw_schema)

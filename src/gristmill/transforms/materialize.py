@@ -11,19 +11,22 @@ transaction.
 from __future__ import annotations
 
 import re
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gristmill.checks import raise_if_blocking, run_checks
 from gristmill.errors import BackendError, ConfigError, TransformError
-from gristmill.transforms.python import to_arrow, to_frame
+from gristmill.transforms.python import call_transform
+from gristmill.transforms.remote import call_on_worker
 from gristmill.transforms.sql import TableRef, with_qualified_tables
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from gristmill.checks import CheckResult, CheckSpec
+    from gristmill.execution import Executor
     from gristmill.transforms.definition import Transform
     from gristmill.warehouse.base import Warehouse
 
@@ -52,8 +55,11 @@ class Builder:
         schema: str,
         search_path: Sequence[str],
         resolved: dict[TableRef, TableRef],
+        executor: Executor | None = None,
     ) -> None:
         self.warehouse = warehouse
+        self.executor = executor
+        """Where Python transforms run: on a distributed one, as a task on a worker."""
         self.schema = schema
         self.search_path = list(search_path)
         self.resolved = resolved
@@ -233,8 +239,7 @@ class Builder:
     def _python(
         self, transform: Transform, checks: Sequence[CheckSpec], existing: str | None
     ) -> BuildResult:
-        assert transform.function is not None
-        inputs: dict[str, Any] = {}
+        inputs: dict[str, pa.Table] = {}
         for written in transform.inputs:
             schema, _, name = written.rpartition(".")
             target = self.resolved[(schema, name)]
@@ -250,21 +255,11 @@ class Builder:
                 raise TransformError(
                     f"{transform.where}: {transform.name} cannot read {'.'.join(target)}: {exc}"
                 ) from None
-            inputs[target[1]] = to_frame(table, transform.frame, transform.where)
-        try:
-            output = transform.function(**inputs)
-        except Exception as exc:
-            frames = [
-                f
-                for f in traceback.extract_tb(exc.__traceback__)
-                if f.filename.endswith(transform.path.name)
-            ]
-            line = frames[-1].lineno if frames else transform.line
-            raise TransformError(
-                f"{transform.path.as_posix()}:{line}: {transform.name} raised "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        table = to_arrow(output, transform.where)
+            inputs[target[1]] = table
+        if self.executor is not None and self.executor.DISTRIBUTED:
+            table = call_on_worker(self.executor, transform, inputs)
+        else:
+            table = call_transform(transform, inputs)
         build = BUILD_PREFIX + transform.name
         self.warehouse.recreate_table(self.schema, build, table.schema)
         self.warehouse.append(self.schema, build, table.to_batches(max_chunksize=65_536))

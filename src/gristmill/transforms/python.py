@@ -12,7 +12,8 @@ Each input arrives as a keyword argument named after the table (without its sche
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +70,28 @@ def load_python_file(path: Path, display: Path) -> list[Transform]:
             )
         )
     return found
+
+
+def call_transform(transform: Transform, inputs: Mapping[str, Any]) -> Any:
+    """Run a Python transform over its inputs (Arrow tables, by table name) and return
+    its result as an Arrow table; an exception it raises names its file and line."""
+    assert transform.function is not None
+    frames = {
+        name: to_frame(table, transform.frame, transform.where) for name, table in inputs.items()
+    }
+    try:
+        output = transform.function(**frames)
+    except Exception as exc:
+        # The file's own frames (a function sent to a worker by value keeps its lines,
+        # not its file name, so the code's file name is compared, not the path)
+        source = transform.function.__code__.co_filename
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+        line = lines[-1] if lines else transform.line
+        raise TransformError(
+            f"{transform.path.as_posix()}:{line}: {transform.name} raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return to_arrow(output, transform.where)
 
 
 def to_frame(table: Any, frame: Frame, where: str) -> Any:

@@ -59,6 +59,18 @@ class RejectedRow:
 
 
 @dataclass
+class Snapshot:
+    """A state of a source database that connections other than the reading one can
+    share: every range of a split read sees the same rows (PostgreSQL's exported
+    snapshots)."""
+
+    setup: tuple[str, ...]
+    """The statements a connection runs first to read in the snapshot."""
+    close: Callable[[], None]
+    """Ends the exporting transaction: once every connection has taken the snapshot."""
+
+
+@dataclass
 class Extract:
     """The result of a read: disjoint batch streams that may be consumed in parallel."""
 
@@ -71,6 +83,9 @@ class Extract:
     where the source can tell (PostgreSQL, for time cursors): the sync's cursor stops
     there, so that the next read takes such changes. None: the source cannot tell."""
     on_close: Callable[[], None] | None = None
+    keys_unique: bool = True
+    """Whether the read holds at most one version of a row: not so when its ranges were
+    read at different moments (no shared snapshot), and a row changed in between."""
 
     def close(self) -> None:
         """End the read: a stream left unfinished (the load failed) releases its query and
@@ -89,6 +104,11 @@ class Source(ABC):
     SUPPORTS_CURSOR: ClassVar[bool] = True
     SUPPORTS_KEY_LISTING: ClassVar[bool] = True
     READS_FILES: ClassVar[bool] = False
+    READS_ON_WORKERS: ClassVar[bool] = False
+    """Whether Dask workers can read ranges of its tables, each opening the source from
+    its config (a database server they reach, not a file beside the driver)."""
+    SHARES_SNAPSHOTS: ClassVar[bool] = False
+    """Whether `export_snapshot` gives other connections one state of the database."""
 
     def __init__(self, name: str, config: SourceConfig, root: Path) -> None:
         self.name = name
@@ -182,9 +202,20 @@ class SqlSource(Source):
 
     @abstractmethod
     def stream(
-        self, sql: str, params: Sequence[Any], schema: pa.Schema
+        self, sql: str, params: Sequence[Any], schema: pa.Schema, setup: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
-        """Run `sql` and yield record batches cast to `schema`."""
+        """Run `sql` (after the `setup` statements, on the same connection) and yield record
+        batches cast to `schema`."""
+
+    def pending_from(self, cursor_type: pa.DataType) -> Any:
+        """The least value of a cursor of `cursor_type` that a transaction open now may
+        still commit; None where the source cannot tell (see `Extract.pending_from`)."""
+        return None
+
+    def export_snapshot(self) -> Snapshot | None:
+        """The database's current state, for other connections to read in; None where
+        the database cannot share one."""
+        return None
 
     def extract(self, request: ReadRequest) -> Extract:
         sql, params = self.select_sql(request)

@@ -106,6 +106,7 @@ class MySQLSource(SqlSource):
     KIND = "mysql"
     DIALECT = "mysql"
     INLINES_CURSOR = True
+    READS_ON_WORKERS = True
     SUPPORTS_PARALLEL_STREAMS = False
     PLACEHOLDER = "%s"
 
@@ -215,12 +216,14 @@ class MySQLSource(SqlSource):
         return super().column_sql(name, dtype)
 
     def stream(
-        self, sql: str, params: Sequence[Any], schema: pa.Schema
+        self, sql: str, params: Sequence[Any], schema: pa.Schema, setup: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
         pymysql = _pymysql()
         conn = self._connect(streaming=True)
         try:
             with conn.cursor() as cursor:
+                for statement in setup:
+                    cursor.execute(statement)
                 cursor.execute(sql, list(params) or None)  # None: a % in the SQL is no placeholder
                 while rows := cursor.fetchmany(self.BATCH_ROWS):
                     columns = list(zip(*rows, strict=True))

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from gristmill.config import SourceConfig
 from gristmill.errors import BackendError, ConfigError, TypeMappingError
-from gristmill.ingest.sources.base import Extract, ReadRequest, SourceTable, SqlSource
+from gristmill.ingest.sources.base import Extract, ReadRequest, Snapshot, SourceTable, SqlSource
 from gristmill.memory import return_large_buffers_to_the_system
 from gristmill.postgres_adbc import (
     DriverError,
@@ -79,6 +79,8 @@ class PostgresSource(SqlSource):
     KIND = "postgres"
     DIALECT = "postgres"
     INLINES_CURSOR = True
+    READS_ON_WORKERS = True
+    SHARES_SNAPSHOTS = True
     SUPPORTS_PARALLEL_STREAMS = True
     PLACEHOLDER = "$1"
 
@@ -282,13 +284,7 @@ class PostgresSource(SqlSource):
             )
         # The exporting transaction must stay open until every stream has imported its
         # snapshot: the Extract closes it once the streams are done.
-        exporter = self._database.connect()
-        exporter.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        snapshot = exporter.rows("SELECT pg_export_snapshot()")[0][0]
-        setup = [
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-            f"SET TRANSACTION SNAPSHOT '{snapshot}'",
-        ]
+        snapshot = self.export_snapshot()
         step = -(-blocks // streams)
         parts = []
         for i in range(streams):
@@ -296,9 +292,23 @@ class PostgresSource(SqlSource):
             # The last range is open: blocks added since the size was read still count.
             high = f" AND ctid < '({(i + 1) * step},0)'::tid" if i < streams - 1 else ""
             sql, params = self.select_sql(request, [low + high])
-            parts.append(self.stream(sql, params, schema, setup, own_connection=True))
+            parts.append(self.stream(sql, params, schema, snapshot.setup, own_connection=True))
 
-        return Extract(streams=parts, pending_from=pending, on_close=exporter.close)
+        return Extract(streams=parts, pending_from=pending, on_close=snapshot.close)
+
+    def export_snapshot(self) -> Snapshot:
+        exporter = self._database.connect()
+        try:
+            exporter.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            exported = exporter.rows("SELECT pg_export_snapshot()")[0][0]
+        except DriverError as exc:
+            exporter.close()
+            raise self._error(exc) from None
+        setup = (
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            f"SET TRANSACTION SNAPSHOT '{exported}'",
+        )
+        return Snapshot(setup, exporter.close)
 
     def _blocks(self, table: str) -> int:
         rows = self._query(

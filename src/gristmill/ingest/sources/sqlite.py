@@ -92,8 +92,10 @@ class SQLiteSource(SqlSource):
         return column
 
     def stream(
-        self, sql: str, params: Sequence[Any], schema: pa.Schema
+        self, sql: str, params: Sequence[Any], schema: pa.Schema, setup: Sequence[str] = ()
     ) -> Iterator[pa.RecordBatch]:
+        for statement in setup:
+            self._db.execute(statement)
         cursor = self._db.execute(sql, [_to_sqlite(p) for p in params])
         while rows := cursor.fetchmany(self.BATCH_ROWS):
             columns = list(zip(*rows, strict=True))

@@ -1,0 +1,1 @@
+"""gristmill in other tools: `gristmill.integrations.prefect` (the `prefect` extra)."""
