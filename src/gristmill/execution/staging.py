@@ -93,6 +93,7 @@ class StagingArea:
         are whole anyway)."""
         fs, root = _filesystem(self.url)
         fs.mv(f"{root}/{name}", f"{root}/{to}")
+
     def write_table(self, name: str, table: pa.Table) -> None:
         """Write `table` as the Parquet file `name` of the job folder."""
         import pyarrow.parquet as pq
