@@ -13,8 +13,10 @@ them back, in order, into the table built aside: a failed or killed task publish
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from gristmill.registry.api import Registry
     from gristmill.registry.base import ModelVersion
     from gristmill.serve.batch import ChunkScorer
+
+log = logging.getLogger(__name__)
 
 MODEL = "model"
 ROWS = "rows"
@@ -81,8 +85,16 @@ def score_partitioned(
         # Even partitions by the table's count: the features query gives one row per row
         # of the table (were it to give more, there would just be more partitions).
         per = max(1, math.ceil(int(total) / executor.partitions))
+        started = time.perf_counter()
         batches = warehouse.query_batches(sql, batch_rows, beyond_decimal="float")
         staged = _stage_rows(batches, per, area)
+        log.info(
+            "staged %d rows in %d partitions in %.2fs",
+            sum(rows for _, rows in staged),
+            len(staged),
+            time.perf_counter() - started,
+        )
+        started = time.perf_counter()
         partitions = [
             Partition(area, i, first, rows, scorer, version, batch_rows)
             for i, (first, rows) in enumerate(staged)
@@ -96,6 +108,7 @@ def score_partitioned(
         for part, count in zip(partitions, counts, strict=True):
             if count != part.rows:  # a guard: a lost or doubled row must not be published
                 raise ExecutionError(f"{part.describe()} came back with {count:,} rows.")
+        log.info("scored the partitions on the workers in %.2fs", time.perf_counter() - started)
         yield _read_scored(partitions)
 
 
