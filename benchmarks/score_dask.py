@@ -18,6 +18,7 @@ given apart.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -80,6 +81,9 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
+    # The Dask runs' phases: staging the rows, scoring them on the workers.
+    logging.basicConfig(format="    %(message)s")
+    logging.getLogger("gristmill.serve.partitioned").setLevel(logging.INFO)
     started = time.perf_counter()
     cluster = LocalCluster(
         n_workers=WORKERS,
