@@ -30,6 +30,25 @@ risk = Model(
 """
 
 
+def applications_sql(rows: int, offset: int = 0) -> str:
+    """A query of `rows` applications (30 features, a time, a target), from row `offset`
+    of the series (also what benchmarks/score_dask.py scores)."""
+    numbers = ", ".join(
+        f"sin(range * {k + 1} * 0.7919 + {k}) * {k + 1} + (range % {97 + k}) / 10.0 AS x{k}"
+        for k in range(27)
+    )
+    return (
+        f"SELECT range AS id, {numbers},"
+        " ['a', 'b', 'c', 'd', 'e'][1 + range % 5] AS c0,"
+        " ['north', 'south', 'east'][1 + (range * 7) % 3] AS c1,"
+        " CASE WHEN range % 11 = 0 THEN NULL ELSE (range * 13) % 1000 END AS c2,"
+        " TIMESTAMP '2025-01-01' + to_seconds(range * 30) AS applied_at,"
+        " (sin(range * 0.7919) + (range % 5) * 0.3 + ((range * 7) % 3) * 0.2"
+        "  + hash(range) % 1000 / 700.0) > 1.6 AS bad"
+        f" FROM range({offset}, {offset + rows})"
+    )
+
+
 def prepare(rows: int) -> None:
     import duckdb
 
@@ -38,21 +57,11 @@ def prepare(rows: int) -> None:
     (WORK / ".gristmill").mkdir()
     (WORK / "models" / "risk.py").write_text(MODEL)
     (WORK / "gristmill.toml").write_text('name = "train-bench"\n')
-    numbers = ", ".join(
-        f"sin(range * {k + 1} * 0.7919 + {k}) * {k + 1} + (range % {97 + k}) / 10.0 AS x{k}"
-        for k in range(27)
-    )
     with duckdb.connect(str(WORK / ".gristmill" / "warehouse.duckdb")) as db:
         db.execute("CREATE SCHEMA analytics")
         db.execute(
-            f"CREATE TABLE analytics.applications AS SELECT {numbers},"
-            " ['a', 'b', 'c', 'd', 'e'][1 + range % 5] AS c0,"
-            " ['north', 'south', 'east'][1 + (range * 7) % 3] AS c1,"
-            " CASE WHEN range % 11 = 0 THEN NULL ELSE (range * 13) % 1000 END AS c2,"
-            " TIMESTAMP '2025-01-01' + to_seconds(range * 30) AS applied_at,"
-            " (sin(range * 0.7919) + (range % 5) * 0.3 + ((range * 7) % 3) * 0.2"
-            "  + hash(range) % 1000 / 700.0) > 1.6 AS bad"
-            f" FROM range({rows})"
+            "CREATE TABLE analytics.applications AS SELECT * EXCLUDE (id)"
+            f" FROM ({applications_sql(rows)})"
         )
 
 

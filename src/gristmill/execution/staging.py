@@ -81,6 +81,19 @@ class StagingArea:
             f"{base}/{f[len(root) + len(name) + 2 :]}" for f in found if f.endswith(suffix)
         )
 
+    def open(self, name: str, mode: str = "rb") -> Any:
+        """The file `name` of the job folder, opened through its filesystem (what pyarrow
+        reads and writes when DuckDB is not the one doing it)."""
+        fs, root = _filesystem(self.url)
+        return fs.open(f"{root}/{name}", mode)
+
+    def rename(self, name: str, to: str) -> None:
+        """Move `name` to `to` within the job folder: a file written under a temporary
+        name is seen whole or not at all (a rename on a folder; an object store's objects
+        are whole anyway)."""
+        fs, root = _filesystem(self.url)
+        fs.mv(f"{root}/{name}", f"{root}/{to}")
+
     def write_table(self, name: str, table: pa.Table) -> None:
         """Write `table` as the Parquet file `name` of the job folder."""
         import pyarrow.parquet as pq

@@ -149,14 +149,7 @@ class Registry:
                 f"'{model}' is missing. Restore it from a backup, or retrain and register "
                 "a new version."
             ) from None
-        actual, expected = _sha256(data), version.checksums[name]
-        if actual != expected:
-            raise ArtifactTamperedError(
-                f"The artifact file {location} of version {version.version} of model "
-                f"'{model}' was changed after the registry wrote it: its sha256 is {actual}, "
-                f"the registry recorded {expected}. It is not loaded. Restore the file from "
-                "a backup, or retrain and register a new version."
-            )
+        check_artifact(version, name, data, location)
         return data
 
     def verify(self, model: str, ref: Ref) -> None:
@@ -276,6 +269,20 @@ class Registry:
 
     def _read_version(self, model: str, number: int) -> ModelVersion:
         return ModelVersion.from_dict(json.loads(self.storage.read_metadata(model, number)))
+
+
+def check_artifact(version: ModelVersion, name: str, data: bytes, location: str) -> None:
+    """Raise ArtifactTamperedError unless `data` (read from `location`) is the artifact
+    `name` the registry wrote for `version`: what every reader of an artifact checks, the
+    registry's own and a worker's given a copy of it."""
+    actual, expected = _sha256(data), version.checksums.get(name)
+    if actual != expected:
+        raise ArtifactTamperedError(
+            f"The artifact file {location} of version {version.version} of model "
+            f"'{version.model}' was changed after the registry wrote it: its sha256 is"
+            f" {actual}, the registry recorded {expected}. It is not loaded. Restore the file"
+            " from a backup, or retrain and register a new version."
+        )
 
 
 def recorded_environment() -> dict[str, Any]:

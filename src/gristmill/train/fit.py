@@ -4,6 +4,7 @@ the pieces together."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from gristmill.execution import Executor
     from gristmill.train.data import TrainingData
     from gristmill.train.search import SearchResult
     from gristmill.train.spec import Model
@@ -58,7 +60,9 @@ def _inner_split(rows: np.ndarray, times: np.ndarray | None) -> tuple[np.ndarray
     return order[:cut], order[cut:]
 
 
-def fit(model: Model, data: TrainingData) -> Fitted:
+def fit(model: Model, data: TrainingData, executor: Executor | None = None) -> Fitted:
+    """`executor`: where the estimator's heavy work runs (a LightGBM fit, a forest's
+    trees, the search's trials); None: this process."""
     import numpy as np
 
     family = estimator(model.estimator)
@@ -99,14 +103,16 @@ def fit(model: Model, data: TrainingData) -> Fitted:
             (matrix(inner_valid), y[inner_valid]),
             encoding.categorical,
             len(classes),
+            executor,
         )
         params = found.best_params
     fit_seconds = 0.0
+    fit_with = family.fit if executor is None else functools.partial(family.fit_on, executor)
 
     def fit_rows(X: np.ndarray, labels: np.ndarray) -> Any:
         nonlocal fit_seconds
         started = time.perf_counter()
-        fitted = family.fit(
+        fitted = fit_with(
             X,
             labels,
             task=model.task,

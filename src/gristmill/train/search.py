@@ -1,6 +1,11 @@
 """Hyperparameter search with Optuna, within a time budget. Trials are scored on rows the
 final evaluation never sees: the newest fifth of the training rows for a time split (so
-the search, too, trains on the past), one inner fold otherwise."""
+the search, too, trains on the past), one inner fold otherwise.
+
+On a distributed executor the trials run through joblib's Dask backend, as many at once
+as the cluster has threads: Optuna proposes each batch from the trials finished before
+it (ask and tell), so the parameters tried, and found, can differ from a local search's,
+which proposes each trial from all the previous ones."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from gristmill.errors import MissingDependencyError
 if TYPE_CHECKING:
     import numpy as np
 
+    from gristmill.execution import Executor
     from gristmill.train.estimators.base import Estimator
     from gristmill.train.spec import Model
 
@@ -80,6 +86,7 @@ def search(
     valid: tuple[np.ndarray, np.ndarray],
     categorical: list[int],
     classes: int,
+    executor: Executor | None = None,
 ) -> SearchResult:
     """The best parameters for `model` found within its search budget."""
     try:
@@ -90,7 +97,7 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = SPACES[model.estimator]
 
-    def objective(trial: Any) -> float:
+    def suggest(trial: Any) -> dict[str, Any]:
         params = dict(model.params)
         for name, (kind, low, high) in space.items():
             if kind.startswith("int"):
@@ -99,18 +106,20 @@ def search(
                 )
             else:
                 params[name] = trial.suggest_float(name, low, high, log=kind.endswith("log"))
-        fitted = family.fit(
-            *train,
-            task=model.task,
-            categorical=categorical,
-            params=params,
-            classes=classes,
+        return params
+
+    def objective(trial: Any) -> float:
+        return trial_loss(
+            family.NAME, model.task, suggest(trial), train, valid, categorical, classes
         )
-        return _loss(model.task, valid[1], family.predict(fitted, valid[0], model.task))
 
     started = time.perf_counter()
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.optimize(objective, n_trials=model.search.trials, timeout=model.search.seconds)
+    if executor is not None and executor.DISTRIBUTED:
+        with executor.joblib_backend():
+            _optimize_in_batches(study, suggest, model, family, train, valid, categorical, classes)
+    else:
+        study.optimize(objective, n_trials=model.search.trials, timeout=model.search.seconds)
     return SearchResult(
         {**model.params, **study.best_params},
         float(study.best_value),
@@ -118,3 +127,50 @@ def search(
         len(study.trials),
         time.perf_counter() - started,
     )
+
+
+def trial_loss(
+    family: str,
+    task: str,
+    params: dict[str, Any],
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray],
+    categorical: list[int],
+    classes: int,
+) -> float:
+    """One trial: fit on `train` with `params`, the loss on `valid`. Module-level with
+    plain arguments, so that a Dask worker runs it."""
+    from gristmill.train.estimators import estimator
+
+    each = estimator(family)
+    fitted = each.fit(*train, task=task, categorical=categorical, params=params, classes=classes)
+    return _loss(task, valid[1], each.predict(fitted, valid[0], task))
+
+
+def _optimize_in_batches(
+    study: Any,
+    suggest: Any,
+    model: Model,
+    family: Estimator,
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray],
+    categorical: list[int],
+    classes: int,
+) -> None:
+    """Trials as many at once as joblib's current backend runs (a cluster's threads),
+    until the trials or the seconds of the budget are spent."""
+    import joblib
+
+    assert model.search is not None
+    width = max(1, joblib.effective_n_jobs(-1))
+    deadline = time.monotonic() + (model.search.seconds or float("inf"))
+    while len(study.trials) < model.search.trials and time.monotonic() < deadline:
+        batch = [study.ask() for _ in range(min(width, model.search.trials - len(study.trials)))]
+        losses = joblib.Parallel(n_jobs=-1)(
+            joblib.delayed(trial_loss)(
+                family.NAME, model.task, suggest(trial), train, valid, categorical, classes
+            )
+            for trial in batch
+        )
+        for trial, loss in zip(batch, losses, strict=True):
+            study.tell(trial, loss)

@@ -57,7 +57,7 @@ def train_model(project: Project, name: str) -> TrainResult:
     started = time.perf_counter()
     model = find_model(load_models(project.root), name)
     data = load_training_data(project, model)
-    fitted = fit(model, data)
+    fitted = fit(model, data, project.executor)
     evaluation = evaluate(model, fitted)
     comparison = compare_baseline(model, data, fitted) if model.baseline else None
     importance = _importance(model, fitted)

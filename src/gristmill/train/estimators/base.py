@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from gristmill.execution import Executor
+
 
 class Estimator(ABC):
     NAME: ClassVar[str]
@@ -34,6 +36,26 @@ class Estimator(ABC):
         classes: int,
     ) -> Any:
         """The fitted model. `y` holds class codes 0..classes-1 for classification."""
+
+    def fit_on(
+        self,
+        executor: Executor,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        task: str,
+        categorical: list[int],
+        params: dict[str, Any],
+        classes: int,
+    ) -> Any:
+        """`fit`, with the heavy work where `executor` runs it. By default that is the
+        parallel work scikit-learn hands to joblib (a forest's trees), which a
+        distributed executor's joblib backend sends to its workers; a family with a
+        distributed algorithm of its own overrides this. On the local executor: `fit`."""
+        with executor.joblib_backend():
+            return self.fit(
+                X, y, task=task, categorical=categorical, params=params, classes=classes
+            )
 
     @abstractmethod
     def predict(self, fitted: Any, X: np.ndarray, task: str) -> np.ndarray:
