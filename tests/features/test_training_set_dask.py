@@ -114,10 +114,9 @@ def make_data(db: duckdb.DuckDBPyConnection, seed: int, users: int, spine: int) 
         "CREATE TABLE raw.decisions AS SELECT"
         f" CASE WHEN n % 41 = 3 THEN NULL ELSE (n * {seed + 3}) % {users} END AS user_id,"
         " CASE WHEN n % 37 = 2 THEN NULL ELSE 'dev-' || (n % 29) END AS device_id,"
-        " CASE WHEN n % 2 = 0"
-        "  THEN (SELECT paid_at FROM raw.payments LIMIT 1 OFFSET (n * 11) % 3000)"
-        f"  ELSE TIMESTAMP '{START}' + INTERVAL (((n * 7907) % 20000) * 30 + 15) SECOND END"
-        " AS decided_at,"
+        f" TIMESTAMP '{START}' + INTERVAL (CASE WHEN n % 2 = 0"
+        f"  THEN ((((n * 11) % 3000) * 7919 + {seed}) % 20000) * 30"
+        "  ELSE ((n * 7907) % 20000) * 30 + 15 END) SECOND AS decided_at,"
         " n % 3 = 0 AS label, CAST(n / 7.0 AS DECIMAL(10, 3)) AS asked"
         f" FROM range({spine}) AS r(n)"
     )

@@ -243,6 +243,7 @@ class DistributedBuild:
                 partition = f"hash({hashed}) % {count} AS {PART}"
                 wanted = list(dict.fromkeys([SPINE_ROW, *keys, warehouse.quote(spec.timestamp)]))
                 folder = f"g{group.index}"
+                area.makedirs(folder)
                 tx.execute(
                     f"COPY (SELECT {', '.join(wanted)}, {partition} FROM {spine})"
                     f" TO {_literal(area.path(folder + '/spine'))}"
