@@ -232,3 +232,102 @@ def test_any_partition_count_gives_the_local_build(
     local = content(root, "training")
     build(root, "dask")
     assert_same(local, content(root, "training"))
+
+
+@pytest.fixture
+def own_cluster(request: pytest.FixtureRequest) -> Any:
+    """A LocalCluster of its own (two worker processes), for a test that kills workers or
+    limits their memory: `request.param` holds its settings."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    options = {"memory_limit": "2GB", "allowed_failures": 3, **getattr(request, "param", {})}
+    with dask.config.set({"distributed.scheduler.allowed-failures": options["allowed_failures"]}):
+        with LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=options["memory_limit"],
+            dashboard_address=None,
+            silence_logs=40,
+        ) as cluster, Client(cluster) as client:
+            yield cluster.scheduler_address, client
+
+
+def build_while(root: Path, during: Any) -> tuple[RunSummary | None, BaseException | None]:
+    """Build with the dask engine while `during()` runs in this thread."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            with Project.load(root) as project:
+                outcome["summary"] = run(project.use_engine("dask"), ["training"], full_refresh=True)
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        during(thread)
+    finally:
+        thread.join(300)
+    return outcome.get("summary"), outcome.get("error")
+
+
+def kill_a_busy_worker(client: Any, times: int = 1) -> Any:
+    """SIGKILL the process of a worker running a partition of the dataset (`times` times,
+    each time once a partition runs again)."""
+
+    def during(thread: threading.Thread) -> None:
+        killed = 0
+        while thread.is_alive() and killed < times:
+            busy = [w for w, keys in client.processing().items() if any("dataset training" in k for k in keys)]
+            if busy:
+                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+                time.sleep(0.5)
+            time.sleep(0.01)
+        assert killed == times, "the build ended before a worker could be killed"
+
+    return during
+
+
+def test_a_killed_worker_still_gives_the_local_build(tmp_path: Path, own_cluster: Any) -> None:
+    address, client = own_cluster
+    root = make_project(tmp_path, address, partitions=12, spine=4000, users=400)
+    build(root, "local")
+    local = content(root, "training")
+    summary, error = build_while(root, kill_a_busy_worker(client))
+    assert error is None and summary is not None and summary.ok, summary
+    assert_same(local, content(root, "training"))
+
+
+@pytest.mark.parametrize("own_cluster", [{"allowed_failures": 0}], indirect=True)
+def test_a_build_that_loses_its_workers_fails_clearly_and_publishes_nothing(
+    tmp_path: Path, own_cluster: Any
+) -> None:
+    address, client = own_cluster
+    root = make_project(tmp_path, address, partitions=12, spine=4000, users=400)
+    build(root, "local")
+    local = content(root, "training")
+    # Other data: a half-published dask build would show.
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb")) as db:
+        db.execute("DELETE FROM raw.payments WHERE user_id % 2 = 0")
+    summary, error = build_while(root, kill_a_busy_worker(client))
+    assert error is None and summary is not None and not summary.ok
+    [step] = summary.steps
+    assert step.error is not None and "the workers that ran it died" in step.error
+    assert "partition" in step.error and "payer" in step.error
+    assert_same(local, content(root, "training"))
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
+        tables = [r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    assert not [t for t in tables if t.startswith("_gm_")]
+    assert not any((root / ".gristmill" / "staging").glob("dataset.*"))
+    # A rerun converges on the local build of the data as it now is.
+    client.wait_for_workers(2, timeout=60)
+    build(root, "local")
+    changed = content(root, "training")
+    assert changed != local
+    build(root, "dask")
+    assert_same(changed, content(root, "training"))
