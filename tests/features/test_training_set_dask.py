@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gristmill.errors import GristmillError
 from gristmill.graph.run import RunSummary, run
 from gristmill.project import Project
 
@@ -242,16 +241,20 @@ def own_cluster(request: pytest.FixtureRequest) -> Any:
     from distributed import Client, LocalCluster
 
     options = {"memory_limit": "2GB", "allowed_failures": 3, **getattr(request, "param", {})}
-    with dask.config.set({"distributed.scheduler.allowed-failures": options["allowed_failures"]}):
-        with LocalCluster(
+    failures = {"distributed.scheduler.allowed-failures": options["allowed_failures"]}
+    with (
+        dask.config.set(failures),
+        LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
             memory_limit=options["memory_limit"],
             dashboard_address=None,
             silence_logs=40,
-        ) as cluster, Client(cluster) as client:
-            yield cluster.scheduler_address, client
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield cluster.scheduler_address, client
 
 
 def build_while(root: Path, during: Any) -> tuple[RunSummary | None, BaseException | None]:
@@ -261,7 +264,9 @@ def build_while(root: Path, during: Any) -> tuple[RunSummary | None, BaseExcepti
     def target() -> None:
         try:
             with Project.load(root) as project:
-                outcome["summary"] = run(project.use_engine("dask"), ["training"], full_refresh=True)
+                outcome["summary"] = run(
+                    project.use_engine("dask"), ["training"], full_refresh=True
+                )
         except BaseException as exc:  # handed to the test
             outcome["error"] = exc
 
@@ -281,7 +286,11 @@ def kill_a_busy_worker(client: Any, times: int = 1) -> Any:
     def during(thread: threading.Thread) -> None:
         killed = 0
         while thread.is_alive() and killed < times:
-            busy = [w for w, keys in client.processing().items() if any("dataset training" in k for k in keys)]
+            busy = [
+                w
+                for w, keys in client.processing().items()
+                if any("dataset training" in k for k in keys)
+            ]
             if busy:
                 pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
                 os.kill(pid, signal.SIGKILL)

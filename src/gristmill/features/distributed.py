@@ -204,7 +204,9 @@ class DistributedBuild:
                 describe=PartitionTask.describe,
             )
             computed = time.perf_counter()
-            log.info("%s: %d partition tasks ran (%.1fs)", self.name, len(tasks), computed - exported)
+            log.info(
+                "%s: %d partition tasks ran (%.1fs)", self.name, len(tasks), computed - exported
+            )
             files: dict[int, list[str]] = {g.index: [] for g in groups}
             for task, (path, _) in zip(tasks, outputs, strict=True):
                 files[task.group.index].append(path)

@@ -140,7 +140,7 @@ class Builder:
         transform: Transform,
         checks: Sequence[CheckSpec],
         existing: str | None,
-        fill: Callable[[str], None],
+        fill: Callable[[str], object],
     ) -> BuildResult:
         """A table whose rows are computed outside this warehouse's SQL (a training set on
         Dask workers): `fill(relation)` creates and fills the build table, which is then
