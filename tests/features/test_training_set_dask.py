@@ -340,3 +340,75 @@ def test_a_build_that_loses_its_workers_fails_clearly_and_publishes_nothing(
     assert changed != local
     build(root, "dask")
     assert_same(changed, content(root, "training"))
+
+
+class PeakMemory:
+    """The peak RSS of each worker process of a cluster, sampled every 20 ms."""
+
+    def __init__(self, client: Any) -> None:
+        import psutil
+
+        self.processes = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            for process in self.processes:
+                try:
+                    self.peak = max(self.peak, process.memory_info().rss)
+                except Exception:  # a worker that died: the build's outcome says so
+                    continue
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+LIMIT = 300 * 2**20
+
+
+@pytest.mark.parametrize("own_cluster", [{"memory_limit": LIMIT}], indirect=True)
+def test_a_training_set_larger_than_a_workers_memory_builds(
+    tmp_path: Path, own_cluster: Any
+) -> None:
+    address, client = own_cluster
+    root = make_project(tmp_path, address, partitions=16)
+    events, spine = 6_000_000, 300_000
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb")) as db:
+        db.execute(
+            "CREATE OR REPLACE TABLE raw.payments AS SELECT (n * 7919) % 50000 AS user_id,"
+            f" TIMESTAMP '{START}' + INTERVAL ((n * 104729) % 2000000) SECOND AS paid_at,"
+            " CAST((n * 31) % 10000 / 100 AS DECIMAL(12, 2)) AS amount,"
+            " 'shop_' || (n % 500) AS shop, n % 5 AS units"
+            f" FROM range({events}) AS r(n)"
+        )
+        db.execute(
+            "CREATE OR REPLACE TABLE raw.decisions AS SELECT (n * 104723) % 50000 AS user_id,"
+            f" TIMESTAMP '{START}' + INTERVAL ((n * 7907) % 2000000) SECOND AS decided_at,"
+            f" TRUE AS label, CAST(n AS DECIMAL(10, 3)) AS asked FROM range({spine}) AS r(n)"
+        )
+        # What the query reads, in memory in one piece, is more than a worker may hold.
+        size = db.execute(
+            "SELECT user_id, paid_at, amount, shop, units FROM raw.payments"
+        ).fetch_arrow_table().nbytes
+        assert size > LIMIT
+        expected = db.execute(
+            "SELECT count(*), sum(s.paid), count(s.last_amount), sum(s.shops) FROM ("
+            " SELECT (SELECT sum(amount) FROM raw.payments AS p WHERE p.user_id = d.user_id"
+            "  AND p.paid_at >= d.decided_at - INTERVAL 1 DAY AND p.paid_at <= d.decided_at) AS paid,"
+            " NULL AS last_amount, NULL AS shops FROM raw.decisions AS d) AS s"
+        ).fetchone()
+    with PeakMemory(client) as memory:
+        summary = build(root, "dask", ("users_only",))
+    assert summary.steps[0].rows == spine
+    assert memory.peak < LIMIT, f"a worker reached {memory.peak / 2**20:.0f} MB"
+    with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
+        got = db.execute("SELECT count(*), sum(paid_1d) FROM analytics.users_only").fetchone()
+    assert got == expected[:2]
