@@ -380,7 +380,7 @@ def test_a_training_set_larger_than_a_workers_memory_builds(
 ) -> None:
     address, client = own_cluster
     root = make_project(tmp_path, address, partitions=16)
-    events, spine = 6_000_000, 300_000
+    events, spine = 7_000_000, 300_000
     with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb")) as db:
         db.execute(
             "CREATE OR REPLACE TABLE raw.payments AS SELECT (n * 7919) % 50000 AS user_id,"
@@ -397,7 +397,7 @@ def test_a_training_set_larger_than_a_workers_memory_builds(
         # What the query reads, in memory in one piece, is more than a worker may hold.
         size = db.execute(
             "SELECT user_id, paid_at, amount, shop, units FROM raw.payments"
-        ).fetch_arrow_table().nbytes
+        ).to_arrow_table().nbytes
         assert size > LIMIT
         expected = db.execute(
             "SELECT count(*), sum(s.paid), count(s.last_amount), sum(s.shops) FROM ("
@@ -408,6 +408,7 @@ def test_a_training_set_larger_than_a_workers_memory_builds(
     with PeakMemory(client) as memory:
         summary = build(root, "dask", ("users_only",))
     assert summary.steps[0].rows == spine
+    print(f"peak worker RSS: {memory.peak / 2**20:.0f} MB of {LIMIT / 2**20:.0f} MB")
     assert memory.peak < LIMIT, f"a worker reached {memory.peak / 2**20:.0f} MB"
     with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
         got = db.execute("SELECT count(*), sum(paid_1d) FROM analytics.users_only").fetchone()
