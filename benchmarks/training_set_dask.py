@@ -46,6 +46,8 @@ class Sampler:
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.peaks: dict[int, tuple[str, int]] = {}
+        self.spilled = 0
+        """The peak size of DuckDB's spill files: the warehouse's (local) and the workers'."""
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -64,6 +66,7 @@ class Sampler:
                     continue
                 if rss > self.peaks.get(process.pid, ("", 0))[1]:
                     self.peaks[process.pid] = (name, rss)
+            self.spilled = max(self.spilled, _spill_size())
             time.sleep(0.05)
 
     def finish(self) -> dict[int, tuple[str, int]]:
@@ -72,7 +75,19 @@ class Sampler:
         return self.peaks
 
 
-def build(engine: str) -> tuple[float, float, dict[int, tuple[str, int]], dict[str, object]]:
+def _spill_size() -> int:
+    total = 0
+    for folder in (WORK / ".gristmill" / "warehouse.duckdb.tmp", WORK / ".gristmill" / "dask"):
+        for path in folder.rglob("*") if folder.exists() else []:
+            try:
+                if path.is_file() and (".tmp" in str(path) or "duckdb-spill" in str(path)):
+                    total += path.stat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def build(engine: str) -> tuple[float, float, Sampler, dict[str, object]]:
     """Wall seconds, the gristmill process's peak RSS (MB), every descendant's peak RSS,
     and the dataset step of the run's JSON."""
     cmd = [
@@ -94,13 +109,13 @@ def build(engine: str) -> tuple[float, float, dict[int, tuple[str, int]], dict[s
         sampler = Sampler(process.pid)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    peaks = sampler.finish()
+    sampler.finish()
     text = out.read_text()
     try:
         step = next(s for s in json.loads(text)["steps"] if s["name"] == "training")
     except (ValueError, StopIteration):
         step = {"status": "failed", "error": text[-2000:] or f"exit status {status}"}
-    return seconds, usage.ru_maxrss / 1024, peaks, step
+    return seconds, usage.ru_maxrss / 1024, sampler, step
 
 
 def compare() -> str:
@@ -151,14 +166,18 @@ def main() -> None:
     limit = parse_size(args.memory_limit) / 2**20
     engines = ["dask"] if args.skip_local else ["local", "dask"]
     for engine in engines:
-        seconds, peak, peaks, step = build(engine)
-        workers = [rss / 2**20 for name, rss in peaks.values() if "multiprocessing" in name and "spawn_main" in name]
+        seconds, peak, sampler, step = build(engine)
+        workers = [
+            rss / 2**20
+            for name, rss in sampler.peaks.values()
+            if "multiprocessing" in name and "spawn_main" in name
+        ]
         print(
             f"| {engine} | {args.events:,} events, {args.spine:,} spine rows |"
             f" {seconds:.1f} s (step {step.get('seconds', '-')} s) | {step['status']} |"
             f" driver {peak:.0f} MB | workers' peaks"
             f" {', '.join(f'{w:.0f}' for w in sorted(workers)) or '-'} MB"
-            f" (limit {limit:.0f} MB) |",
+            f" (limit {limit:.0f} MB) | spilled {sampler.spilled / 2**20:.0f} MB |",
             flush=True,
         )
         if step["status"] != "ok":

@@ -200,6 +200,7 @@ def test_dask_build_equals_the_local_build(tmp_path: Path, dask_scheduler: str) 
     assert not any((root / ".gristmill" / "staging").glob("dataset.*"))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=6,
     deadline=None,
@@ -374,6 +375,7 @@ class PeakMemory:
 LIMIT = 300 * 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("own_cluster", [{"memory_limit": LIMIT}], indirect=True)
 def test_a_training_set_larger_than_a_workers_memory_builds(
     tmp_path: Path, own_cluster: Any
@@ -395,9 +397,11 @@ def test_a_training_set_larger_than_a_workers_memory_builds(
             f" TRUE AS label, CAST(n AS DECIMAL(10, 3)) AS asked FROM range({spine}) AS r(n)"
         )
         # What the query reads, in memory in one piece, is more than a worker may hold.
-        size = db.execute(
-            "SELECT user_id, paid_at, amount, shop, units FROM raw.payments"
-        ).to_arrow_table().nbytes
+        size = (
+            db.execute("SELECT user_id, paid_at, amount, shop, units FROM raw.payments")
+            .to_arrow_table()
+            .nbytes
+        )
         assert size > LIMIT
         expected = db.execute(
             "SELECT count(*), sum(s.paid), count(s.last_amount), sum(s.shops) FROM ("

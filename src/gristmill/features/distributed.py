@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gristmill.features.pit import Selection, training_set_sql
-from gristmill.features.recent import present_sql
 
 if TYPE_CHECKING:
     from gristmill.execution.base import Executor
@@ -254,10 +253,9 @@ class DistributedBuild:
                 event_files: list[dict[int, list[str]]] = []
                 empties: list[str] = []
                 for j, relation in enumerate(group.relations):
-                    present = present_sql(
-                        next(s for s in group.selections if s.relation == relation),
-                        warehouse.dialect,
-                    )
+                    # An event without its entity key counts for no spine row (views of
+                    # one source may read different time columns: those are kept).
+                    present = " AND ".join(f"{k} IS NOT NULL" for k in keys)
                     source = f"(SELECT * FROM {relation} WHERE {present})"
                     safe = parquet_safe(_described(tx.fetchall, f"SELECT * FROM {source}"))
                     empty = area.path(f"{folder}/r{j}.empty.parquet")
