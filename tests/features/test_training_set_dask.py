@@ -5,6 +5,7 @@ number of partitions; a killed worker; a worker memory limit smaller than the da
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -198,6 +199,29 @@ def test_dask_build_equals_the_local_build(tmp_path: Path, dask_scheduler: str) 
     assert any(r[names.index("last_ip")] is not None for r in rows)
     # Staging is cleaned once the build is published.
     assert not any((root / ".gristmill" / "staging").glob("dataset.*"))
+
+
+def test_dataset_build_engine_dask_on_the_command_line(tmp_path: Path, dask_scheduler: str) -> None:
+    from tests.cli.test_cli import gristmill
+
+    root = make_project(tmp_path, dask_scheduler, partitions=2, spine=50)
+    build(root, "local")
+    local = content(root, "training")
+    done = gristmill(
+        "dataset",
+        "build",
+        "training",
+        "--engine",
+        "dask",
+        "--full-refresh",
+        "--json",
+        "-p",
+        str(root),
+    )
+    assert done.returncode == 0, done.stderr
+    [step] = [s for s in json.loads(done.stdout)["steps"] if s["name"] == "training"]
+    assert (step["status"], step["mode"], step["rows"]) == ("ok", "table, on workers", 50)
+    assert_same(local, content(root, "training"))
 
 
 @pytest.mark.slow
