@@ -78,12 +78,12 @@ class Sampler:
 def _spill_size() -> int:
     total = 0
     for folder in (WORK / ".gristmill" / "warehouse.duckdb.tmp", WORK / ".gristmill" / "dask"):
-        for path in folder.rglob("*") if folder.exists() else []:
-            try:
-                if path.is_file() and (".tmp" in str(path) or "duckdb-spill" in str(path)):
-                    total += path.stat().st_size
-            except OSError:
-                continue
+        try:  # DuckDB creates and removes these folders as it goes
+            for path in folder.rglob("*") if folder.exists() else []:
+                if ".tmp" in str(path) or "duckdb-spill" in str(path):
+                    total += path.stat().st_size if path.is_file() else 0
+        except OSError:
+            continue
     return total
 
 
