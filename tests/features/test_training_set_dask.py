@@ -441,3 +441,17 @@ def test_a_training_set_larger_than_a_workers_memory_builds(
     with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb"), read_only=True) as db:
         got = db.execute("SELECT count(*), sum(paid_1d) FROM analytics.users_only").fetchone()
     assert got == expected[:2]
+
+
+def test_tasks_share_their_hosts_cores(tmp_path: Path, dask_scheduler: str) -> None:
+    from gristmill.config import ExecutionConfig
+    from gristmill.execution import open_executor
+    from gristmill.features.distributed import duckdb_threads
+
+    executor = open_executor(ExecutionConfig(engine="dask", scheduler=dask_scheduler), tmp_path)
+    try:
+        # Two workers of one thread on this host: its cores split between them.
+        assert duckdb_threads(executor) == max(1, (os.cpu_count() or 1) // 2)
+    finally:
+        executor.close()
+    assert duckdb_threads(open_executor(ExecutionConfig(), tmp_path)) is None
