@@ -139,8 +139,9 @@ def _format(area: StagingArea, partition_by: str | None = None) -> str:
 # -- on a worker -----------------------------------------------------------------------
 
 
-def run_partition(task: PartitionTask) -> tuple[str, int]:
-    """Run the training-set query of one partition; its result's file and row count.
+def run_partition(task: PartitionTask) -> tuple[str, int, float]:
+    """Run the training-set query of one partition; its result's file, row count and
+    seconds.
 
     Each attempt writes a file of its own name, and the driver reads only the file the
     task returned: an attempt on a worker that died (or was only thought dead) can
@@ -148,6 +149,7 @@ def run_partition(task: PartitionTask) -> tuple[str, int]:
     from gristmill.dialects import dialect
     from gristmill.execution.worker import duckdb_connection
 
+    started = time.perf_counter()
     engine = dialect("duckdb")
     con = duckdb_connection(task.area)
     try:
@@ -172,7 +174,7 @@ def run_partition(task: PartitionTask) -> tuple[str, int]:
         result = con.execute(
             f"COPY (SELECT {picked} FROM ({sql}) AS t) TO {_literal(path)} {_format(task.area)})"
         ).fetchone()
-        return path, int(result[0]) if result else 0
+        return path, int(result[0]) if result else 0, time.perf_counter() - started
     finally:
         con.close()
 
@@ -220,11 +222,17 @@ class DistributedBuild:
                 describe=PartitionTask.describe,
             )
             computed = time.perf_counter()
+            busy = sorted(seconds for _, _, seconds in outputs)
             log.info(
-                "%s: %d partition tasks ran (%.1fs)", self.name, len(tasks), computed - exported
+                "%s: %d partition tasks ran (%.1fs; a task took %.1fs at most, %.1fs in all)",
+                self.name,
+                len(tasks),
+                computed - exported,
+                busy[-1] if busy else 0.0,
+                sum(busy),
             )
             files: dict[int, list[str]] = {g.index: [] for g in groups}
-            for task, (path, _) in zip(tasks, outputs, strict=True):
+            for task, (path, _, _) in zip(tasks, outputs, strict=True):
                 files[task.group.index].append(path)
             rows = self._load(area, target, groups, files)
             log.info("%s: loaded %d rows (%.1fs)", self.name, rows, time.perf_counter() - computed)
