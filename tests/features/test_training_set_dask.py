@@ -455,3 +455,36 @@ def test_tasks_share_their_hosts_cores(tmp_path: Path, dask_scheduler: str) -> N
     finally:
         executor.close()
     assert duckdb_threads(open_executor(ExecutionConfig(), tmp_path)) is None
+
+
+def test_the_quickstart_training_set_on_dask_equals_local(
+    tmp_path: Path, dask_scheduler: str
+) -> None:
+    """Its views have different entities (user, merchant): each is partitioned by its own."""
+    from gristmill.quickstart.project import create_quickstart
+    from tests.cli.test_cli import gristmill
+
+    root = create_quickstart(tmp_path / "demo", rows=3_000)
+    config = (root / "gristmill.toml").read_text()
+    assert "[execution]" not in config
+    execution = f'\n[execution]\nscheduler = "{dask_scheduler}"\npartitions = 3\n'
+    (root / "gristmill.toml").write_text(config + execution)
+    done = gristmill("ingest", "-p", str(root))
+    assert done.returncode == 0, done.stderr
+    with Project.load(root) as project:
+        summary = run(project, ["+fraud_training"], kinds={"transform", "dataset"})
+        assert summary.ok, [s.error for s in summary.steps]
+        views = {s.view.name: s.view.entity for s in project_selections(project)}
+    assert len({tuple(e) for e in views.values()}) == 2, views
+    local = content(root, "fraud_training")
+    summary = build(root, "dask", ("fraud_training",))
+    assert summary.steps[0].mode == "table, on workers"
+    assert_same(local, content(root, "fraud_training"))
+
+
+def project_selections(project: Project) -> list[Any]:
+    from gristmill.graph.load import load_graph
+
+    training = load_graph(project).graph["fraud_training"].training
+    assert training is not None
+    return list(training.selections)
