@@ -16,6 +16,7 @@ from gristmill.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from gristmill.checks import CheckSpec
+    from gristmill.features.distributed import TrainingSetSpec
     from gristmill.transforms.definition import Transform
 
 AssetKind = Literal["source", "raw", "transform", "external", "feature_view", "dataset", "model"]
@@ -38,6 +39,8 @@ class Asset:
     source: tuple[str, str] | None = None
     """(source, source table) of a raw table."""
     checks: list[CheckSpec] = field(default_factory=list)
+    training: TrainingSetSpec | None = None
+    """A dataset's parts, to build it on the workers of a distributed executor."""
 
     @property
     def label(self) -> str:

@@ -199,6 +199,7 @@ def _feature_assets(
 ) -> list[Asset]:
     """Feature views, and the datasets built from them as derived tables."""
     from gristmill.features.discover import load_definitions
+    from gristmill.features.distributed import TrainingSetSpec
     from gristmill.features.pit import training_set_sql
     from gristmill.transforms.definition import TransformOptions
     from gristmill.transforms.sql import table_references
@@ -247,6 +248,9 @@ def _feature_assets(
                 relation=(derived, dataset.name),
                 definition_hash=transform.definition_hash,
                 transform=transform,
+                training=TrainingSetSpec(
+                    spine_sql, dataset.timestamp, tuple(selections), dataset.inclusive
+                ),
             )
         )
     return assets

@@ -10,6 +10,7 @@ transform downstream of a sync that found nothing new is skipped in the same run
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -26,6 +27,8 @@ from gristmill.graph.load import ProjectGraph, load_graph
 if TYPE_CHECKING:
     from gristmill.ingest.run import OpenedSources
     from gristmill.project import Project
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -421,18 +424,53 @@ class Runner:
             self.loaded.resolved,
             self.project.executor,
         )
-        built = builder.build(
-            transform,
-            asset.checks,
-            existing=self.loaded.relations.get(asset.relation),
-            rebuild=self.full_refresh
-            or recorded is None
-            or recorded.definition_hash != asset.definition_hash,
-        )
+        existing = self.loaded.relations.get(asset.relation)
+        if self._on_workers(asset):
+            from gristmill.features.distributed import DistributedBuild
+
+            assert asset.training is not None
+            distributed = DistributedBuild(
+                asset.name,
+                asset.training,
+                self.project.warehouse,
+                self.project.executor,
+                self.loaded.search_path,
+            )
+            built = builder.build_elsewhere(
+                transform,
+                asset.checks,
+                existing,
+                lambda target: distributed.build(target, transform.sql),
+            )
+            built.mode = "table, on workers"
+        else:
+            built = builder.build(
+                transform,
+                asset.checks,
+                existing=existing,
+                rebuild=self.full_refresh
+                or recorded is None
+                or recorded.definition_hash != asset.definition_hash,
+            )
         result.mode, result.rows = built.mode, built.rows
         result.checks = [r.to_dict() for r in built.checks]
         self.loaded.relations[asset.relation] = "view" if built.mode == "view" else "table"
         self._record_version(asset, expected)
+
+    def _on_workers(self, asset: Asset) -> bool:
+        """A dataset is built on the workers of a distributed executor, from a DuckDB
+        warehouse (whose file only this process may read and write)."""
+        if asset.training is None or not self.project.executor.DISTRIBUTED:
+            return False
+        if self.project.warehouse.NAME != "duckdb":
+            log.warning(
+                "%s: built by the %s warehouse itself (training sets on workers read a"
+                " DuckDB warehouse only, for now)",
+                asset.name,
+                self.project.warehouse.NAME,
+            )
+            return False
+        return True
 
     def _materialize(self, asset: Asset, result: StepResult) -> None:
         """Refresh a feature view's online values: only entities with new events."""

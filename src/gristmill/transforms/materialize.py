@@ -11,7 +11,7 @@ transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -139,6 +139,25 @@ class Builder:
         build = BUILD_PREFIX + transform.name
         self._drop(build)
         self._run_sql(transform, f"CREATE TABLE {self.rel(build)} AS\n{transform.sql}", 1)
+        return self._audit_and_publish(transform, checks, existing)
+
+    def build_elsewhere(
+        self,
+        transform: Transform,
+        checks: Sequence[CheckSpec],
+        existing: str | None,
+        fill: Callable[[str], object],
+    ) -> BuildResult:
+        """A table whose rows are computed outside this warehouse's SQL (a training set on
+        Dask workers): `fill(relation)` creates and fills the build table, which is then
+        checked and swapped in like a SQL table's; a failed fill publishes nothing."""
+        build = BUILD_PREFIX + transform.name
+        self._drop(build)
+        try:
+            fill(self.rel(build))
+        except BaseException:
+            self._drop(build)
+            raise
         return self._audit_and_publish(transform, checks, existing)
 
     def _view(
