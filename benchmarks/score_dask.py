@@ -70,8 +70,7 @@ def differing(project: object, left: str, right: str) -> int:
 
 
 def main() -> None:
-    from distributed import LocalCluster
-
+    from gristmill.execution.dask import local_cluster
     from gristmill.project import Project
     from gristmill.serve.batch import score_table
     from gristmill.train.trainer import train_model
@@ -85,14 +84,7 @@ def main() -> None:
     logging.basicConfig(format="    %(message)s")
     logging.getLogger("gristmill.serve.partitioned").setLevel(logging.INFO)
     started = time.perf_counter()
-    cluster = LocalCluster(
-        n_workers=WORKERS,
-        threads_per_worker=1,
-        memory_limit=MEMORY_LIMIT,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=40,
-    )
+    cluster = local_cluster(WORKERS, 1, MEMORY_LIMIT)
     print(f"LocalCluster started in {time.perf_counter() - started:.2f} s", flush=True)
     print(f"creating {args.train_rows:,} + {args.rows:,} rows x 30 features ...", flush=True)
     prepare(args.rows, args.train_rows, cluster.scheduler_address)

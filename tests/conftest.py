@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,14 +102,47 @@ def dask_scheduler() -> Iterator[str]:
     test process's Dask tests: a project points [execution] scheduler at it, instead of
     paying a cluster's start for every test."""
     pytest.importorskip("distributed", reason="the dask extra is not installed")
-    from distributed import LocalCluster
+    from gristmill.execution.dask import local_cluster
 
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit="2GB",
-        dashboard_address=None,
-        silence_logs=40,
-    ) as cluster:
+    with local_cluster(2, 1, "2GB") as cluster:
         yield cluster.scheduler_address
+
+
+@pytest.fixture
+def dask_tcp_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A real `dask scheduler` and two `dask worker` processes (no nanny: a killed one
+    stays dead) over TCP, as on a cluster of machines; the address and the workers."""
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}  # tasks may be functions of tests/
+    dask = str(Path(sys.executable).with_name("dask"))
+    folder = tmp_path / "dask-cluster"
+    folder.mkdir()
+    common: dict[str, Any] = {"env": env, "cwd": folder, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        **common,
+    )
+    alone = ("--no-dashboard", "--no-nanny")
+    workers = [
+        subprocess.Popen(
+            [dask, "worker", address, "--nthreads", "1", "--memory-limit", "2GB", *alone],
+            **common,
+        )
+        for _ in range(2)
+    ]
+    try:
+        yield address, workers
+    finally:
+        for process in [*workers, scheduler]:
+            process.terminate()
+        for process in [*workers, scheduler]:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

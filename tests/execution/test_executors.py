@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,8 +26,6 @@ from gristmill.execution.staging import StagingArea
 from tests.helpers import free_port
 
 pytest.importorskip("distributed", reason="the dask extra is not installed")
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def slow_square(n: int) -> int:
@@ -103,41 +100,10 @@ def test_a_local_cluster_is_started_for_the_command_and_stopped(tmp_path: Path) 
     assert cluster.status.name == "closed"
 
 
-@pytest.fixture
-def tcp_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
-    """A real `dask scheduler` and two `dask worker` processes over TCP."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    dask = str(Path(sys.executable).with_name("dask"))
-    common = {"env": env, "cwd": tmp_path, "stderr": subprocess.DEVNULL}
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        **common,  # type: ignore[call-overload]
-    )
-    workers = [
-        subprocess.Popen(
-            [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--no-nanny"],
-            **common,  # type: ignore[call-overload]
-        )
-        for _ in range(2)
-    ]
-    try:
-        yield address, workers
-    finally:
-        for process in [*workers, scheduler]:
-            process.terminate()
-        for process in [*workers, scheduler]:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 def test_a_real_scheduler_reschedules_a_killed_workers_partitions(
-    tmp_path: Path, tcp_cluster: tuple[str, list[subprocess.Popen[bytes]]]
+    tmp_path: Path, dask_tcp_cluster: tuple[str, list[subprocess.Popen[bytes]]]
 ) -> None:
-    address, workers = tcp_cluster
+    address, workers = dask_tcp_cluster
     config = ExecutionConfig(engine="dask", scheduler=address, connect_timeout="30s")
     executor = open_executor(config, tmp_path)
     try:

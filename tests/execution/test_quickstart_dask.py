@@ -1,11 +1,13 @@
-"""The quickstart project run with engine = "dask" against the same project run locally:
-the same tables (by content hash), the model's metrics within LightGBM's distributed
-tolerance, and the same scores from one model scored both ways."""
+"""The quickstart project run with engine = "dask", on a real `dask scheduler` and two
+`dask worker` processes over TCP, against the same project run locally: the same tables
+(by content hash), the model's metrics within LightGBM's distributed tolerance, and the
+same scores from one model scored both ways."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,21 @@ def _table_hashes(project: Project) -> dict[str, str]:
     return hashes
 
 
+def _task_prefixes(scheduler: str) -> set[str]:
+    """What kinds of task the cluster's scheduler has run."""
+    from distributed import Client
+
+    with Client(scheduler, timeout=10) as client:
+        return set(
+            client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        )
+
+
 def _build(root: Path, engine: str, scheduler: str) -> tuple[dict[str, str], dict[str, float]]:
     config = root / "gristmill.toml"
-    config.write_text(config.read_text() + f'\n[execution]\nscheduler = "{scheduler}"\n')
+    config.write_text(
+        config.read_text() + f'\n[execution]\nscheduler = "{scheduler}"\npartitions = 3\n'
+    )
     with Project.load(root) as project:
         project.use_engine(engine)
         assert ingest(project).ok
@@ -50,12 +64,17 @@ def _build(root: Path, engine: str, scheduler: str) -> tuple[dict[str, str], dic
 
 
 @pytest.mark.slow
-def test_the_quickstart_on_dask_equals_local(tmp_path: Path, dask_scheduler: str) -> None:
+def test_the_quickstart_on_dask_equals_local(
+    tmp_path: Path, dask_tcp_cluster: tuple[str, list[subprocess.Popen[bytes]]]
+) -> None:
+    scheduler, _ = dask_tcp_cluster
     local_root = create_quickstart(tmp_path / "local", rows=5_000)
     dask_root = tmp_path / "dask"
     shutil.copytree(local_root, dask_root)
-    local_tables, local_metrics = _build(local_root, "local", dask_scheduler)
-    dask_tables, dask_metrics = _build(dask_root, "dask", dask_scheduler)
+    local_tables, local_metrics = _build(local_root, "local", scheduler)
+    dask_tables, dask_metrics = _build(dask_root, "dask", scheduler)
+    # Python transforms, the training set's partitions and LightGBM's fit ran on the workers.
+    assert {"transform", "dataset fraud_training", "train_part"} <= _task_prefixes(scheduler)
     assert dask_tables == local_tables
     assert dask_metrics.keys() == local_metrics.keys()
     # LightGBM's distributed fit bins features per worker: close, not identical (at 5,000
@@ -71,3 +90,4 @@ def test_the_quickstart_on_dask_equals_local(tmp_path: Path, dask_scheduler: str
         one = warehouse.query_arrow("SELECT * FROM analytics.scored_local ORDER BY ALL")
         two = warehouse.query_arrow("SELECT * FROM analytics.scored_dask ORDER BY ALL")
         assert one.equals(two)
+    assert any(p.startswith("scoring fraud") for p in _task_prefixes(scheduler))

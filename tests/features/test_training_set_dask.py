@@ -263,20 +263,15 @@ def own_cluster(request: pytest.FixtureRequest) -> Any:
     """A LocalCluster of its own (two worker processes), for a test that kills workers or
     limits their memory: `request.param` holds its settings."""
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from gristmill.execution.dask import local_cluster
 
     options = {"memory_limit": "2GB", "allowed_failures": 3, **getattr(request, "param", {})}
     failures = {"distributed.scheduler.allowed-failures": options["allowed_failures"]}
     with (
         dask.config.set(failures),
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=options["memory_limit"],
-            dashboard_address=None,
-            silence_logs=40,
-        ) as cluster,
+        local_cluster(2, 1, options["memory_limit"]) as cluster,
         Client(cluster) as client,
     ):
         yield cluster.scheduler_address, client

@@ -246,6 +246,27 @@ def big_orders(pg_url: str, unique_name: str) -> Iterator[PostgresHarness]:
     h.close()
 
 
+def test_a_real_scheduler_and_workers_over_tcp_read_the_ranges(
+    big_orders: PostgresHarness,
+    tmp_path: Path,
+    dask_tcp_cluster: tuple[str, list[subprocess.Popen[bytes]]],
+) -> None:
+    """`dask scheduler` and two `dask worker` processes, as on machines of their own: the
+    ranges are read by the workers (each connects to PostgreSQL itself) and land in
+    staging; the driver publishes the table the local engine publishes."""
+    address, _ = dask_tcp_cluster
+    table = {"mode": "merge", "cursor": "updated_at"}
+    sources = {"src": {**big_orders.source_config(), "tables": {"orders": table}}}
+    local, dask = _projects(tmp_path, sources, address, partitions=4)
+    _both(local, dask, "src.orders")
+    assert _content(dask, "orders") == _content(local, "orders")
+    big_orders.execute(
+        "UPDATE orders SET updated_at = updated_at + interval '1 year' WHERE id % 7 = 0"
+    )
+    _both(local, dask, "src.orders")
+    assert _content(dask, "orders") == _content(local, "orders")
+
+
 def test_a_worker_killed_mid_read_gives_the_same_table(
     big_orders: PostgresHarness, tmp_path: Path, dask_scheduler: str
 ) -> None:

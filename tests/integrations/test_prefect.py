@@ -297,6 +297,67 @@ def test_a_failing_asset_fails_its_task_and_the_flow_run_and_skips_downstream(
     assert steps["user_names"]["status"] == "ok"
 
 
+WHERE_IT_RAN = """
+import os
+
+import pyarrow as pa
+
+from gristmill import transform
+
+
+@transform(inputs=["{input}"])
+def {name}({input}: pa.Table) -> pa.Table:
+    return pa.table({{"n": [{input}.num_rows], "pid": [os.getpid()]}})
+"""
+
+
+@pytest.mark.slow
+def test_a_flow_of_a_dask_project_runs_its_python_assets_on_the_cluster(
+    prefect_server: PrefectServer, project: Path
+) -> None:
+    """Prefect orchestrates, Dask executes: with `[execution] engine = "dask"` and a
+    LocalCluster started for the run, the flow's Python transforms run on the cluster's
+    worker processes (two independent ones from Prefect's threads at once), SQL in the
+    warehouse, and the catalog is the driver's."""
+    from gristmill.integrations.prefect import flow_for
+
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    for name, input in (("orders_seen", "orders"), ("users_seen", "users")):
+        (project / "transforms" / f"{name}.py").write_text(
+            WHERE_IT_RAN.format(name=name, input=input)
+        )
+    config = project / "gristmill.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[execution]\nengine = "dask"\nscheduler = "local"\nworkers = 2\n'
+        + 'memory_limit = "1GB"\n'
+    )
+    state = flow_for(project)(return_state=True)
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    tasks = _task_runs(flow_run_id)
+    assert set(tasks) == ASSETS | {"orders_seen", "users_seen"}
+    assert all(t.state is not None and t.state.is_completed() for t in tasks.values())
+
+    run, steps = _catalog(project)
+    assert run["status"] == "ok"
+    assert {s["status"] for s in steps.values()} == {"ok"}
+    with Project.load(project) as loaded:
+        seen = {
+            table: loaded.warehouse.query_arrow(f"SELECT n, pid FROM analytics.{table}").to_pylist()
+            for table in ("orders_seen", "users_seen")
+        }
+        totals = loaded.warehouse.query_arrow(
+            "SELECT user_id, total FROM analytics.order_totals ORDER BY user_id"
+        ).to_pylist()
+    assert [r["n"] for r in seen["orders_seen"]] == [3]
+    assert [r["n"] for r in seen["users_seen"]] == [2]
+    pids = {r["pid"] for rows in seen.values() for r in rows}
+    assert os.getpid() not in pids, "the Python transforms ran in the driver, not on Dask"
+    assert totals == [{"user_id": 1, "total": 14.5}, {"user_id": 2, "total": 100.0}]
+
+
 # -- deployments ---------------------------------------------------------------------------
 def _read_json(stream: Any, deadline: float) -> dict[str, Any]:
     """The JSON document `deploy --json` prints before it starts serving."""

@@ -88,17 +88,12 @@ def test_rows_around_partition_boundaries(project: Path, dask_scheduler: str, ro
 def test_a_worker_killed_mid_scoring_is_survived(project: Path) -> None:
     """A worker SIGKILLed while it scores a partition: Dask reruns the partition
     elsewhere and the table is the local one."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from gristmill.execution.dask import local_cluster
 
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit="2GB",
-            dashboard_address=None,
-            silence_logs=40,
-        ) as cluster,
+        local_cluster(2, 1, "2GB") as cluster,
         Client(cluster) as client,
     ):
         on_dask(project, cluster.scheduler_address, partitions=4)

@@ -39,6 +39,26 @@ PARTITIONS_PER_THREAD = 4
 """Enough partitions that a slow or rescheduled one doesn't leave the others idle."""
 
 
+def local_cluster(
+    workers: int, threads_per_worker: int, memory_limit: int | str, **options: Any
+) -> LocalCluster:
+    """A LocalCluster of worker processes on this machine, with no dashboard. Its
+    scheduler's HTTP endpoints (health, metrics) take a free port: on Dask's default,
+    8787, a second cluster on the machine warns and a strict warnings filter fails it."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        memory_limit=memory_limit,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+        **options,
+    )
+
+
 class DaskExecutor(Executor):
     NAME = "dask"
     DISTRIBUTED = True
@@ -63,7 +83,7 @@ class DaskExecutor(Executor):
             return self._client
 
     def _connect(self) -> Client:
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         timeout = parse_duration(self.config.connect_timeout).total_seconds()
         address = self.config.scheduler
@@ -74,13 +94,10 @@ class DaskExecutor(Executor):
                 self.config.threads_per_worker,
                 self.config.memory_limit,
             )
-            self._cluster = LocalCluster(
-                n_workers=self.config.workers,
-                threads_per_worker=self.config.threads_per_worker,
-                memory_limit=parse_size(self.config.memory_limit),
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
+            self._cluster = local_cluster(
+                self.config.workers,
+                self.config.threads_per_worker,
+                parse_size(self.config.memory_limit),
                 local_directory=str(self.root / ".gristmill" / "dask"),
             )
             return Client(self._cluster, timeout=timeout)

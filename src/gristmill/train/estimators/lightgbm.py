@@ -3,6 +3,7 @@ values learned, the model saved as LightGBM's model text."""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gristmill.train.estimators.base import BoostedEstimator, require
@@ -80,7 +81,11 @@ class LightGBMEstimator(BoostedEstimator):
         client = executor.client
         model = kind(client=client, n_estimators=rounds, **settings)
         features, labels = _partitioned(client, X, y, executor.partitions)
-        model.fit(features, labels, categorical_feature=categorical or "auto")
+        with warnings.catch_warnings():
+            # Emitted at every fit, whatever the parameters (LightGBM issue 6797): each
+            # worker's threads are its own cores.
+            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+            model.fit(features, labels, categorical_feature=categorical or "auto")
         return model.to_local().booster_
 
     def predict(self, fitted: Any, X: np.ndarray, task: str) -> np.ndarray:
