@@ -4,7 +4,7 @@ LocalCluster of worker processes started by the command), on the same data in th
 run; the two tables are compared.
 
     .venv/bin/python benchmarks/training_set_dask.py [--events N] [--spine N]
-        [--memory-limit 3GB] [--partitions N] [--skip-local]
+        [--memory-limit 3GB] [--partitions N] [--skip-local] [--running-cluster]
 
 Targets (issue 18): with 10M events / 1M spine rows, Dask (2 workers on 2 cores) within
 1.3x of local; with 50M events and memory_limit = "3GB" per worker, the build completes
@@ -30,10 +30,11 @@ from training_set import WORK, prepare
 from gristmill.memory import parse_size
 
 
-def write_config(memory_limit: str, partitions: int | None) -> None:
+def write_config(memory_limit: str, partitions: int | None, scheduler: str = "local") -> None:
     toml = 'name = "training-bench"\n'
     toml += f'\n[warehouse]\nmemory_limit = "{memory_limit}"\n'
     toml += f'\n[execution]\nworkers = 2\nthreads_per_worker = 1\nmemory_limit = "{memory_limit}"\n'
+    toml += f'scheduler = "{scheduler}"\n'
     if partitions:
         toml += f"partitions = {partitions}\n"
     (WORK / "gristmill.toml").write_text(toml)
@@ -159,14 +160,30 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="4GB")
     parser.add_argument("--partitions", type=int, default=None)
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument(
+        "--running-cluster",
+        action="store_true",
+        help="also build on a LocalCluster started before the command (its start not timed)",
+    )
     args = parser.parse_args()
     print(f"creating {args.events:,} events and {args.spine:,} spine rows ...", flush=True)
     prepare(args.events, args.spine, args.users)
     write_config(args.memory_limit, args.partitions)
     limit = parse_size(args.memory_limit) / 2**20
     engines = ["dask"] if args.skip_local else ["local", "dask"]
+    if args.running_cluster:
+        engines.append("dask, running cluster")
     for engine in engines:
-        seconds, peak, sampler, step = build(engine)
+        if engine == "dask, running cluster":
+            from gristmill.execution.dask import local_cluster
+
+            cluster = local_cluster(2, 1, args.memory_limit)
+            write_config(args.memory_limit, args.partitions, cluster.scheduler_address)
+            with cluster:
+                seconds, peak, sampler, step = build("dask")
+            write_config(args.memory_limit, args.partitions)
+        else:
+            seconds, peak, sampler, step = build(engine)
         workers = [
             rss / 2**20
             for name, rss in sampler.peaks.values()

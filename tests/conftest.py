@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,3 +147,63 @@ def dask_tcp_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Pope
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@dataclass(frozen=True)
+class ObjectStoreStaging:
+    """An S3 bucket (moto's server) and a LocalCluster whose workers reach it."""
+
+    scheduler: str
+    url: str
+    """The [execution] staging URL: a folder of the bucket."""
+    bucket: str
+
+    def objects(self) -> list[str]:
+        import boto3
+
+        found = boto3.client("s3").list_objects_v2(Bucket=self.bucket)
+        return [o["Key"] for o in found.get("Contents", [])]
+
+
+@pytest.fixture(scope="session")
+def s3_staging() -> Iterator[ObjectStoreStaging]:
+    """Staging on S3 as on a cluster of machines: moto's S3 server in this process, its
+    endpoint and keys in the environment (where s3fs, the driver's and the workers',
+    finds them), and a cluster started after them, so that its workers inherit them."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("moto is not installed, and CI is set: pip install -e '.[dev]'")
+        pytest.skip("moto is not installed (pip install -e '.[dev]')")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[dev]')")
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    import boto3
+
+    from gristmill.execution.dask import local_cluster
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    settings = {
+        "AWS_ACCESS_KEY_ID": "gristmill",
+        "AWS_SECRET_ACCESS_KEY": "gristmill",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        bucket = "gristmill-staging"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        with local_cluster(2, 1, "2GB") as cluster:
+            yield ObjectStoreStaging(cluster.scheduler_address, f"s3://{bucket}/gm", bucket)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()

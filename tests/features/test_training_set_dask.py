@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
@@ -23,6 +23,9 @@ from hypothesis import strategies as st
 
 from gristmill.graph.run import RunSummary, run
 from gristmill.project import Project
+
+if TYPE_CHECKING:
+    from tests.conftest import ObjectStoreStaging
 
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -127,6 +130,7 @@ def make_project(
     scheduler: str | None,
     *,
     partitions: int | None = None,
+    staging: str | None = None,
     seed: int = 1,
     users: int = 40,
     spine: int = 400,
@@ -139,6 +143,8 @@ def make_project(
         execution["scheduler"] = scheduler
     if partitions:
         execution["partitions"] = partitions
+    if staging:
+        execution["staging"] = staging
     config = {"name": "dasksets", "execution": execution}
     (root / "gristmill.toml").write_text(tomli_w.dumps(config))
     with duckdb.connect(str(root / ".gristmill" / "warehouse.duckdb")) as db:
@@ -199,6 +205,21 @@ def test_dask_build_equals_the_local_build(tmp_path: Path, dask_scheduler: str) 
     assert any(r[names.index("last_ip")] is not None for r in rows)
     # Staging is cleaned once the build is published.
     assert not any((root / ".gristmill" / "staging").glob("dataset.*"))
+
+
+def test_staging_on_an_object_store(tmp_path: Path, s3_staging: ObjectStoreStaging) -> None:
+    """Spine, events and results handed over through S3, as between machines: the
+    warehouse's DuckDB and the workers' read and write s3:// through s3fs."""
+    root = make_project(
+        tmp_path, s3_staging.scheduler, partitions=3, staging=s3_staging.url, spine=120
+    )
+    build(root, "local")
+    local = content(root, "training")
+    summary = build(root, "dask")
+    assert [s.mode for s in summary.steps] == ["table, on workers"]
+    assert_same(local, content(root, "training"))
+    assert not (root / ".gristmill" / "staging").exists(), "nothing staged on the local disk"
+    assert s3_staging.objects() == [], "the job's objects are removed"
 
 
 def test_dataset_build_engine_dask_on_the_command_line(tmp_path: Path, dask_scheduler: str) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,20 +23,29 @@ from tests.ingest.harness import MySQLHarness, PostgresHarness, SourceHarness
 from tests.ingest.type_table import TABLES
 from tests.ingest.typed_source import TypedSource
 
+if TYPE_CHECKING:
+    from tests.conftest import ObjectStoreStaging
+
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 
 PARTITIONS = 3
 
 
 def _projects(
-    tmp_path: Path, sources: dict[str, Any], scheduler: str, partitions: int = PARTITIONS
+    tmp_path: Path,
+    sources: dict[str, Any],
+    scheduler: str,
+    partitions: int = PARTITIONS,
+    staging: str | None = None,
 ) -> tuple[Path, Path]:
     """Two projects over the same sources: one local, one on the Dask cluster."""
     local, dask = tmp_path / "local", tmp_path / "dask"
     for root in (local, dask):
         root.mkdir(exist_ok=True)
     write_project(local, sources)
-    execution = {"engine": "dask", "scheduler": scheduler, "partitions": partitions}
+    execution: dict[str, Any] = {"engine": "dask", "scheduler": scheduler, "partitions": partitions}
+    if staging:
+        execution["staging"] = staging
     write_project(dask, sources, execution=execution)
     return local, dask
 
@@ -265,6 +274,17 @@ def test_a_real_scheduler_and_workers_over_tcp_read_the_ranges(
     )
     _both(local, dask, "src.orders")
     assert _content(dask, "orders") == _content(local, "orders")
+
+
+def test_staging_on_an_object_store(
+    big_orders: PostgresHarness, tmp_path: Path, s3_staging: ObjectStoreStaging
+) -> None:
+    """The workers' ranges land in S3 and the driver loads them from there."""
+    sources = {"src": {**big_orders.source_config(), "tables": {"orders": {}}}}
+    local, dask = _projects(tmp_path, sources, s3_staging.scheduler, 4, s3_staging.url)
+    _both(local, dask, "src.orders")
+    assert _content(dask, "orders") == _content(local, "orders")
+    assert s3_staging.objects() == [], "the job's objects are removed"
 
 
 def test_a_worker_killed_mid_read_gives_the_same_table(

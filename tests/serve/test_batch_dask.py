@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,12 +18,15 @@ from gristmill.errors import ArtifactTamperedError
 from gristmill.project import Project
 from gristmill.serve.batch import score_table
 
+if TYPE_CHECKING:
+    from tests.conftest import ObjectStoreStaging
+
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 
 STATES = 'rules=[Rule.stale("tx_count_7d", "review"), Rule.missing("last_amount", "hold"),'
 
 
-def on_dask(root: Path, scheduler: str, partitions: int) -> None:
+def on_dask(root: Path, scheduler: str, partitions: int, staging: str | None = None) -> None:
     """Point the project at the shared test cluster, local by default (--engine dask
     switches), as a user's gristmill.toml would."""
     with (root / "gristmill.toml").open("a") as toml:
@@ -31,6 +34,8 @@ def on_dask(root: Path, scheduler: str, partitions: int) -> None:
             f'\n[execution]\nengine = "local"\nscheduler = "{scheduler}"\n'
             f"partitions = {partitions}\n"
         )
+        if staging:
+            toml.write(f'staging = "{staging}"\n')
     spec = root / "models" / "fraud.py"  # rules that need each row's missing and stale
     spec.write_text(spec.read_text().replace("rules=[", STATES, 1))
 
@@ -67,6 +72,17 @@ def test_partitions_scored_on_workers_equal_the_local_loop(
         same(local, dask)
         # No staging left behind once the job is done.
         assert not any((project / ".gristmill" / "staging").iterdir())
+
+
+def test_staging_on_an_object_store(project: Path, s3_staging: ObjectStoreStaging) -> None:
+    """Rows, the model's copy and the scored partitions handed over through S3."""
+    on_dask(project, s3_staging.scheduler, partitions=3, staging=s3_staging.url)
+    with Project.load(project) as p:
+        local = scored(p, "clean_transactions", "local", batch_rows=700)
+        dask = scored(p, "clean_transactions", "dask", batch_rows=700)
+    same(local, dask)
+    assert not (project / ".gristmill" / "staging").exists(), "nothing staged on the local disk"
+    assert s3_staging.objects() == [], "the job's objects are removed"
 
 
 @pytest.mark.parametrize("rows", [29, 30, 31])

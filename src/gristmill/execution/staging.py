@@ -126,7 +126,11 @@ class StagingArea:
 
 def _remove_leftovers(fs: Any, root: str) -> None:
     host = socket.gethostname()
-    for entry in fs.ls(root, detail=True):
+    try:
+        entries = fs.ls(root, detail=True)
+    except FileNotFoundError:  # an object store has no empty folders: nothing staged yet
+        return
+    for entry in entries:
         if entry["type"] != "directory":
             continue
         name = entry["name"].rstrip("/").rsplit("/", 1)[-1]

@@ -132,7 +132,9 @@ def _format(area: StagingArea, partition_by: str | None = None) -> str:
     if area.is_local:
         options.append("COMPRESSION uncompressed")
     if partition_by:
-        options.append(f"PARTITION_BY ({partition_by})")
+        # The job's folder is its own and new: nothing to keep. (DuckDB checks that the
+        # target folder is empty otherwise, which an object store's missing prefix fails.)
+        options.append(f"PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE")
     return ", ".join(options)
 
 
@@ -206,6 +208,7 @@ class DistributedBuild:
         count = partitions or self.executor.partitions
         groups = groups_of(self.spec.selections)
         with self.executor.staging("dataset") as area:
+            self.warehouse.attach_staging(area)
             started = time.perf_counter()
             tasks = self._export(area, groups, count, target, local_sql)
             exported = time.perf_counter()

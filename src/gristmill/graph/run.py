@@ -462,10 +462,10 @@ class Runner:
         warehouse (whose file only this process may read and write)."""
         if asset.training is None or not self.project.executor.DISTRIBUTED:
             return False
-        if self.project.warehouse.NAME != "duckdb":
+        if not self.project.warehouse.READS_STAGING:
             log.warning(
-                "%s: built by the %s warehouse itself (training sets on workers read a"
-                " DuckDB warehouse only, for now)",
+                "%s: built by the %s warehouse itself (training sets on workers need a"
+                " warehouse that reads their staging files: DuckDB)",
                 asset.name,
                 self.project.warehouse.NAME,
             )

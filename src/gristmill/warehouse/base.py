@@ -15,12 +15,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
 from gristmill.dialects import Dialect, dialect
+
+if TYPE_CHECKING:
+    from gristmill.execution.staging import StagingArea
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,9 @@ class Warehouse(ABC):
     """Whether `append` may be called from several threads at once on one table."""
     SUPPORTS_ARROW_RELATIONS: ClassVar[bool] = False
     """Whether `register_arrow` can show an in-memory Arrow table to SQL."""
+    READS_STAGING: ClassVar[bool] = False
+    """Whether the warehouse's own SQL reads and writes Parquet files in an execution
+    engine's staging (`attach_staging`): what a training set built on workers needs."""
 
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         self.config = config
@@ -107,6 +113,10 @@ class Warehouse(ABC):
 
     def unregister_arrow(self, name: str) -> None:
         raise NotImplementedError(f"The {self.NAME} warehouse cannot read Arrow tables in place.")
+
+    def attach_staging(self, area: StagingArea) -> None:
+        """Let this warehouse's SQL read and write the files of `area` (READS_STAGING)."""
+        raise NotImplementedError(f"The {self.NAME} warehouse cannot read staging files.")
 
     @abstractmethod
     def query_arrow(

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -14,6 +14,9 @@ import pyarrow as pa
 from gristmill.config import WarehouseConfig
 from gristmill.errors import BackendError, ConnectionFailedError
 from gristmill.warehouse.base import BeyondDecimal, CountingReader, Transaction, Warehouse
+
+if TYPE_CHECKING:
+    from gristmill.execution.staging import StagingArea
 
 T = TypeVar("T")
 
@@ -92,6 +95,7 @@ class DuckDBWarehouse(Warehouse):
     SUPPORTS_TRANSACTIONAL_DDL = True
     SUPPORTS_PARALLEL_APPEND = True
     SUPPORTS_ARROW_RELATIONS = True
+    READS_STAGING = True
 
     def __init__(self, config: WarehouseConfig, root: Path) -> None:
         super().__init__(config, root)
@@ -169,6 +173,10 @@ class DuckDBWarehouse(Warehouse):
 
     def unregister_arrow(self, name: str) -> None:
         self._cursor().unregister(name)
+
+    def attach_staging(self, area: StagingArea) -> None:
+        # A filesystem registered on the connection serves its cursors too.
+        area.attach(self._con)
 
     def query_arrow(
         self, sql: str, params: Sequence[Any] = (), *, beyond_decimal: BeyondDecimal = "raise"
