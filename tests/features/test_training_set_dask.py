@@ -438,7 +438,7 @@ def test_a_training_set_larger_than_a_workers_memory_builds(
         )
         # What the query reads, in memory in one piece, is more than a worker may hold.
         size = (
-            db.execute("SELECT user_id, paid_at, amount, shop, units FROM raw.payments")
+            db.sql("SELECT user_id, paid_at, amount, shop, units FROM raw.payments")
             .to_arrow_table()
             .nbytes
         )

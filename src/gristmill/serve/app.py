@@ -193,7 +193,7 @@ def create_app(project: Project) -> Starlette:
             latency = (time.perf_counter() - started) * 1000
             metrics.predicted(name, latency / 1000, scored)
             version = loaded.version.version
-            policy = loaded.policy.version
+            policy = loaded.policy_version
             log.write(
                 [
                     {

@@ -7,6 +7,7 @@ their view's ttl; when the online store does not answer, a policy that declares 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -98,9 +99,14 @@ class LoadedModel:
     """Per-row contributions (the reasons); None: none can be computed (a scikit-learn
     tree without shap)."""
 
-    @property
+    @functools.cached_property
     def policy(self) -> Policy:
         return self.spec.served_policy
+
+    @functools.cached_property
+    def policy_version(self) -> str:
+        """The policy's content hash, once per loaded model rather than per request."""
+        return self.policy.version
 
     def check(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The requests' rows of request fields, once every field is of a kind the model
