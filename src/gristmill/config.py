@@ -62,7 +62,7 @@ class CatalogConfig(_Strict):
     path: str = ".gristmill/catalog.sqlite"
 
 
-SyncMode = Literal["full", "append", "merge"]
+SyncMode = Literal["full", "append", "merge", "cdc"]
 
 
 class TableConfig(_Strict):
@@ -122,6 +122,19 @@ class TableConfig(_Strict):
             raise ValueError("mode 'append' needs a 'cursor' column")
         if self.mode == "merge" and not self.cursor and not self.path:
             raise ValueError("mode 'merge' needs a 'cursor' column (such as updated_at)")
+        if self.mode == "cdc":
+            for name, value in (
+                ("cursor", self.cursor),
+                ("lookback", self.lookback),
+                ("detect_deletes", self.detect_deletes),
+                ("soft_delete_column", self.soft_delete_column),
+                ("path", self.path),
+            ):
+                if value:
+                    raise ValueError(
+                        f"mode 'cdc' reads every change, deletes too, from the source's log:"
+                        f" remove {name}"
+                    )
         if self.lookback is not None and not self.cursor:
             raise ValueError("lookback needs a 'cursor' column: it steps back from its last value")
         return self

@@ -146,6 +146,8 @@ class TableSync:
         self.key = f"{spec.source}.{spec.table.name}"
         self.incoming = spec.schema
         """The table's columns as this warehouse loads them (see `Dialect.load_type`)."""
+        self.extra_state: dict[str, Any] = {}
+        """What a sync in another mode records with the table's state (`cdc/apply.py`)."""
 
     # -- helpers ------------------------------------------------------------------------
     def q(self, identifier: str) -> str:
@@ -312,6 +314,7 @@ class TableSync:
                     # What downstream assets compare to know whether to rebuild.
                     "version": (not changed and (state or {}).get("version")) or uuid.uuid4().hex,
                     "fingerprint": fingerprint,
+                    **self.extra_state,
                 }
                 self.warehouse.write_state(tx, spec.source, spec.table.name, new_state)
         finally:

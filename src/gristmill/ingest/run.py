@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gristmill.catalog.base import TableSyncRecord
 from gristmill.config import SourceConfig, TableConfig, redact
 from gristmill.errors import ConfigError, GristmillError, NotFoundError, did_you_mean
+from gristmill.ingest.cdc.apply import CdcSync
 from gristmill.ingest.engine import KEYS_PREFIX, STAGE_PREFIX, Progress, TableResult, TableSync
 from gristmill.ingest.read_ahead import ReadAhead, SourcesOpenedAhead, read_ahead_plans
 from gristmill.ingest.schema import describe_columns
@@ -323,7 +324,7 @@ class _RunSyncs:
                 )
             self.targets[target] = result.key
             spec = read_ahead.spec if read_ahead else resolve_spec(source, table_name, table_config)
-            sync = TableSync(
+            sync = (CdcSync if table_config.mode == "cdc" else TableSync)(
                 project.warehouse,
                 source,
                 spec,
@@ -333,6 +334,8 @@ class _RunSyncs:
                 read_ahead,
                 project.executor,
             )
+            if isinstance(sync, CdcSync):
+                sync.open_log(project.config.name)
             result = sync.run()
             result.warnings = _schema_warnings(result, raw_schema)
             self._record_schema(result, sync)

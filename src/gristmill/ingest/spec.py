@@ -119,6 +119,17 @@ def resolve_spec(source: Source, name: str, config: TableConfig) -> TableSpec:
             f"{where}: mode 'merge' needs a primary key, and the table declares none. "
             "Set primary_key = [...] in its table entry."
         )
+    if config.mode == "cdc":
+        if not source.CAPTURES_CHANGES:
+            raise ConfigError(
+                f"{where}: mode 'cdc' reads PostgreSQL's logical replication, which a"
+                f" {source.KIND} source does not have. Use mode 'merge' with a cursor."
+            )
+        if not key:
+            raise ConfigError(
+                f"{where}: mode 'cdc' needs a primary key to apply updates and deletes by,"
+                " and the table declares none. Set primary_key = [...] in its table entry."
+            )
     if config.detect_deletes and not key:
         raise ConfigError(f"{where}: detect_deletes needs a primary key; set primary_key.")
     lookback = None

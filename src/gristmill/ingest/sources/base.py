@@ -12,13 +12,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
 from gristmill.config import SourceConfig
 from gristmill.dialects import Dialect, dialect
-from gristmill.errors import NotFoundError, did_you_mean
+from gristmill.errors import ConfigError, NotFoundError, did_you_mean
+
+if TYPE_CHECKING:
+    from gristmill.ingest.cdc.base import ChangeLog
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class ReadRequest:
     streams: int = 1
     path: str | None = None
     files_done: dict[str, Any] = field(default_factory=dict)
+    snapshot: Snapshot | None = None
+    """Read in this state of the database (the one a change-capture slot was created at)
+    instead of the current one; the caller ends it."""
 
 
 @dataclass
@@ -109,6 +115,8 @@ class Source(ABC):
     its config (a database server they reach, not a file beside the driver)."""
     SHARES_SNAPSHOTS: ClassVar[bool] = False
     """Whether `export_snapshot` gives other connections one state of the database."""
+    CAPTURES_CHANGES: ClassVar[bool] = False
+    """Whether its tables can sync with mode = "cdc" (a log of changes: `change_log`)."""
 
     def __init__(self, name: str, config: SourceConfig, root: Path) -> None:
         self.name = name
@@ -128,6 +136,20 @@ class Source(ABC):
     @abstractmethod
     def read_keys(self, table: SourceTable, keys: Sequence[str]) -> Iterator[pa.RecordBatch]:
         """Every current value of the key columns, for detecting hard deletes."""
+
+    def change_log(self, table: SourceTable, project: str) -> ChangeLog:
+        """The table's log of changes, for mode = "cdc" (where CAPTURES_CHANGES)."""
+        raise ConfigError(
+            f"Source '{self.name}' ({self.KIND}) has no change log: mode 'cdc' reads"
+            " PostgreSQL's logical replication. Use mode 'merge' with a cursor."
+        )
+
+    def typed_rows(
+        self, table: SourceTable, columns: Sequence[str], rows: str
+    ) -> Iterator[pa.RecordBatch]:
+        """`rows` of the change log (a JSON array of objects of column -> text) in the
+        types a read of `table` gives (where CAPTURES_CHANGES)."""
+        raise NotImplementedError(f"{self.KIND} sources have no change log")
 
     def close(self) -> None:  # noqa: B027 - sources without a connection have nothing to close
         pass
@@ -175,14 +197,17 @@ class SqlSource(Source):
         target = self.dialect.DOUBLE_TYPE if pa.types.is_floating(dtype) else self.dialect.TEXT_TYPE
         return f"{self.dialect.cast(column, target)} AS {column}"
 
-    def select_sql(self, request: ReadRequest, where: Sequence[str] = ()) -> tuple[str, list[Any]]:
-        table = request.table
-        select = ", ".join(
+    def select_list(self, table: SourceTable, columns: Sequence[str]) -> str:
+        """The select list that reads `columns` of `table` in their described types."""
+        return ", ".join(
             (self.override_sql if c in table.overrides else self.column_sql)(
                 c, table.schema.field(c).type
             )
-            for c in request.columns
+            for c in columns
         )
+
+    def select_sql(self, request: ReadRequest, where: Sequence[str] = ()) -> tuple[str, list[Any]]:
+        select = self.select_list(request.table, request.columns)
         conditions = list(where)
         params: list[Any] = []
         if request.cursor and request.cursor_from is not None:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -35,6 +35,9 @@ from gristmill.postgres_adbc import (
     wire_type,
 )
 from gristmill.types import cast_exact, is_numeric_text
+
+if TYPE_CHECKING:
+    from gristmill.ingest.cdc.base import ChangeLog
 
 MIN_BLOCKS_PER_STREAM = 1_000
 SERVER_PARALLEL_PLAN = (
@@ -81,6 +84,7 @@ class PostgresSource(SqlSource):
     INLINES_CURSOR = True
     READS_ON_WORKERS = True
     SHARES_SNAPSHOTS = True
+    CAPTURES_CHANGES = True
     SUPPORTS_PARALLEL_STREAMS = True
     PLACEHOLDER = "$1"
 
@@ -276,15 +280,16 @@ class PostgresSource(SqlSource):
         )
         blocks = 0 if request.cursor_from is not None else self._blocks(request.table.name)
         streams = min(request.streams, max(1, blocks // MIN_BLOCKS_PER_STREAM))
+        given = request.snapshot
         if streams == 1:
             sql, params = self.select_sql(request)
-            return Extract(
-                streams=[self.stream(sql, params, schema, SERVER_PARALLEL_PLAN)],
-                pending_from=pending,
-            )
+            setup = (*given.setup, *SERVER_PARALLEL_PLAN) if given else SERVER_PARALLEL_PLAN
+            # Its own connection in a given snapshot: the source's may hold a transaction.
+            stream = self.stream(sql, params, schema, setup, own_connection=given is not None)
+            return Extract(streams=[stream], pending_from=pending)
         # The exporting transaction must stay open until every stream has imported its
         # snapshot: the Extract closes it once the streams are done.
-        snapshot = self.export_snapshot()
+        snapshot = given or self.export_snapshot()
         step = -(-blocks // streams)
         parts = []
         for i in range(streams):
@@ -294,7 +299,47 @@ class PostgresSource(SqlSource):
             sql, params = self.select_sql(request, [low + high])
             parts.append(self.stream(sql, params, schema, snapshot.setup, own_connection=True))
 
-        return Extract(streams=parts, pending_from=pending, on_close=snapshot.close)
+        return Extract(
+            streams=parts, pending_from=pending, on_close=None if given else snapshot.close
+        )
+
+    def change_log(self, table: SourceTable, project: str) -> ChangeLog:
+        """The table's changes, from logical replication (`ingest/cdc/postgres.py`)."""
+        from gristmill.ingest.cdc.postgres import PostgresChangeLog
+
+        return PostgresChangeLog(self, table, project)
+
+    def typed_rows(
+        self, table: SourceTable, columns: Sequence[str], rows: str
+    ) -> Iterator[pa.RecordBatch]:
+        """`rows` (a JSON array of objects of column -> text, as the change log gives
+        values) in the types a read of the table has: the server parses each text with
+        the column's own input function, and the read's conversions follow, so a change
+        holds exactly what a sync of the row would."""
+        select = self.select_list(table, columns)
+        ref = self.table_ref(table.name)
+        # A json or jsonb column takes a JSON value as it is: its text, a JSON string, is
+        # parsed again here, so that SQL NULL and JSON null stay apart.
+        json_kinds = dict(
+            self._query(
+                "SELECT attname::text, format_type(atttypid, NULL) FROM pg_attribute"
+                " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped"
+                " AND atttypid IN ('json'::regtype, 'jsonb'::regtype)",
+                [ref],
+            )
+        )
+        rows_sql = f"json_populate_recordset(NULL::{ref}, $1::json) WITH ORDINALITY AS p"
+        if json_kinds.keys() & set(columns):
+            values = ", ".join(
+                f"(p.{self.quote(c)} #>> '{{}}')::{json_kinds[c]} AS {self.quote(c)}"
+                if c in json_kinds
+                else f"p.{self.quote(c)}"
+                for c in columns
+            )
+            rows_sql = f"(SELECT {values}, p.ordinality FROM {rows_sql}) AS p"
+        sql = f"SELECT {select} FROM {rows_sql} ORDER BY p.ordinality"
+        schema = pa.schema([table.schema.field(c) for c in columns])
+        return self.stream(sql, [rows], schema)
 
     def export_snapshot(self) -> Snapshot:
         exporter = self._database.connect()
