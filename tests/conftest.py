@@ -7,11 +7,9 @@ variable CI is set: there a missing server is a failure, never a silent skip.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.logical_postgres import POSTGRES_BIN, LogicalPostgres, start_logical_postgres
 
 PG_URL = os.environ.get("GRISTMILL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("GRISTMILL_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -211,85 +211,14 @@ def s3_staging() -> Iterator[ObjectStoreStaging]:
         server.stop()
 
 
-POSTGRES_BIN = Path(os.environ.get("GRISTMILL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-@dataclass(frozen=True)
-class LogicalPostgres:
-    """A PostgreSQL cluster of this test session with wal_level=logical (the shared server
-    on 5432 runs with wal_level=replica and stays as it is)."""
-
-    port: int
-    folder: Path
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def new_database(self) -> str:
-        """The URL of a database no other test uses."""
-        import psycopg
-
-        name = "t_" + uuid.uuid4().hex[:10]
-        with psycopg.connect(self.url(), autocommit=True) as db:
-            db.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-
-def _as_postgres_user(command: list[str]) -> list[str]:
-    """initdb and pg_ctl refuse to run as root: as root, they run as the postgres user."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="session")
 def logical_postgres() -> Iterator[LogicalPostgres]:
-    """A cluster started for the session: initdb and pg_ctl of the system's PostgreSQL, a
-    free port, a temporary folder; stopped (immediately) at the end."""
-    initdb = POSTGRES_BIN / "initdb"
-    if not initdb.exists():
-        message = f"PostgreSQL's initdb is not at {initdb} (set GRISTMILL_TEST_PG_BIN)"
+    """A cluster with wal_level=logical started for the session (the shared server on 5432
+    runs with wal_level=replica and stays as it is)."""
+    if not (POSTGRES_BIN / "initdb").exists():
+        message = f"PostgreSQL's initdb is not in {POSTGRES_BIN} (set GRISTMILL_TEST_PG_BIN)"
         if os.environ.get("CI"):
             pytest.fail(f"{message}, and CI is set.")
         pytest.skip(message)
-    # Not under pytest's root-only temporary folder: the postgres user must reach it.
-    folder = Path(tempfile.mkdtemp(prefix="gristmill-logical-pg-"))
-    data = folder / "data"
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    subprocess.run(
-        _as_postgres_user([str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    options = " ".join(
-        [
-            f"-p {port}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={folder}",
-            "-c wal_level=logical",
-            "-c max_replication_slots=40",
-            "-c max_wal_senders=40",
-            "-c fsync=off",
-            "-c full_page_writes=off",
-        ]
-    )
-    pg_ctl = str(POSTGRES_BIN / "pg_ctl")
-    subprocess.run(
-        _as_postgres_user(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield LogicalPostgres(port, folder)
-    finally:
-        subprocess.run(
-            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+    with start_logical_postgres() as cluster:
+        yield cluster
