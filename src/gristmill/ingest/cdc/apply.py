@@ -173,7 +173,8 @@ class CdcSync(TableSync):
 
     def _stage_changes(self, kept: list[tuple[int, Change]], unchanged: list[str | None]) -> None:
         spec = self.spec
-        rows = json.dumps([{k: c.values.get(k) for k in spec.columns} for _, c in kept])
+        # A column the table's entry leaves out is ignored by the source's conversion.
+        rows = json.dumps([c.values for _, c in kept])
         typed = self.source.typed_rows(spec.table, spec.columns, rows)
         batches = list(self._renamed(typed, spec.names))
         table = (
@@ -244,6 +245,8 @@ def _fill_unchanged(
     """Per change, the warehouse names (`names`: source column -> warehouse column) of the
     columns whose value stays as the warehouse has it ("|a|b|"; None: none). A value an update left out is first taken from the batch's
     earlier change of the same row, which the warehouse does not hold yet."""
+    if not any(change.unchanged for _, change in kept):
+        return [None] * len(kept)
     latest: dict[tuple[str | None, ...], dict[str, str | None]] = {}
     marks: list[str | None] = []
     for _, change in kept:

@@ -77,6 +77,7 @@ class PostgresChangeLog(ChangeLog):
         self.publication = self.name
         self._conn: Any = None
         self._relations: dict[int, Relation] = {}
+        self._names: dict[int, tuple[str, ...]] = {}
 
     # -- connections and errors -------------------------------------------------------------
     def _connect(self, replication: bool = False) -> Any:
@@ -236,6 +237,7 @@ class PostgresChangeLog(ChangeLog):
                 begun = None
             elif isinstance(message, Relation):
                 self._relations[message.oid] = message
+                self._names.pop(message.oid, None)
             elif begun is not None:
                 changes.extend(self._changes(message))
         return transactions
@@ -285,15 +287,21 @@ class PostgresChangeLog(ChangeLog):
     def _values(
         self, oid: int, values: tuple[Value, ...]
     ) -> tuple[dict[str, str | None], tuple[str, ...]]:
-        columns = self._relation(oid).columns
-        row: dict[str, str | None] = {}
-        unchanged = []
-        for column, value in zip(columns, values, strict=True):
-            if value is UNCHANGED:
-                unchanged.append(column.name)
-            else:
-                row[column.name] = value  # type: ignore[assignment]
-        return row, tuple(unchanged)
+        names = self._names.get(oid)
+        if names is None:
+            names = self._names[oid] = tuple(c.name for c in self._relation(oid).columns)
+        if len(names) != len(values):
+            raise BackendError(
+                f"Source '{self.source.name}': a change of {self.table.name} has {len(values)}"
+                f" values for its {len(names)} columns (a pgoutput protocol error)."
+            )
+        row = dict(zip(names, values, strict=True))
+        if UNCHANGED not in values:
+            return row, ()  # type: ignore[return-value]
+        unchanged = tuple(n for n, v in row.items() if v is UNCHANGED)
+        for name in unchanged:
+            del row[name]
+        return row, unchanged  # type: ignore[return-value]
 
     def _upsert(self, oid: int, values: tuple[Value, ...]) -> Change:
         row, unchanged = self._values(oid, values)
