@@ -65,6 +65,11 @@ class ConnectionFailedError(GristmillError):
     """A database could not be reached, or refused the credentials."""
 
 
+class WarehouseBusyError(ConnectionFailedError):
+    """Another process holds the warehouse (a DuckDB file is one writer's at a time) for
+    longer than gristmill waits for it."""
+
+
 class OnlineStoreUnavailableError(ConnectionFailedError):
     """The online store did not answer within its deadline (or refused the connection):
     a server answers 503, or the decision the model's policy declares for it."""

@@ -23,6 +23,7 @@ from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
 from gristmill.cli import schedule as schedule_cli
 from gristmill.cli import serve as serve_cli
+from gristmill.cli import stream as stream_cli
 
 app = typer.Typer(
     name="gristmill",
@@ -72,6 +73,7 @@ profile_cli.register(app)
 features_cli.register(app)
 models_cli.register(app)
 serve_cli.register(app)
+stream_cli.register(app)
 
 
 def main() -> None:

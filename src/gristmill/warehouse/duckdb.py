@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from gristmill.config import WarehouseConfig
-from gristmill.errors import BackendError, ConnectionFailedError
+from gristmill.errors import BackendError, ConnectionFailedError, WarehouseBusyError
 from gristmill.warehouse.base import BeyondDecimal, CountingReader, Transaction, Warehouse
 
 if TYPE_CHECKING:
@@ -89,6 +90,10 @@ def whole_row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBat
         yield from pending
 
 
+LOCK_WAIT_SECONDS = 10.0
+"""How long opening the warehouse file waits for another process to let go of it."""
+
+
 class DuckDBWarehouse(Warehouse):
     NAME = "duckdb"
     DIALECT = "duckdb"
@@ -102,19 +107,37 @@ class DuckDBWarehouse(Warehouse):
         path = Path(config.path)
         self.path = path if path.is_absolute() else root / path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(self.path), config={"memory_limit": config.memory_limit})
-        except duckdb.IOException as exc:
-            raise ConnectionFailedError(
-                f"Cannot open the DuckDB warehouse {self.path}: {exc}. "
-                "Is another gristmill process writing to it?"
-            ) from exc
+        self._con = self._connect(config)
         # UTC inside: CAST(timestamptz AS DATE) is the UTC date wherever gristmill runs
         # (DuckDB takes the machine's zone by default).
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         # One DuckDB connection is not safe to share across threads: each thread
         # gets its own cursor on the same database.
         self._local = threading.local()
+
+    def _connect(self, config: WarehouseConfig) -> duckdb.DuckDBPyConnection:
+        """The file, waiting up to LOCK_WAIT_SECONDS while another process holds it (a
+        `gristmill stream` committing a batch holds it for a moment at a time)."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                return duckdb.connect(str(self.path), config={"memory_limit": config.memory_limit})
+            except duckdb.IOException as exc:
+                held = "Could not set lock" in str(exc)
+                if held and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                error = WarehouseBusyError if held else ConnectionFailedError
+                raise error(
+                    f"Cannot open the DuckDB warehouse {self.path}: {exc}. "
+                    + (
+                        f"Another process has held it for over {LOCK_WAIT_SECONDS:g} s (a"
+                        " gristmill command, or a DuckDB connection left open): close it or"
+                        " wait for it to finish."
+                        if held
+                        else "Check the path and its permissions."
+                    )
+                ) from exc
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the warehouse, for a caller that registers functions

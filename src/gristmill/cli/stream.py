@@ -1,0 +1,114 @@
+"""`gristmill stream`: the project's change logs followed in one long-running process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import typer
+
+from gristmill.cli.output import console
+from gristmill.cli.run import PROJECT
+
+if TYPE_CHECKING:
+    from gristmill.ingest.cdc.follow import FollowedTable
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stream")(stream)
+
+
+def stream(
+    selectors: list[str] = typer.Argument(
+        None, help="SOURCE or SOURCE.TABLE entries; every cdc table when omitted."
+    ),
+    poll_seconds: float = typer.Option(
+        0.5, "--poll-seconds", min=0.05, max=60, help="How often each change log is asked."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print each table's totals as JSON when stopped."
+    ),
+    project_dir: Path = PROJECT,
+) -> None:
+    """Follow the change logs of the mode = "cdc" tables, applying changes as they commit.
+
+    The warehouse is held only while a batch commits: other commands and read-only DuckDB connections open it in between.
+
+    SIGTERM or Ctrl-C stops after the batch under way; a killed stream loses nothing and resumes where the warehouse is.
+
+    Exit code: 0 when no table failed, 1 when one did.
+    """
+    from gristmill.ingest.cdc.follow import Follower
+
+    follower = Follower(project_dir.resolve(), list(selectors or []), poll_seconds)
+    progress = None if json_output else _Progress()
+    follower.on_progress = progress.show if progress else None
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        follower.stop.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if progress:
+            with progress:
+                tables = follower.run()
+        else:
+            tables = follower.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if json_output:
+        print(json.dumps([t.to_dict() for t in tables], indent=2))
+    for table in tables:
+        if table.error:
+            console.print(f"[bold red]{table.key}:[/] {table.error}", highlight=False)
+    if any(t.ever_failed for t in tables):
+        raise typer.Exit(1)
+
+
+class _Progress:
+    """A live table of what each followed table has applied."""
+
+    def __init__(self) -> None:
+        from rich.live import Live
+
+        self.live = Live(console=console, refresh_per_second=2, transient=False)
+
+    def __enter__(self) -> _Progress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def show(self, tables: list[FollowedTable]) -> None:
+        from rich.table import Table
+
+        view = Table(title="gristmill stream (Ctrl-C stops)")
+        for column in (
+            "table",
+            "changes",
+            "upserted",
+            "deleted",
+            "position",
+            "last batch",
+            "state",
+        ):
+            view.add_column(column)
+        for t in tables:
+            view.add_row(
+                t.key,
+                f"{t.changes:,}",
+                f"{t.upserted:,}",
+                f"{t.deleted:,}",
+                t.position or "",
+                f"{t.last_apply_seconds:.2f} s" if t.last_apply_seconds is not None else "",
+                "[red]failing[/]" if t.error else "following",
+            )
+        self.live.update(view)

@@ -1,0 +1,222 @@
+"""Following change logs: what `gristmill stream` does for the project's cdc tables, until
+it is told to stop.
+
+Each table is polled for transactions past the position it last applied; when there are
+some, the warehouse is opened, the table caught up (`CdcSync`, micro-batches committed with
+their position) and the warehouse closed again. So a DuckDB warehouse file is held only
+while changes are committed, and other processes (`gristmill run`, `profile`, `serve`, a
+read-only DuckDB connection) open it in between; when one holds it, the table waits for
+the next poll. A table that fails is reported and tried again after a pause; the others
+go on. Stopping (SIGTERM, Ctrl-C) finishes the batch under way; a SIGKILL loses nothing
+(the next start reads again what the warehouse has not got).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gristmill.catalog.base import TableSyncRecord
+from gristmill.config import TableConfig
+from gristmill.errors import ConfigError, WarehouseBusyError
+from gristmill.ingest.cdc.pgoutput import parse_lsn
+from gristmill.ingest.sources.base import Source
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0
+"""How long a failed table waits before it is tried again."""
+
+
+@dataclass
+class FollowedTable:
+    source: str
+    table: str
+    config: TableConfig
+    position: str | None = None
+    """The last position applied (None: not known yet, or the table is not loaded)."""
+    changes: int = 0
+    """Source changes read and applied since the start."""
+    upserted: int = 0
+    deleted: int = 0
+    batches: int = 0
+    last_apply_seconds: float | None = None
+    waits: int = 0
+    """Polls that found the warehouse held by another process."""
+    error: str | None = None
+    failed_at: float = 0.0
+    ever_failed: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}.{self.table}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.key,
+            "position": self.position,
+            "changes": self.changes,
+            "rows_upserted": self.upserted,
+            "rows_deleted": self.deleted,
+            "batches": self.batches,
+            "last_apply_seconds": self.last_apply_seconds,
+            "warehouse_waits": self.waits,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Follower:
+    """The cdc tables of a project, followed until `stop` is set."""
+
+    root: Path
+    selectors: list[str] = field(default_factory=list)
+    poll_seconds: float = 0.5
+    on_progress: Callable[[list[FollowedTable]], None] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        from gristmill.project import Project
+
+        project = Project.load(self.root)
+        try:
+            self.config = project.config
+            self.tables = self._tables()
+            self.run_id = project.catalog.start_run(
+                "stream" + (f" {' '.join(self.selectors)}" if self.selectors else "")
+            )
+        finally:
+            project.close()
+        self._sources: dict[str, Source] = {}
+
+    def _tables(self) -> list[FollowedTable]:
+        from gristmill.ingest.run import _selection
+
+        chosen: dict[tuple[str, str], TableConfig] = {}
+        for selector in self.selectors or [None]:  # type: ignore[list-item]
+            for source, tables in _selection(self.config.sources, selector).items():
+                for table, config in (tables or {}).items():
+                    if config.mode == "cdc":
+                        chosen[source, table] = config
+        if not chosen:
+            raise ConfigError(
+                'No table syncs with mode = "cdc" in gristmill.toml'
+                f"{' among ' + ', '.join(self.selectors) if self.selectors else ''}: gristmill"
+                " stream follows the change logs of those tables."
+            )
+        return [FollowedTable(s, t, c) for (s, t), c in chosen.items()]
+
+    def run(self) -> list[FollowedTable]:
+        """Follow until stopped; the tables, with what was applied to each."""
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                for table in self.tables:
+                    if self.stop.is_set():
+                        break
+                    self._poll(table)
+                if self.on_progress is not None:
+                    self.on_progress(self.tables)
+                self.stop.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+        finally:
+            self._finish()
+        return self.tables
+
+    def _source(self, name: str) -> Source:
+        from gristmill.ingest.sources import open_source
+
+        if name not in self._sources:
+            self._sources[name] = open_source(name, self.config.sources[name], self.root)
+        return self._sources[name]
+
+    def _poll(self, table: FollowedTable) -> None:
+        if table.error is not None and time.monotonic() - table.failed_at < RETRY_SECONDS:
+            return
+        try:
+            if table.position is not None and not self._pending(table):
+                table.error = None
+                return
+            self._apply(table)
+            table.error = None
+        except WarehouseBusyError:  # another process holds the file: the next poll
+            table.waits += 1
+        except Exception as exc:
+            self._failed(table, exc)
+
+    def _pending(self, table: FollowedTable) -> bool:
+        """Whether the log holds a transaction past the applied position (one is decoded)."""
+        source = self._source(table.source)
+        log = source.change_log(source.describe(table.table), self.config.name)
+        try:
+            assert table.position is not None
+            return bool(log.read(parse_lsn(table.position), 1))
+        finally:
+            log.close()
+
+    def _apply(self, table: FollowedTable) -> None:
+        from gristmill.ingest.cdc.apply import CdcSync
+        from gristmill.ingest.run import SCRATCH_PREFIXES
+        from gristmill.ingest.spec import resolve_spec
+        from gristmill.project import Project
+
+        source = self._source(table.source)
+        started = time.perf_counter()
+        with Project.load(self.root) as project:
+            warehouse = project.warehouse  # opened here, closed with the project
+            raw = project.config.warehouse.raw_schema
+            warehouse.ensure_schema(raw)
+            warehouse.ensure_state_table()
+            warehouse.drop_scratch([raw], SCRATCH_PREFIXES)
+            spec = resolve_spec(source, table.table, table.config)
+            sync = CdcSync(warehouse, source, spec, raw, False, None).open_log(project.config.name)
+            result = sync.run()
+        table.position = result.cursor
+        table.changes += result.rows_read
+        table.upserted += result.rows
+        table.deleted += result.deleted_rows
+        table.batches += 1
+        table.last_apply_seconds = time.perf_counter() - started
+
+    def _failed(self, table: FollowedTable, exc: Exception) -> None:
+        from gristmill.ingest.run import failure_message
+
+        message = failure_message(table.key, exc)
+        if message != table.error:
+            logger.error("%s: %s (tried again in %g s)", table.key, message, RETRY_SECONDS)
+        table.error = message
+        table.ever_failed = True
+        table.failed_at = time.monotonic()
+
+    def _finish(self) -> None:
+        """One record per table in the catalog's run history, and the run's status."""
+        from gristmill.project import Project
+
+        for source in self._sources.values():
+            source.close()
+        project = Project.load(self.root)
+        try:
+            catalog = project.catalog
+            for table in self.tables:
+                catalog.record_sync(
+                    self.run_id,
+                    TableSyncRecord(
+                        source=table.source,
+                        table=table.table,
+                        target=table.config.target or table.table.split(".")[-1],
+                        mode="cdc",
+                        status="failed" if table.ever_failed else "ok",
+                        rows=table.upserted,
+                        seconds=0.0,
+                        error=table.error,
+                        details=table.to_dict(),
+                    ),
+                )
+            ok = not any(t.ever_failed for t in self.tables)
+            catalog.finish_run(self.run_id, "ok" if ok else "failed")
+        finally:
+            project.close()
