@@ -140,7 +140,7 @@ def main() -> None:
                 "-o",
                 "publication_names=bench_recv",
                 "--no-loop",
-            ],  # fmt: skip
+            ],
             check=True,
         )
         limit = time.perf_counter() - started
