@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from gristmill.dialects import Dialect
     from gristmill.features.definition import FeatureView
     from gristmill.online.base import OnlineStore
     from gristmill.project import Project
@@ -94,17 +95,9 @@ def materialize(
         now, cut = to_micros(clock), future_cut(clock, clock_skew(project))
         source = _source(project, view)
         events = event_rows_sql(view, source, project.warehouse.dialect)
-        # The serving clock's rule: rows dated beyond it are not events yet (a push of
-        # them is refused), so they neither count nor decide an entity's latest event.
         current = f"SELECT * FROM ({events}) AS c WHERE _gm_time <= {cut}"
         keys = ", ".join(project.warehouse.quote(k) for k in view.entity)
-        # The latest event of every entity is kept, however old: expressions read it.
-        ranked = (
-            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC)"
-            f" AS _gm_newest FROM ({current}) AS e"
-        )
-        recent = f"_gm_time >= {now - span_us(view)}"
-        sql = f"SELECT * FROM ({ranked}) AS e WHERE {recent} OR _gm_newest = 1"
+        sql = online_events_sql(view, source, project.warehouse.dialect, now, cut)
         if incremental:
             sql = (
                 f"SELECT * FROM ({sql}) AS e WHERE ({keys}) IN"
@@ -139,6 +132,22 @@ def materialize(
             )
         )
     return results
+
+
+def online_events_sql(view: FeatureView, source: str, dialect: Dialect, now: int, cut: int) -> str:
+    """The events of `source` the online store keeps for `view` as of `now` (epoch µs):
+    those within the view's span, and each entity's latest, however old (expressions read
+    it). Rows dated after `cut` (now + [online] clock_skew) are not events yet: a push of
+    them is refused, so they neither count nor decide an entity's latest event."""
+    events = event_rows_sql(view, source, dialect)
+    current = f"SELECT * FROM ({events}) AS c WHERE _gm_time <= {cut}"
+    keys = ", ".join(dialect.quote(k) for k in view.entity)
+    ranked = (
+        f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _gm_time DESC)"
+        f" AS _gm_newest FROM ({current}) AS e"
+    )
+    recent = f"_gm_time >= {now - span_us(view)}"
+    return f"SELECT * FROM ({ranked}) AS e WHERE {recent} OR _gm_newest = 1"
 
 
 def _future_rows(project: Project, events: str, cut: int) -> int:

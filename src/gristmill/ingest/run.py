@@ -335,7 +335,7 @@ class _RunSyncs:
                 project.executor,
             )
             if isinstance(sync, CdcSync):
-                sync.open_log(project.config.name)
+                sync.for_project(project)
             result = sync.run()
             result.warnings = _schema_warnings(result, raw_schema)
             self._record_schema(result, sync)

@@ -30,6 +30,8 @@ from gristmill.ingest.schema import SchemaPlan, plan_evolution, schema_from_text
 from gristmill.ingest.sources.base import Extract, ReadRequest, Snapshot
 
 if TYPE_CHECKING:
+    from gristmill.features.live import LiveViews
+    from gristmill.project import Project
     from gristmill.warehouse.base import Transaction
 
 logger = logging.getLogger(__name__)
@@ -39,16 +41,23 @@ MAX_CHANGES = 50_000
 SEQUENCE = "_gm_seq"
 OPERATION = "_gm_op"
 UNCHANGED = "_gm_unchanged"
+CHANGED_ENTITIES = "_gm_changed_entities"
 
 
 class CdcSync(TableSync):
     """Syncs one table from its change log (`Source.change_log`)."""
 
     log: ChangeLog
+    live: LiveViews | None = None
+    """The feature views built on the table, refreshed online with each batch."""
     max_changes = MAX_CHANGES
 
-    def open_log(self, project: str) -> CdcSync:
-        self.log = self.source.change_log(self.spec.table, project)
+    def for_project(self, project: Project) -> CdcSync:
+        """The table's change log, and the feature views to keep in step with it."""
+        from gristmill.features.live import LiveViews
+
+        self.log = self.source.change_log(self.spec.table, project.config.name)
+        self.live = LiveViews.of_table(project, self.schema, self.spec.target)
         return self
 
     def _run(self) -> TableResult:
@@ -145,9 +154,14 @@ class CdcSync(TableSync):
                 self._stage_changes(kept, unchanged)
             with self.warehouse.transaction() as tx:
                 self._evolve(tx, plan)
+                if self.live is not None:
+                    self._track_entities(tx)
                 deleted = self._truncate(tx) if truncated >= 0 else 0
                 upserted, removed = self._merge_changes(tx, unchanged) if kept else (0, 0)
                 deleted += removed
+                if self.live is not None:
+                    self.live.refresh(tx, f"SELECT * FROM {CHANGED_ENTITIES}")
+                    tx.execute(f"DROP TABLE {CHANGED_ENTITIES}")
                 changed = bool(upserted or deleted or plan.changed)
                 last = transactions[-1] if transactions else None
                 state.update(
@@ -189,8 +203,25 @@ class CdcSync(TableSync):
         self.warehouse.recreate_table(self.schema, self.stage, table.schema)
         self.warehouse.append(self.schema, self.stage, table.to_batches())
 
+    def _track_entities(self, tx: Transaction) -> None:
+        """A temporary table of the entities the batch touches, before and after, for the
+        online refresh (`features/live.py`)."""
+        assert self.live is not None
+        columns = ", ".join(self.q(c) for c in self.live.entity_columns)
+        tx.execute(
+            f"CREATE TEMPORARY TABLE {CHANGED_ENTITIES} AS SELECT {columns}"
+            f" FROM {self.t(self.spec.target)} WHERE 1 = 0"
+        )
+
+    def _touched(self, tx: Transaction, rows: str) -> None:
+        """Remember the entities of the query `rows` (of the target's columns) as touched."""
+        if self.live is not None:
+            columns = ", ".join(self.q(c) for c in self.live.entity_columns)
+            tx.execute(f"INSERT INTO {CHANGED_ENTITIES} SELECT {columns} FROM ({rows}) AS r")
+
     def _truncate(self, tx: Transaction) -> int:
         target = self.t(self.spec.target)
+        self._touched(tx, f"SELECT * FROM {target}")
         count = int(tx.fetchall(f"SELECT count(*) FROM {target}")[0][0])
         tx.execute(f"DELETE FROM {target}")
         return count
@@ -231,6 +262,12 @@ class CdcSync(TableSync):
             )
             upserts = f"SELECT {columns} FROM {self.t(self.keys_stage)}"
         upserted = int(tx.fetchall(f"SELECT count(*) FROM ({upserts}) AS u")[0][0])
+        self._touched(
+            tx,
+            f"SELECT t.* FROM {target} AS t WHERE EXISTS"
+            f" (SELECT 1 FROM ({latest}) AS n WHERE {match})",
+        )
+        self._touched(tx, upserts)
         tx.execute(
             f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM ({latest}) AS n WHERE {match})"
         )

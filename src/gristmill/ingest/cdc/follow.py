@@ -173,7 +173,7 @@ class Follower:
             warehouse.ensure_state_table()
             warehouse.drop_scratch([raw], SCRATCH_PREFIXES)
             spec = resolve_spec(source, table.table, table.config)
-            sync = CdcSync(warehouse, source, spec, raw, False, None).open_log(project.config.name)
+            sync = CdcSync(warehouse, source, spec, raw, False, None).for_project(project)
             result = sync.run()
         table.position = result.cursor
         table.changes += result.rows_read
