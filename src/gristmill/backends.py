@@ -55,6 +55,9 @@ _REGISTRY: dict[str, dict[str, str]] = {
     "registry": {
         "local": "gristmill.registry.local:LocalRegistryStorage",
     },
+    "broker": {
+        "redis": "gristmill.streams.redis:RedisStreamBroker",
+    },
 }
 _ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}
 

@@ -340,6 +340,55 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class StreamConfig(_Strict):
+    """[streams.NAME]: a broker's stream of events, into a warehouse table and the online
+    values of feature views, in micro-batches."""
+
+    type: Literal["redis"] = "redis"
+    url: str
+    stream: str
+    """The stream's key (Redis)."""
+    group: str = "gristmill"
+    """The consumer group whose acknowledgements say what has been applied."""
+    table: str | None = None
+    """Where events are appended ("schema.table" or a table of the raw schema)."""
+    feature_views: list[str] = Field(default_factory=list)
+    """Views whose online values each event updates (their source holds these columns)."""
+    format: Literal["fields", "json"] = "fields"
+    """"fields": a message field per column, as text; "json": the event as a JSON object
+    in the message's `data` field."""
+    event_id: str
+    """The column that identifies an event: one delivered twice is applied once."""
+    columns: dict[str, str]
+    """Column -> type (the names of `column_types`): what an event must hold."""
+    batch: int = Field(default=10_000, ge=1, le=100_000)
+    """The most messages one micro-batch takes: memory stays bounded however far the
+    producer is ahead."""
+
+    @field_validator("columns")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from gristmill.types import check_override
+
+        if not value:
+            raise ValueError('declare the events\' columns: columns = { name = "type" }')
+        checked = {}
+        for column, name in value.items():
+            try:
+                checked[column] = check_override(name)
+            except ValueError as exc:
+                raise ValueError(f"column '{column}': {exc}") from None
+        return checked
+
+    @model_validator(mode="after")
+    def _needs(self) -> StreamConfig:
+        if self.event_id not in self.columns:
+            raise ValueError(f"event_id '{self.event_id}' is not one of its columns")
+        if not self.table and not self.feature_views:
+            raise ValueError("a stream needs a table, feature_views, or both, to feed")
+        return self
+
+
 class ProjectConfig(_Strict):
     name: str = "gristmill-project"
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
@@ -353,6 +402,7 @@ class ProjectConfig(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    streams: dict[str, StreamConfig] = Field(default_factory=dict)
 
     @cached_property
     def serve(self) -> ServeConfig:

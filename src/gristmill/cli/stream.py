@@ -15,7 +15,7 @@ from gristmill.cli.output import console
 from gristmill.cli.run import PROJECT
 
 if TYPE_CHECKING:
-    from gristmill.ingest.cdc.follow import FollowedTable
+    from gristmill.ingest.cdc.follow import FollowedStream, FollowedTable
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
 
 def stream(
     selectors: list[str] = typer.Argument(
-        None, help="SOURCE or SOURCE.TABLE entries; every cdc table when omitted."
+        None,
+        help="Streams, SOURCE or SOURCE.TABLE entries; every stream and cdc table when omitted.",
     ),
     poll_seconds: float = typer.Option(
         0.5, "--poll-seconds", min=0.05, max=60, help="How often each change log is asked."
@@ -34,7 +35,7 @@ def stream(
     ),
     project_dir: Path = PROJECT,
 ) -> None:
-    """Follow the change logs of the mode = "cdc" tables, applying changes as they commit.
+    """Follow the change logs of the mode = "cdc" tables and the [streams], applying changes as they commit.
 
     The warehouse is held only while a batch commits: other commands and read-only DuckDB connections open it in between.
 
@@ -64,11 +65,13 @@ def stream(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if json_output:
-        print(json.dumps([t.to_dict() for t in tables], indent=2))
-    for table in tables:
-        if table.error:
-            console.print(f"[bold red]{table.key}:[/] {table.error}", highlight=False)
-    if any(t.ever_failed for t in tables):
+        totals = [t.to_dict() for t in tables] + [s.to_dict() for s in follower.streams]
+        print(json.dumps(totals, indent=2))
+    followed: list[FollowedTable | FollowedStream] = [*tables, *follower.streams]
+    for item in followed:
+        if item.error:
+            console.print(f"[bold red]{item.key}:[/] {item.error}", highlight=False)
+    if any(t.ever_failed for t in followed):
         raise typer.Exit(1)
 
 
@@ -87,27 +90,24 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(None, None, None)
 
-    def show(self, tables: list[FollowedTable]) -> None:
+    def show(self, followed: list[FollowedTable | FollowedStream]) -> None:
         from rich.table import Table
 
+        from gristmill.ingest.cdc.follow import FollowedTable
+
         view = Table(title="gristmill stream (Ctrl-C stops)")
-        for column in (
-            "table",
-            "changes",
-            "upserted",
-            "deleted",
-            "position",
-            "last batch",
-            "state",
-        ):
+        columns = ("table or stream", "read", "applied", "deleted / dead", "position")
+        for column in (*columns, "last batch", "state"):
             view.add_column(column)
-        for t in tables:
+        for t in followed:
+            if isinstance(t, FollowedTable):
+                counts, position = (t.changes, t.upserted, t.deleted), t.position or ""
+            else:
+                counts, position = (t.messages, t.applied, t.dead), ""
             view.add_row(
                 t.key,
-                f"{t.changes:,}",
-                f"{t.upserted:,}",
-                f"{t.deleted:,}",
-                t.position or "",
+                *(f"{n:,}" for n in counts),
+                position,
                 f"{t.last_apply_seconds:.2f} s" if t.last_apply_seconds is not None else "",
                 "[red]failing[/]" if t.error else "following",
             )

@@ -337,7 +337,6 @@ class Pusher:
         entities changed. The push is refused whole (InvalidEventError, nothing stored)
         if an event holds a value its source column cannot take, or a time later than
         the serving clock (now, UTC) plus [online] clock_skew."""
-        import duckdb
         import pyarrow as pa
 
         view = self.definitions.view(view_name)
@@ -345,9 +344,18 @@ class Pusher:
         table = self.checker(view).table(
             events.to_pylist() if isinstance(events, pa.Table) else events, clock
         )
+        rows = self.rows(view, table)
+        refuse_not_finite(view, rows)
+        return apply_events(self.project.online, view, rows, now=to_micros(clock))
+
+    def rows(self, view: FeatureView, table: pa.Table) -> pa.Table:
+        """The view's event rows (`event_rows_sql`) of events already checked (`table`, of
+        the source's columns), one per event, in order."""
+        import duckdb
+
         self._db.register("_gm_pushed", table)
         try:
-            rows = self._db.sql(self._sql[view_name]).to_arrow_table()
+            return self._db.sql(self._sql[view.name]).to_arrow_table()
         except duckdb.Error as exc:
             # The values fit their columns, so this is the view's own SQL failing on them
             # (a cast in a feature's expression): said without DuckDB's internals.
@@ -360,8 +368,6 @@ class Pusher:
             ) from None
         finally:
             self._db.unregister("_gm_pushed")
-        refuse_not_finite(view, rows)
-        return apply_events(self.project.online, view, rows, now=to_micros(clock))
 
     def close(self) -> None:
         self._db.close()

@@ -37,7 +37,7 @@ TYPES_META = "event_types"
 _FLOAT32_MAX = 3.4028234663852886e38
 
 
-class _Refused(Exception):
+class RefusedValue(Exception):
     """A value a column cannot take: why, and how to say it."""
 
     def __init__(self, reason: EventProblem, detail: str) -> None:
@@ -111,7 +111,7 @@ class EventChecker:
         self.view = view
         self.schema = schema
         self.skew = clock_skew
-        self._casts = {f.name: _cast_for(f.type) for f in schema}
+        self._casts = {f.name: value_check(f.type) for f in schema}
         self._required = {*view.entity, view.timestamp}
         unknown = sorted(self._required - set(schema.names))
         if unknown:
@@ -153,13 +153,13 @@ class EventChecker:
                     continue
                 try:
                     values.append(self._casts[name](value))
-                except _Refused as refused:
+                except RefusedValue as refused:
                     raise self._refuse(index, name, refused.reason, refused.detail) from None
         self._refuse_future(columns[self.view.timestamp], now)
         arrays = []
         for field in self.schema:
             try:
-                arrays.append(_array(columns[field.name], field.type))
+                arrays.append(arrow_column(columns[field.name], field.type))
             except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
                 raise InvalidEventError(
                     f"View {self.view.name}, field {field.name}: a value does not fit the"
@@ -231,7 +231,7 @@ def _say(skew: timedelta) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
-def _array(values: list[Any], dtype: pa.DataType) -> pa.Array:
+def arrow_column(values: list[Any], dtype: pa.DataType) -> pa.Array:
     import pyarrow as pa
 
     if pa.types.is_timestamp(dtype) and dtype.tz is not None:
@@ -240,7 +240,7 @@ def _array(values: list[Any], dtype: pa.DataType) -> pa.Array:
     return pa.array(values, dtype)
 
 
-def _cast_for(dtype: pa.DataType) -> Callable[[Any], Any]:
+def value_check(dtype: pa.DataType) -> Callable[[Any], Any]:
     """The function that checks one value for a column of `dtype` and returns it in the
     form Arrow takes for that type."""
     import pyarrow as pa
@@ -281,60 +281,60 @@ def _kind(value: Any) -> str:
 
 def _boolean(value: Any) -> bool:
     if type(value) is not bool:
-        raise _Refused("wrong_type", f"expected true or false, got {_kind(value)}")
+        raise RefusedValue("wrong_type", f"expected true or false, got {_kind(value)}")
     return value
 
 
 def _integer(value: Any, low: int, high: int, name: str) -> int:
     if type(value) is not int:
         if isinstance(value, float | Decimal) and not _finite(value):
-            raise _Refused("not_finite", f"{value} is not a number this column can hold")
-        raise _Refused(
+            raise RefusedValue("not_finite", f"{value} is not a number this column can hold")
+        raise RefusedValue(
             "wrong_type", f"expected an integer (the column is {name}), got {_shown(value)}"
         )
     if not low <= value <= high:
-        raise _Refused("out_of_range", f"{_digits(value)} is outside {name}'s [{low}, {high}]")
+        raise RefusedValue("out_of_range", f"{_digits(value)} is outside {name}'s [{low}, {high}]")
     return value
 
 
 def _float(value: Any, biggest: float) -> float:
     if type(value) is bool or not isinstance(value, int | float | Decimal):
-        raise _Refused("wrong_type", f"expected a number, got {_shown(value)}")
+        raise RefusedValue("wrong_type", f"expected a number, got {_shown(value)}")
     if not _finite(value):
-        raise _Refused("not_finite", f"{value} is not a finite number")
+        raise RefusedValue("not_finite", f"{value} is not a finite number")
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     # A finite value that becomes infinite as a double overflowed it.
     if math.isinf(number) or abs(number) > biggest:
-        raise _Refused("out_of_range", f"{_digits(value)} is beyond the column's range")
+        raise RefusedValue("out_of_range", f"{_digits(value)} is beyond the column's range")
     return number
 
 
 def _decimal(value: Any, precision: int, scale: int) -> Decimal:
     if type(value) is bool or not isinstance(value, int | float | Decimal | str):
-        raise _Refused("wrong_type", f"expected a number, got {_shown(value)}")
+        raise RefusedValue("wrong_type", f"expected a number, got {_shown(value)}")
     if isinstance(value, float | Decimal) and not _finite(value):
-        raise _Refused("not_finite", f"{value} is not a finite number")
+        raise RefusedValue("not_finite", f"{value} is not a finite number")
     try:
         # A float's shortest repr is the number its sender wrote (0.1, not 0.1000000000000000055).
         number = Decimal(repr(value) if isinstance(value, float) else value)
     except (InvalidOperation, ValueError):
         if isinstance(value, str):
-            raise _Refused("malformed", f"{value[:40]!r} is not a number") from None
-        raise _Refused("out_of_range", f"{_digits(value)} has too many digits") from None
+            raise RefusedValue("malformed", f"{value[:40]!r} is not a number") from None
+        raise RefusedValue("out_of_range", f"{_digits(value)} has too many digits") from None
     if not number.is_finite():
-        raise _Refused("not_finite", f"{value} is not a finite number")
+        raise RefusedValue("not_finite", f"{value} is not a finite number")
     if number and number.adjusted() >= precision - scale:
-        raise _Refused(
+        raise RefusedValue(
             "out_of_range",
             f"{_digits(number)} has more integer digits than DECIMAL({precision},{scale}) holds",
         )
     with localcontext() as context:
         context.prec = precision + 2
         if number != number.quantize(Decimal(1).scaleb(-scale)):
-            raise _Refused(
+            raise RefusedValue(
                 "inexact",
                 f"{number} has more than {scale} decimal places; DECIMAL({precision},{scale})"
                 " would round it",
@@ -344,11 +344,13 @@ def _decimal(value: Any, precision: int, scale: int) -> Decimal:
 
 def _string(value: Any) -> str:
     if type(value) is not str:
-        raise _Refused("wrong_type", f"expected a string, got {_shown(value)}")
+        raise RefusedValue("wrong_type", f"expected a string, got {_shown(value)}")
     try:
         value.encode()
     except UnicodeEncodeError:
-        raise _Refused("malformed", "the string is not valid Unicode (a lone surrogate)") from None
+        raise RefusedValue(
+            "malformed", "the string is not valid Unicode (a lone surrogate)"
+        ) from None
     return value
 
 
@@ -358,18 +360,18 @@ def _timestamp(value: Any) -> datetime:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise _Refused(
+            raise RefusedValue(
                 "malformed",
                 f"{value[:40]!r} is not an ISO 8601 time, such as 2026-11-26T10:00:00Z",
             ) from None
     if not isinstance(value, datetime):
-        raise _Refused("wrong_type", f"expected a time, got {_shown(value)}")
+        raise RefusedValue("wrong_type", f"expected a time, got {_shown(value)}")
     moment: datetime = value
     if moment.tzinfo is not None:
         try:
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         except OverflowError:
-            raise _Refused("out_of_range", f"{moment} is beyond the years 1 to 9999") from None
+            raise RefusedValue("out_of_range", f"{moment} is beyond the years 1 to 9999") from None
     return moment
 
 
@@ -378,11 +380,11 @@ def _date(value: Any) -> date:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise _Refused(
+            raise RefusedValue(
                 "malformed", f"{value[:40]!r} is not an ISO 8601 date, such as 2026-11-26"
             ) from None
     if isinstance(value, datetime) or not isinstance(value, date):
-        raise _Refused("wrong_type", f"expected a date, got {_shown(value)}")
+        raise RefusedValue("wrong_type", f"expected a date, got {_shown(value)}")
     return value
 
 
@@ -434,7 +436,7 @@ def parse_key(view: FeatureView, schema: pa.Schema, name: str, text: str) -> Any
             return _timestamp(text)
         if pa.types.is_date(dtype):
             return _date(text)
-    except (ValueError, KeyError, _Refused):
+    except (ValueError, KeyError, RefusedValue):
         raise ConfigError(
             f"Feature view {view.name}: the entity key {name} is of type {dtype};"
             f" {text!r} is not one. Give {name}=VALUE with a value of that type."

@@ -16,7 +16,7 @@ import bisect
 import json
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
@@ -187,6 +187,7 @@ def apply_events(
     *,
     now: int,
     replace: bool = False,
+    nonces: Sequence[int] | None = None,
 ) -> int:
     """Append event rows (as `event_rows_sql` gives them) to their entities, and forget
     each entity's events older than the view's span before `now` (the serving clock, in
@@ -216,7 +217,10 @@ def apply_events(
         time = int(times[r])
         row = [_stored(v) for v in values[r]] if plain else list(values[r])
         by_entity.setdefault(key, []).append(
-            (time, encode_event(time, row, list(keeps[r]), nonce + r))
+            (
+                time,
+                encode_event(time, row, list(keeps[r]), nonce + r if nonces is None else nonces[r]),
+            )
         )
         if now > time > newest.get(key, time - 1):
             newest[key] = time

@@ -54,6 +54,14 @@ def project(root: Path, app: App) -> Path:
     )
 
 
+def loaded(tmp_path: Path, app: App) -> Path:
+    """A project whose table (one row) is loaded and whose change log is started."""
+    app.db.execute("INSERT INTO payments (id, amount) VALUES (1, 1.00)")
+    root = project(tmp_path, app)
+    assert run_ingest(root).ok
+    return root
+
+
 def same(root: Path, app: App) -> None:
     found = warehouse_rows(root, "payments")
     expected = app.rows()
@@ -105,9 +113,7 @@ def test_inserts_updates_deletes_and_truncates_reach_the_warehouse(
 
 
 def test_nothing_new_changes_nothing(tmp_path: Path, app: App) -> None:
-    app.db.execute("INSERT INTO payments (id, amount) VALUES (1, 1.00)")
-    root = project(tmp_path, app)
-    assert run_ingest(root).ok
+    root = loaded(tmp_path, app)
     again = run_ingest(root)
     assert again.ok
     assert again.tables[0].outcome == "unchanged"
@@ -127,9 +133,7 @@ def test_status_shows_the_slot_and_its_lag_and_drop_slot_removes_it(
 ) -> None:
     import json
 
-    app.db.execute("INSERT INTO payments (id, amount) VALUES (1, 1.00)")
-    root = project(tmp_path, app)
-    assert run_ingest(root).ok
+    root = loaded(tmp_path, app)
     app.db.execute(
         "INSERT INTO payments (id, memo) SELECT i, repeat('x', 100) FROM generate_series(2, 500) i"
     )
@@ -165,9 +169,7 @@ def test_status_shows_the_slot_and_its_lag_and_drop_slot_removes_it(
 def test_a_new_source_column_is_added_and_an_incompatible_change_stops_clearly(
     tmp_path: Path, app: App
 ) -> None:
-    app.db.execute("INSERT INTO payments (id, amount) VALUES (1, 1.00)")
-    root = project(tmp_path, app)
-    assert run_ingest(root).ok
+    root = loaded(tmp_path, app)
     app.db.execute("ALTER TABLE payments ADD COLUMN channel TEXT")
     app.db.execute("INSERT INTO payments (id, amount, channel) VALUES (2, 2.00, 'ussd')")
     added = run_ingest(root)
@@ -267,9 +269,7 @@ def test_a_slot_another_process_reads_is_refused_and_the_table_kept(
 
     from tests.conftest import POSTGRES_BIN
 
-    app.db.execute("INSERT INTO payments (id, amount) VALUES (1, 1.00)")
-    root = project(tmp_path, app)
-    assert run_ingest(root).ok
+    root = loaded(tmp_path, app)
     (slot,) = app.db.execute(
         "SELECT slot_name FROM pg_replication_slots WHERE database = current_database()"
     ).fetchone()

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.catalog.base import TableSyncRecord
-from gristmill.config import TableConfig
+from gristmill.config import StreamConfig, TableConfig
 from gristmill.errors import ConfigError, WarehouseBusyError
 from gristmill.ingest.cdc.pgoutput import parse_lsn
 from gristmill.ingest.sources.base import Source
+from gristmill.streams.consume import StreamConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +72,45 @@ class FollowedTable:
 
 
 @dataclass
+class FollowedStream:
+    name: str
+    config: StreamConfig
+    consumer: StreamConsumer | None = None
+    messages: int = 0
+    applied: int = 0
+    dead: int = 0
+    batches: int = 0
+    last_apply_seconds: float | None = None
+    waits: int = 0
+    error: str | None = None
+    failed_at: float = 0.0
+    ever_failed: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stream": self.name,
+            "messages": self.messages,
+            "applied": self.applied,
+            "dead_letters": self.dead,
+            "batches": self.batches,
+            "last_apply_seconds": self.last_apply_seconds,
+            "warehouse_waits": self.waits,
+            "error": self.error,
+        }
+
+
+@dataclass
 class Follower:
     """The cdc tables of a project, followed until `stop` is set."""
 
     root: Path
     selectors: list[str] = field(default_factory=list)
     poll_seconds: float = 0.5
-    on_progress: Callable[[list[FollowedTable]], None] | None = None
+    on_progress: Callable[[list[FollowedTable | FollowedStream]], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -86,7 +119,18 @@ class Follower:
         project = Project.load(self.root)
         try:
             self.config = project.config
+            self.streams = [
+                FollowedStream(n, c)
+                for n, c in self.config.streams.items()
+                if not self.selectors or n in self.selectors
+            ]
             self.tables = self._tables()
+            if not self.tables and not self.streams:
+                raise ConfigError(
+                    'No table syncs with mode = "cdc" and no [streams.*] is declared in'
+                    f" gristmill.toml{' among ' + ', '.join(self.selectors) if self.selectors else ''}:"
+                    " gristmill stream follows those."
+                )
             self.run_id = project.catalog.start_run(
                 "stream" + (f" {' '.join(self.selectors)}" if self.selectors else "")
             )
@@ -98,17 +142,16 @@ class Follower:
         from gristmill.ingest.run import _selection
 
         chosen: dict[tuple[str, str], TableConfig] = {}
-        for selector in self.selectors or [None]:  # type: ignore[list-item]
+        selectors = [s for s in self.selectors if s not in self.config.streams]
+        if self.selectors and not selectors:
+            return []  # only streams were named
+        if not self.config.sources and not selectors:
+            return []
+        for selector in selectors or [None]:  # type: ignore[list-item]
             for source, tables in _selection(self.config.sources, selector).items():
                 for table, config in (tables or {}).items():
                     if config.mode == "cdc":
                         chosen[source, table] = config
-        if not chosen:
-            raise ConfigError(
-                'No table syncs with mode = "cdc" in gristmill.toml'
-                f"{' among ' + ', '.join(self.selectors) if self.selectors else ''}: gristmill"
-                " stream follows the change logs of those tables."
-            )
         return [FollowedTable(s, t, c) for (s, t), c in chosen.items()]
 
     def run(self) -> list[FollowedTable]:
@@ -120,8 +163,12 @@ class Follower:
                     if self.stop.is_set():
                         break
                     self._poll(table)
+                for stream in self.streams:
+                    if self.stop.is_set():
+                        break
+                    self._poll_stream(stream)
                 if self.on_progress is not None:
-                    self.on_progress(self.tables)
+                    self.on_progress([*self.tables, *self.streams])
                 self.stop.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
         finally:
             self._finish()
@@ -147,6 +194,37 @@ class Follower:
             table.waits += 1
         except Exception as exc:
             self._failed(table, exc)
+
+    def _poll_stream(self, stream: FollowedStream) -> None:
+        """Batches of the stream until it has none (or the process is told to stop)."""
+        from gristmill.project import Project
+        from gristmill.streams.consume import StreamConsumer
+
+        if stream.error is not None and time.monotonic() - stream.failed_at < RETRY_SECONDS:
+            return
+        try:
+            if stream.consumer is None:
+                stream.consumer = StreamConsumer(
+                    self.root, stream.name, stream.config, consumer=self.config.name
+                )
+            while not self.stop.is_set():
+                result = stream.consumer.poll(lambda: Project.load(self.root))
+                if result is None:
+                    break
+                stream.messages += result.messages
+                stream.applied += result.applied
+                stream.dead += result.dead
+                stream.batches += 1
+                stream.last_apply_seconds = result.seconds
+            stream.error = None
+        except WarehouseBusyError:
+            stream.waits += 1
+            if stream.consumer is not None:
+                stream.consumer.broker.rewind()
+        except Exception as exc:
+            if stream.consumer is not None:
+                stream.consumer.broker.rewind()
+            self._failed(stream, exc)
 
     def _pending(self, table: FollowedTable) -> bool:
         """Whether the log holds a transaction past the applied position (one is decoded)."""
@@ -182,7 +260,7 @@ class Follower:
         table.batches += 1
         table.last_apply_seconds = time.perf_counter() - started
 
-    def _failed(self, table: FollowedTable, exc: Exception) -> None:
+    def _failed(self, table: FollowedTable | FollowedStream, exc: Exception) -> None:
         from gristmill.ingest.run import failure_message
 
         message = failure_message(table.key, exc)
@@ -198,6 +276,9 @@ class Follower:
 
         for source in self._sources.values():
             source.close()
+        for stream in self.streams:
+            if stream.consumer is not None:
+                stream.consumer.close()
         project = Project.load(self.root)
         try:
             catalog = project.catalog
@@ -216,7 +297,23 @@ class Follower:
                         details=table.to_dict(),
                     ),
                 )
-            ok = not any(t.ever_failed for t in self.tables)
+            for stream in self.streams:
+                catalog.record_sync(
+                    self.run_id,
+                    TableSyncRecord(
+                        source="stream",
+                        table=stream.name,
+                        target=stream.config.table or "",
+                        mode="stream",
+                        status="failed" if stream.ever_failed else "ok",
+                        rows=stream.applied,
+                        seconds=0.0,
+                        error=stream.error,
+                        details=stream.to_dict(),
+                    ),
+                )
+            followed: list[FollowedTable | FollowedStream] = [*self.tables, *self.streams]
+            ok = not any(t.ever_failed for t in followed)
             catalog.finish_run(self.run_id, "ok" if ok else "failed")
         finally:
             project.close()

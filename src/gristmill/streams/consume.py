@@ -1,0 +1,329 @@
+"""One stream's micro-batches: read, checked, applied, acknowledged.
+
+A batch (at most [streams.NAME] batch messages) is applied in one warehouse transaction:
+its new events appended to the stream's table (an event id the table already holds, or
+that the batch holds twice, is applied once) and its dead letters recorded; the online
+values of its feature views are written before that commit, each event under a nonce
+derived from its id, so that writing it again stores nothing new. The messages are
+acknowledged after the commit: a consumer killed at any moment gets them again, and
+applying them again changes nothing.
+
+A message that cannot be applied (not UTF-8, not JSON, a missing or unknown field, a value
+its column cannot take, a time beyond the serving clock's skew) becomes a dead letter
+(`_gristmill.dead_letters`: the stream, the message id, the reason, the message as
+received); the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from gristmill import backends
+from gristmill.config import StreamConfig
+from gristmill.errors import ConfigError, did_you_mean
+from gristmill.features.discover import load_definitions
+from gristmill.features.events import RefusedValue, arrow_column, value_check
+from gristmill.streams.base import Broker, Message
+from gristmill.types import override_type
+
+if TYPE_CHECKING:
+    from gristmill.features.api import Pusher
+    from gristmill.features.definition import FeatureView
+    from gristmill.project import Project
+    from gristmill.warehouse.base import Transaction, Warehouse
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTERS = "dead_letters"
+STAGE = "_gm_stream_"
+
+
+@dataclass
+class BatchResult:
+    messages: int
+    applied: int
+    """Events new to the stream's table (or to the online store, without a table)."""
+    dead: int
+    seconds: float
+
+
+class StreamConsumer:
+    """Applies one [streams.NAME] entry's batches to a project."""
+
+    def __init__(self, root: Path, name: str, config: StreamConfig, consumer: str) -> None:
+        self.root = root
+        self.name = name
+        self.config = config
+        self.schema = pa.schema([pa.field(c, override_type(t)) for c, t in config.columns.items()])
+        self._checks = {f.name: value_check(f.type) for f in self.schema}
+        self._from_text = {f.name: _text_parser(f.type) for f in self.schema}
+        self.definitions = load_definitions(root)
+        self.views: list[FeatureView] = [self.definitions.view(v) for v in config.feature_views]
+        for view in self.views:
+            missing = [c for c in (*view.entity, view.timestamp) if c not in self.schema.names]
+            if missing:
+                raise ConfigError(
+                    f"Stream '{self.name}': feature view {view.name} needs column"
+                    f" {missing[0]!r}, which the stream's columns do not declare."
+                    f"{did_you_mean(missing[0], self.schema.names)}"
+                )
+        broker_class = backends.resolve("broker", config.type)
+        self.broker: Broker = broker_class(name, config, consumer)
+        self._pusher: Pusher | None = None
+
+    def prepare(self, project: Project) -> None:
+        """The views' SQL, checked against the stream's columns (once)."""
+        from gristmill.features.api import Pusher
+
+        self._pusher = Pusher(project, self.definitions)
+        empty = self.schema.empty_table()
+        for view in self.views:
+            self._pusher.rows(view, empty)  # the view's SQL binds to these columns
+
+    @property
+    def _required(self) -> set[str]:
+        return {self.config.event_id, *(k for v in self.views for k in (*v.entity, v.timestamp))}
+
+    # -- a batch --------------------------------------------------------------------------------
+    def poll(self, open_project: Any, block_seconds: float = 0.0) -> BatchResult | None:
+        """Read one batch and apply it (`open_project()` gives the project, opened for the
+        batch only); None when the stream had nothing."""
+        messages = self.broker.read(block_seconds)
+        if not messages:
+            return None
+        started = time.perf_counter()
+        events, dead = self._check(messages)
+        with open_project() as project:
+            if self._pusher is None and self.views:
+                self.prepare(project)
+            applied, buried = self._apply(project, events, dead)
+        self.broker.ack([m.id for m in messages])
+        return BatchResult(len(messages), applied, buried, time.perf_counter() - started)
+
+    def _check(
+        self, messages: list[Message]
+    ) -> tuple[list[tuple[Message, dict[str, Any]]], list[tuple[Message, str]]]:
+        good: list[tuple[Message, dict[str, Any]]] = []
+        dead: list[tuple[Message, str]] = []
+        for message in messages:
+            try:
+                good.append((message, self._event(message)))
+            except RefusedValue as refused:
+                dead.append((message, refused.detail))
+        return good, dead
+
+    def _event(self, message: Message) -> dict[str, Any]:
+        if message.problem is not None:
+            raise RefusedValue("malformed", message.problem)
+        if self.config.format == "json":
+            text = message.fields.get("data")
+            if text is None:
+                raise RefusedValue("missing", "no `data` field holding the event as JSON")
+            try:
+                given = json.loads(text)
+            except ValueError as exc:
+                raise RefusedValue("malformed", f"the `data` field is not JSON ({exc})") from None
+            if not isinstance(given, dict):
+                raise RefusedValue("malformed", "the `data` field is not a JSON object")
+            parse = None
+        else:
+            given, parse = message.fields, self._from_text
+        event: dict[str, Any] = {}
+        for field, value in given.items():
+            if field not in self._checks:
+                hint = did_you_mean(str(field), self._checks)
+                raise RefusedValue(
+                    "unknown_field", f"{field}: not one of the stream's columns.{hint}"
+                )
+            if value is None:
+                continue
+            try:
+                event[field] = self._checks[field](parse[field](value) if parse else value)
+            except RefusedValue as refused:
+                raise RefusedValue(refused.reason, f"{field}: {refused.detail}") from None
+        for field in self._required:
+            if event.get(field) is None:
+                raise RefusedValue(
+                    "missing", f"{field}: missing (an event needs its id, keys and time)"
+                )
+        return event
+
+    # -- applying ---------------------------------------------------------------------------------
+    def _apply(
+        self,
+        project: Project,
+        events: list[tuple[Message, dict[str, Any]]],
+        dead: list[tuple[Message, str]],
+    ) -> tuple[int, int]:
+        """(events applied, dead letters)"""
+        now = datetime.now(UTC)
+        events, late = self._on_the_clock(project, events, now)
+        dead = dead + late
+        table = self._table(events)
+        if not (self.config.table and table.num_rows) and not dead:
+            # Nothing for the warehouse: it is not even opened.
+            new = _unique(table, self.config.event_id)
+            self._online(project, new, now)
+            return int(new.num_rows), 0
+        warehouse = project.warehouse
+        if dead:
+            warehouse.ensure_schema(warehouse.meta_schema)
+        stage = None
+        if self.config.table and table.num_rows:
+            schema, target = self._target(project)
+            warehouse.ensure_schema(schema)
+            if not warehouse.table_exists(schema, target):
+                warehouse.recreate_table(schema, target, warehouse.dialect.load_schema(self.schema))
+            stage = STAGE + target
+            warehouse.recreate_table(schema, stage, table.schema)
+            warehouse.append(schema, stage, table.to_batches())
+        try:
+            with warehouse.transaction() as tx:
+                if stage is not None:
+                    schema, target = self._target(project)
+                    new = self._new_events(tx, warehouse, schema, target, stage)
+                else:
+                    new = _unique(table, self.config.event_id)
+                self._online(project, new, now)
+                if stage is not None and new.num_rows:
+                    columns = ", ".join(warehouse.quote(c) for c in self.schema.names)
+                    tx.execute(
+                        f"INSERT INTO {warehouse.qualified(schema, target)} ({columns})"
+                        f" {self._new_sql(warehouse, schema, target, stage)}"
+                    )
+                if dead:
+                    self._bury(tx, warehouse, dead, now)
+        finally:
+            if stage is not None:
+                warehouse.drop_table(self._target(project)[0], stage)
+        return int(new.num_rows), len(dead)
+
+    def _on_the_clock(
+        self, project: Project, events: list[tuple[Message, dict[str, Any]]], now: datetime
+    ) -> tuple[list[tuple[Message, dict[str, Any]]], list[tuple[Message, str]]]:
+        """Events dated beyond the serving clock's skew are dead letters (the push's rule)."""
+        from gristmill.features.api import clock_skew
+
+        if not self.views:
+            return events, []
+        latest = now.replace(tzinfo=None) + clock_skew(project)
+        times = {v.timestamp for v in self.views}
+        kept, late = [], []
+        for message, event in events:
+            beyond = [t for t in times if event[t] > latest]
+            if beyond:
+                late.append(
+                    (
+                        message,
+                        f"{beyond[0]}: {event[beyond[0]].isoformat()}Z is later than now"
+                        f" ({now.replace(tzinfo=None).isoformat(timespec='seconds')}Z) plus the"
+                        " clock skew ([online] clock_skew)",
+                    )
+                )
+            else:
+                kept.append((message, event))
+        return kept, late
+
+    def _table(self, events: list[tuple[Message, dict[str, Any]]]) -> pa.Table:
+        columns = {name: [e.get(name) for _, e in events] for name in self.schema.names}
+        return pa.Table.from_arrays(
+            [arrow_column(columns[f.name], f.type) for f in self.schema], schema=self.schema
+        )
+
+    def _target(self, project: Project) -> tuple[str, str]:
+        assert self.config.table is not None
+        schema, _, table = self.config.table.rpartition(".")
+        return schema or project.config.warehouse.raw_schema, table
+
+    def _new_sql(self, warehouse: Warehouse, schema: str, target: str, stage: str) -> str:
+        """The staged events whose id neither the table nor an earlier row of the batch has."""
+        key = warehouse.quote(self.config.event_id)
+        columns = ", ".join(warehouse.quote(c) for c in self.schema.names)
+        first = (
+            f"SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY {key}) AS _gm_n"
+            f" FROM {warehouse.qualified(schema, stage)}) AS s WHERE _gm_n = 1"
+        )
+        return (
+            f"SELECT * FROM ({first}) AS s WHERE NOT EXISTS (SELECT 1 FROM"
+            f" {warehouse.qualified(schema, target)} AS t WHERE t.{key} = s.{key})"
+        )
+
+    def _new_events(
+        self, tx: Transaction, warehouse: Warehouse, schema: str, target: str, stage: str
+    ) -> pa.Table:
+        found = tx.fetch_arrow(self._new_sql(warehouse, schema, target, stage))
+        return found.cast(self.schema) if found.schema != self.schema else found
+
+    def _online(self, project: Project, events: pa.Table, now: datetime) -> None:
+        if self._pusher is None or not events.num_rows:
+            return
+        from gristmill.features.online import apply_events, to_micros
+
+        nonces = [_nonce(str(i)) for i in events.column(self.config.event_id).to_pylist()]
+        for view in self.views:
+            rows = self._pusher.rows(view, events)
+            apply_events(project.online, view, rows, now=to_micros(now), nonces=nonces)
+
+    def _bury(
+        self, tx: Transaction, warehouse: Warehouse, dead: list[tuple[Message, str]], now: datetime
+    ) -> None:
+        table = warehouse.qualified(warehouse.meta_schema, DEAD_LETTERS)
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (stream TEXT, message_id TEXT, reason TEXT,"
+            " message TEXT, received_at TIMESTAMP)"
+        )
+        moment = now.replace(tzinfo=None)
+        for message, reason in dead:
+            tx.execute(
+                f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)",
+                [self.name, message.id, reason, message.raw, moment],
+            )
+        logger.warning("Stream '%s': %d message(s) to %s", self.name, len(dead), table)
+
+    def close(self) -> None:
+        self.broker.close()
+        if self._pusher is not None:
+            self._pusher.close()
+
+
+def _unique(table: pa.Table, key: str) -> pa.Table:
+    """The first row of each id (a batch may hold one event twice)."""
+    seen: set[Any] = set()
+    keep = []
+    for index, value in enumerate(table.column(key).to_pylist()):
+        if value not in seen:
+            seen.add(value)
+            keep.append(index)
+    return table if len(keep) == table.num_rows else table.take(keep)
+
+
+def _nonce(event_id: str) -> int:
+    """An event's nonce in the online store, from its id: the same event, the same entry."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=5).digest(), "big")
+
+
+def _text_parser(dtype: pa.DataType) -> Any:
+    """How a message field's text becomes the value a column's check takes (JSON's kinds)."""
+    if pa.types.is_integer(dtype):
+        return lambda text: int(text) if text.lstrip("-").isdigit() else text
+    if pa.types.is_floating(dtype):
+
+        def number(text: str) -> Any:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+
+        return number
+    if pa.types.is_boolean(dtype):
+        return lambda text: {"true": True, "false": False}.get(text, text)
+    return lambda text: text
