@@ -36,6 +36,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 """Decimal arithmetic that never rounds a sum (a sum has no more digits than its terms)."""
 DECIMAL_TAG = "$d"
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+"""json.dumps(value, separators=(",", ":")) without making an encoder per call."""
 
 
 def span_us(view: FeatureView) -> int:
@@ -47,7 +49,10 @@ def span_us(view: FeatureView) -> int:
 
 
 def entity_key(values: Iterable[Any]) -> str:
-    return json.dumps([_plain(v) for v in values], separators=(",", ":"))
+    plain = [_plain(v) for v in values]
+    if len(plain) == 1 and type(plain[0]) is int:
+        return f"[{plain[0]}]"  # what json.dumps writes, for the commonest key, sooner
+    return _COMPACT(plain)
 
 
 def _plain(value: Any) -> Any:
@@ -79,7 +84,7 @@ def to_micros(moment: datetime) -> int:
 def encode_event(time: int, values: list[Any], keeps: list[int], nonce: int) -> bytes:
     """One event as the store keeps it. The nonce tells apart two otherwise equal events
     of an entity (the same moment and values): a store may keep events as a set."""
-    return json.dumps([time, values, keeps, nonce], separators=(",", ":")).encode()
+    return _COMPACT([time, values, keeps, nonce]).encode()
 
 
 @dataclass

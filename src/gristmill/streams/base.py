@@ -19,10 +19,23 @@ class Message:
     """The broker's id of the message (Redis: the entry id, "1700000000000-0")."""
     fields: dict[str, str]
     """Field -> value as text; a value that is not UTF-8 makes the message a dead letter."""
-    raw: str
-    """The message as received, for its dead letter: every field, bytes escaped."""
+    received: dict[bytes, bytes]
+    """The message as received."""
     problem: str | None = None
     """Why the message cannot even be read as fields (its dead letter's reason)."""
+
+    @property
+    def raw(self) -> str:
+        """The message as received, for its dead letter: a JSON object, bytes that are not
+        UTF-8 escaped (only a dead letter pays for it)."""
+        import json
+
+        return json.dumps(
+            {
+                k.decode(errors="backslashreplace"): v.decode(errors="backslashreplace")
+                for k, v in self.received.items()
+            }
+        )
 
 
 class Broker(ABC):

@@ -65,7 +65,10 @@ class StreamConsumer:
         self.config = config
         self.schema = pa.schema([pa.field(c, override_type(t)) for c, t in config.columns.items()])
         self._checks = {f.name: value_check(f.type) for f in self.schema}
-        self._from_text = {f.name: _text_parser(f.type) for f in self.schema}
+        self._text_checks = {
+            f.name: _after(_text_parser(f.type), self._checks[f.name]) for f in self.schema
+        }
+        """The checks of a `fields` message, whose values are text."""
         self.definitions = load_definitions(root)
         self.views: list[FeatureView] = [self.definitions.view(v) for v in config.feature_views]
         for view in self.views:
@@ -76,6 +79,10 @@ class StreamConsumer:
                     f" {missing[0]!r}, which the stream's columns do not declare."
                     f"{did_you_mean(missing[0], self.schema.names)}"
                 )
+        self._required = {
+            config.event_id,
+            *(k for v in self.views for k in (*v.entity, v.timestamp)),
+        }
         broker_class = backends.resolve("broker", config.type)
         self.broker: Broker = broker_class(name, config, consumer)
         self._pusher: Pusher | None = None
@@ -88,10 +95,6 @@ class StreamConsumer:
         empty = self.schema.empty_table()
         for view in self.views:
             self._pusher.rows(view, empty)  # the view's SQL binds to these columns
-
-    @property
-    def _required(self) -> set[str]:
-        return {self.config.event_id, *(k for v in self.views for k in (*v.entity, v.timestamp))}
 
     # -- a batch --------------------------------------------------------------------------------
     def poll(self, open_project: Any, block_seconds: float = 0.0) -> BatchResult | None:
@@ -134,12 +137,13 @@ class StreamConsumer:
                 raise RefusedValue("malformed", f"the `data` field is not JSON ({exc})") from None
             if not isinstance(given, dict):
                 raise RefusedValue("malformed", "the `data` field is not a JSON object")
-            parse = None
+            checks = self._checks
         else:
-            given, parse = message.fields, self._from_text
+            given, checks = message.fields, self._text_checks
         event: dict[str, Any] = {}
         for field, value in given.items():
-            if field not in self._checks:
+            check = checks.get(field)
+            if check is None:
                 hint = did_you_mean(str(field), self._checks)
                 raise RefusedValue(
                     "unknown_field", f"{field}: not one of the stream's columns.{hint}"
@@ -147,7 +151,7 @@ class StreamConsumer:
             if value is None:
                 continue
             try:
-                event[field] = self._checks[field](parse[field](value) if parse else value)
+                event[field] = check(value)
             except RefusedValue as refused:
                 raise RefusedValue(refused.reason, f"{field}: {refused.detail}") from None
         for field in self._required:
@@ -311,10 +315,16 @@ def _nonce(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=5).digest(), "big")
 
 
+def _after(parse: Any, check: Any) -> Any:
+    return lambda text: check(parse(text))
+
+
 def _text_parser(dtype: pa.DataType) -> Any:
     """How a message field's text becomes the value a column's check takes (JSON's kinds)."""
     if pa.types.is_integer(dtype):
         return lambda text: int(text) if text.lstrip("-").isdigit() else text
+    if not (pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)):
+        return _same
     if pa.types.is_floating(dtype):
 
         def number(text: str) -> Any:
@@ -326,4 +336,8 @@ def _text_parser(dtype: pa.DataType) -> Any:
         return number
     if pa.types.is_boolean(dtype):
         return lambda text: {"true": True, "false": False}.get(text, text)
-    return lambda text: text
+    return _same
+
+
+def _same(text: str) -> str:
+    return text

@@ -4,7 +4,6 @@ poll (the stream is retried) instead of holding the process."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,14 +94,8 @@ class RedisStreamBroker(Broker):
 
 def _message(entry_id: bytes, fields: dict[bytes, bytes]) -> Message:
     identity = entry_id.decode()
-    raw = json.dumps(
-        {
-            k.decode(errors="backslashreplace"): v.decode(errors="backslashreplace")
-            for k, v in fields.items()
-        }
-    )
     try:
         text = {k.decode(): v.decode() for k, v in fields.items()}
     except UnicodeDecodeError as exc:
-        return Message(identity, {}, raw, f"a field is not UTF-8 text ({exc.reason})")
-    return Message(identity, text, raw)
+        return Message(identity, {}, fields, f"a field is not UTF-8 text ({exc.reason})")
+    return Message(identity, text, fields)
