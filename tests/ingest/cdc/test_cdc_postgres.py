@@ -308,3 +308,29 @@ def test_a_slot_another_process_reads_is_refused_and_the_table_kept(
     finally:
         reader.terminate()
         reader.wait(10)
+
+
+def test_a_batch_applied_but_never_confirmed_is_passed_over(
+    tmp_path: Path, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between the warehouse's commit and the slot's confirmation: the next sync
+    reads those transactions again, skips them, and goes on (micro-batches of 10 changes,
+    so that they fill a whole read)."""
+    from gristmill.ingest.cdc.apply import CdcSync
+    from gristmill.ingest.cdc.postgres import PostgresChangeLog
+
+    root = loaded(tmp_path, app)
+    for i in range(2, 60):
+        app.db.execute("INSERT INTO payments (id, amount) VALUES (%s, 1.00)", [i])
+    monkeypatch.setattr(CdcSync, "max_changes", 10)
+    confirm = PostgresChangeLog.confirm
+    monkeypatch.setattr(PostgresChangeLog, "confirm", lambda self, position: None)
+    first = run_ingest(root)
+    assert first.ok, first.tables[0].error
+    assert 0 < first.tables[0].rows < 58  # stopped: its own batches were never let go of
+    monkeypatch.setattr(PostgresChangeLog, "confirm", confirm)
+    for i in range(60, 70):
+        app.db.execute("INSERT INTO payments (id, amount) VALUES (%s, 2.00)", [i])
+    second = run_ingest(root)
+    assert second.ok, second.tables[0].error
+    same(root, app)

@@ -215,12 +215,26 @@ class PostgresChangeLog(ChangeLog):
         return True
 
     def read(self, after: int, max_changes: int) -> list[CommittedTransaction]:
+        confirmed: int | None = None
+        while True:
+            transactions, applied = self._peek(after, max_changes)
+            if transactions or applied is None or applied == confirmed:
+                return transactions
+            # Only transactions the warehouse has applied (a sync killed between its commit
+            # and the slot's confirmation): confirmed now, so that the peek moves past them.
+            self.confirm(applied)
+            confirmed = applied
+
+    def _peek(self, after: int, max_changes: int) -> tuple[list[CommittedTransaction], int | None]:
+        """The transactions after `after` among the next `max_changes` messages, and the
+        end of the last one at or before it (None: none was)."""
         rows = self._rows(
             "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
             " 'proto_version', '1', 'publication_names', %s)",
             [self.name, max_changes, self.publication],
         )
         transactions: list[CommittedTransaction] = []
+        applied: int | None = None
         changes: list[Change] = []
         begun: Begin | None = None
         for (data,) in rows:
@@ -234,13 +248,15 @@ class PostgresChangeLog(ChangeLog):
                             message.end_lsn, message.commit_time_us, tuple(changes)
                         )
                     )
+                else:
+                    applied = message.end_lsn
                 begun = None
             elif isinstance(message, Relation):
                 self._relations[message.oid] = message
                 self._names.pop(message.oid, None)
             elif begun is not None:
                 changes.extend(self._changes(message))
-        return transactions
+        return transactions, applied
 
     def _changes(self, message: object) -> list[Change]:
         if isinstance(message, Insert):
