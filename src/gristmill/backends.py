@@ -57,6 +57,7 @@ _REGISTRY: dict[str, dict[str, str]] = {
     },
     "broker": {
         "redis": "gristmill.streams.redis:RedisStreamBroker",
+        "nats": "gristmill.streams.nats:NatsStreamBroker",
     },
 }
 _ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}

@@ -344,19 +344,20 @@ class StreamConfig(_Strict):
     """[streams.NAME]: a broker's stream of events, into a warehouse table and the online
     values of feature views, in micro-batches."""
 
-    type: Literal["redis"] = "redis"
+    type: Literal["redis", "nats"] = "redis"
     url: str
     stream: str
-    """The stream's key (Redis)."""
+    """The stream's key (Redis), or the subject (NATS JetStream)."""
     group: str = "gristmill"
-    """The consumer group whose acknowledgements say what has been applied."""
+    """The consumer group (Redis), or the durable consumer (NATS), whose acknowledgements
+    say what has been applied."""
     table: str | None = None
     """Where events are appended ("schema.table" or a table of the raw schema)."""
     feature_views: list[str] = Field(default_factory=list)
     """Views whose online values each event updates (their source holds these columns)."""
     format: Literal["fields", "json"] = "fields"
-    """"fields": a message field per column, as text; "json": the event as a JSON object
-    in the message's `data` field."""
+    """"fields": a message field (NATS: a header) per column, as text; "json": the event as
+    a JSON object, in the message's `data` field (NATS: its payload)."""
     event_id: str
     """The column that identifies an event: one delivered twice is applied once."""
     columns: dict[str, str]
@@ -364,6 +365,16 @@ class StreamConfig(_Strict):
     batch: int = Field(default=10_000, ge=1, le=100_000)
     """The most messages one micro-batch takes: memory stays bounded however far the
     producer is ahead."""
+    ack_wait: str = "30s"
+    """NATS: how long a message delivered and not acknowledged (its consumer was killed)
+    waits before it is delivered again. (Redis gives such messages back to the same
+    consumer when it starts again.)"""
+
+    @field_validator("ack_wait")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     @field_validator("columns")
     @classmethod

@@ -30,6 +30,14 @@ def stream(
     poll_seconds: float = typer.Option(
         0.5, "--poll-seconds", min=0.05, max=60, help="How often each change log is asked."
     ),
+    metrics_port: int = typer.Option(
+        0,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics (read, applied, dead letters, apply seconds, lag) on"
+        " 127.0.0.1:PORT/metrics; 0: none.",
+    ),
     json_output: bool = typer.Option(
         False, "--json", help="Print each table's totals as JSON when stopped."
     ),
@@ -41,13 +49,30 @@ def stream(
 
     SIGTERM or Ctrl-C stops after the batch under way; a killed stream loses nothing and resumes where the warehouse is.
 
+    --metrics-port serves Prometheus metrics: read, applied, dead letters, apply seconds, lag, failing.
+
     Exit code: 0 when no table failed, 1 when one did.
     """
     from gristmill.ingest.cdc.follow import Follower
+    from gristmill.streams.metrics import StreamMetrics
 
-    follower = Follower(project_dir.resolve(), list(selectors or []), poll_seconds)
+    # The port first: a stream that cannot serve its metrics does not start (nor count as a run).
+    metrics = StreamMetrics(metrics_port) if metrics_port else None
+    try:
+        follower = Follower(project_dir.resolve(), list(selectors or []), poll_seconds)
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     progress = None if json_output else _Progress()
-    follower.on_progress = progress.show if progress else None
+
+    def show(followed: list[FollowedTable | FollowedStream]) -> None:
+        if progress is not None:
+            progress.show(followed)
+        if metrics is not None:
+            metrics.update(followed)
+
+    follower.on_progress = show
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -64,6 +89,8 @@ def stream(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            metrics.close()
     if json_output:
         totals = [t.to_dict() for t in tables] + [s.to_dict() for s in follower.streams]
         print(json.dumps(totals, indent=2))

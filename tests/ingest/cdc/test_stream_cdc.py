@@ -26,9 +26,17 @@ pytestmark = pytest.mark.slow
 GRISTMILL = str(Path(sys.executable).with_name("gristmill"))
 
 
-def start(root: Path) -> subprocess.Popen[str]:
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(root: Path, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [GRISTMILL, "stream", "-p", str(root), "--poll-seconds", "0.1", "--json"],
+        [GRISTMILL, "stream", "-p", str(root), "--poll-seconds", "0.1", "--json", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -80,9 +88,21 @@ def test_stream_follows_while_others_use_the_warehouse(
         {"app": {"type": "postgres", "url": url, "tables": tables}},
         name="s" + uuid.uuid4().hex[:8],
     )
-    stream = start(root)
+    port = free_port()
+    stream = start(root, "--metrics-port", str(port))
     try:
         wait_until_equal(root, db)  # the first poll loads the table
+        db.execute("INSERT INTO ledger VALUES (5000, 1)")
+        wait_until_equal(root, db)
+        metrics = metric_lines(port)
+        assert any(
+            line.startswith('gristmill_stream_read_total{name="app.ledger"}') for line in metrics
+        )
+        assert any(
+            line.startswith('gristmill_stream_lag{name="app.ledger",unit="bytes"}')
+            for line in metrics
+        )
+        assert 'gristmill_stream_failing{name="app.ledger"} 0.0' in metrics
         for round_ in range(5):
             db.execute(
                 "INSERT INTO ledger SELECT i, i FROM generate_series(%s::bigint, %s::bigint) i",
@@ -125,3 +145,50 @@ def test_stream_follows_while_others_use_the_warehouse(
         "SELECT command, status FROM runs WHERE command LIKE 'stream%'"
     ).fetchall()
     assert ("stream", "ok") in runs
+
+
+def metric_lines(port: int) -> list[str]:
+    import urllib.request
+
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            lines = answer.read().decode().splitlines()
+        if (
+            any(line.startswith("gristmill_stream_lag") for line in lines)
+            or time.monotonic() > deadline
+        ):
+            return lines
+        time.sleep(0.1)
+
+
+def test_a_metrics_port_in_use_refuses_to_start(
+    tmp_path: Path, logical_postgres: LogicalPostgres
+) -> None:
+    import socket
+
+    url = logical_postgres.new_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE TABLE ledger (id BIGINT PRIMARY KEY)")
+    tables = {"ledger": {"mode": "cdc"}}
+    root = write_project(tmp_path, {"app": {"type": "postgres", "url": url, "tables": tables}})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [GRISTMILL, "stream", "-p", str(root), "--metrics-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert "in use" in done.stdout + done.stderr
+    assert not (root / ".gristmill" / "catalog.sqlite").exists() or not _stream_runs(root)
+
+
+def _stream_runs(root: Path) -> list[tuple[str]]:
+    import sqlite3
+
+    with sqlite3.connect(root / ".gristmill" / "catalog.sqlite") as catalog:
+        return catalog.execute("SELECT command FROM runs WHERE command LIKE 'stream%'").fetchall()

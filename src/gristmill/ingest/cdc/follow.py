@@ -24,6 +24,7 @@ from typing import Any
 from gristmill.catalog.base import TableSyncRecord
 from gristmill.config import StreamConfig, TableConfig
 from gristmill.errors import ConfigError, WarehouseBusyError
+from gristmill.ingest.cdc.base import ChangeLog
 from gristmill.ingest.cdc.pgoutput import parse_lsn
 from gristmill.ingest.sources.base import Source
 from gristmill.streams.consume import StreamConsumer
@@ -49,6 +50,8 @@ class FollowedTable:
     last_apply_seconds: float | None = None
     waits: int = 0
     """Polls that found the warehouse held by another process."""
+    lag_bytes: int | None = None
+    """The source's log beyond the applied position, at the last poll."""
     error: str | None = None
     failed_at: float = 0.0
     ever_failed: bool = False
@@ -67,6 +70,7 @@ class FollowedTable:
             "batches": self.batches,
             "last_apply_seconds": self.last_apply_seconds,
             "warehouse_waits": self.waits,
+            "lag_bytes": self.lag_bytes,
             "error": self.error,
         }
 
@@ -82,6 +86,8 @@ class FollowedStream:
     batches: int = 0
     last_apply_seconds: float | None = None
     waits: int = 0
+    lag: int | None = None
+    """Messages in the stream not yet delivered to the group, at the last poll."""
     error: str | None = None
     failed_at: float = 0.0
     ever_failed: bool = False
@@ -99,6 +105,7 @@ class FollowedStream:
             "batches": self.batches,
             "last_apply_seconds": self.last_apply_seconds,
             "warehouse_waits": self.waits,
+            "lag_messages": self.lag,
             "error": self.error,
         }
 
@@ -137,6 +144,8 @@ class Follower:
         finally:
             project.close()
         self._sources: dict[str, Source] = {}
+        self._logs: dict[str, ChangeLog] = {}
+        """Per table, the change log asked whether it has news (one connection kept)."""
 
     def _tables(self) -> list[FollowedTable]:
         from gristmill.ingest.run import _selection
@@ -216,6 +225,7 @@ class Follower:
                 stream.dead += result.dead
                 stream.batches += 1
                 stream.last_apply_seconds = result.seconds
+            stream.lag = stream.consumer.broker.lag()
             stream.error = None
         except WarehouseBusyError:
             stream.waits += 1
@@ -227,14 +237,22 @@ class Follower:
             self._failed(stream, exc)
 
     def _pending(self, table: FollowedTable) -> bool:
-        """Whether the log holds a transaction past the applied position (one is decoded)."""
-        source = self._source(table.source)
-        log = source.change_log(source.describe(table.table), self.config.name)
+        """Whether the log holds a transaction past the applied position (one is decoded);
+        how far behind the source's log position the table is, on the way."""
+        log = self._logs.get(table.key)
+        if log is None:
+            source = self._source(table.source)
+            log = self._logs[table.key] = source.change_log(
+                source.describe(table.table), self.config.name
+            )
         try:
             assert table.position is not None
-            return bool(log.read(parse_lsn(table.position), 1))
-        finally:
-            log.close()
+            applied = parse_lsn(table.position)
+            table.lag_bytes = max(0, log.current_position() - applied)
+            return bool(log.read(applied, 1))
+        except Exception:
+            self._logs.pop(table.key).close()  # a new connection next time
+            raise
 
     def _apply(self, table: FollowedTable) -> None:
         from gristmill.ingest.cdc.apply import CdcSync
@@ -274,6 +292,8 @@ class Follower:
         """One record per table in the catalog's run history, and the run's status."""
         from gristmill.project import Project
 
+        for log in self._logs.values():
+            log.close()
         for source in self._sources.values():
             source.close()
         for stream in self.streams:
