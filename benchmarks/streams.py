@@ -1,11 +1,13 @@
-"""Benchmark: events from a Redis stream into the online store, against a bare client
-loop reading and acknowledging the same stream (the limit), in one run.
+"""Benchmark: events from a Redis stream or a NATS JetStream subject into the online store,
+against a bare client loop reading and acknowledging the same stream (the limit), in one run.
 
-    .venv/bin/python benchmarks/streams.py [--events 200000] [--online sqlite|redis] [--table]
+    .venv/bin/python benchmarks/streams.py [--broker redis|nats] [--events 200000]
+        [--online sqlite|redis] [--table]
 
 `--events` events (five fields as text: id, user of 100,000, amount, shop, time within the
-last day) are added to a new stream first. The bare loop reads them with XREADGROUP in
-batches of 10,000 and acknowledges each batch (XACK), doing nothing else. gristmill then
+last day; NATS: as headers) are added to a new stream first. The bare loop reads them in
+batches of 10,000 (Redis: XREADGROUP, then one XACK a batch; NATS: a pull consumer's fetch,
+then an ack a message), doing nothing else. gristmill then
 reads them with its own group, checks each against the stream's columns, computes the
 view's event rows (two sums, a count, a distinct count) and writes them to the online
 store, acknowledging after; with `--table`, it also appends them to a DuckDB warehouse
@@ -49,16 +51,7 @@ def produce(client: object, key: str, events: int) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
     for i in range(events):
-        pipe.xadd(
-            key,
-            {
-                "event_id": f"e{i}",
-                "user_id": str(i % 100_000),
-                "amount": f"{i % 5000}.{i % 100:02d}",
-                "shop": f"s{i % 300}",
-                "happened": (now - timedelta(seconds=i % 86_000)).isoformat(),
-            },
-        )
+        pipe.xadd(key, event_fields(i, now))
         if i % 10_000 == 9_999:
             pipe.execute()
     pipe.execute()
@@ -78,8 +71,75 @@ def bare(client: object, key: str, events: int) -> float:
     return time.perf_counter() - started
 
 
+def event_fields(i: int, now: datetime) -> dict[str, str]:
+    return {
+        "event_id": f"e{i}",
+        "user_id": str(i % 100_000),
+        "amount": f"{i % 5000}.{i % 100:02d}",
+        "shop": f"s{i % 300}",
+        "happened": (now - timedelta(seconds=i % 86_000)).isoformat(),
+    }
+
+
+class Nats:
+    """A JetStream stream of its own, filled and read by a bare pull consumer."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        import nats
+
+        self.name = "GMBENCH" + uuid.uuid4().hex[:8].upper()
+        self.subject = f"gmbench.{self.name.lower()}"
+        self.loop = asyncio.new_event_loop()
+
+        async def connect() -> None:
+            self.nc = await nats.connect("nats://127.0.0.1:4222")
+            self.js = self.nc.jetstream()
+            await self.js.add_stream(name=self.name, subjects=[self.subject])
+
+        self.loop.run_until_complete(connect())
+
+    def produce(self, events: int) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+
+        async def publish() -> None:
+            for start in range(0, events, 1000):
+                acks = [
+                    await self.js.publish_async(self.subject, b"", headers=event_fields(i, now))
+                    for i in range(start, min(start + 1000, events))
+                ]
+                for ack in acks:
+                    await ack
+
+        self.loop.run_until_complete(publish())
+
+    def bare(self, events: int) -> float:
+        from nats.js.api import ConsumerConfig
+
+        async def read() -> None:
+            sub = await self.js.pull_subscribe(
+                self.subject, durable="bare", config=ConsumerConfig(max_ack_pending=20_000)
+            )
+            done = 0
+            while done < events:
+                messages = await sub.fetch(10_000, timeout=5)
+                for message in messages:
+                    await message.ack()
+                done += len(messages)
+
+        started = time.perf_counter()
+        self.loop.run_until_complete(read())
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.js.delete_stream(self.name))
+        self.loop.run_until_complete(self.nc.close())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--broker", choices=["redis", "nats"], default="redis")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
     parser.add_argument("--table", action="store_true")
@@ -95,9 +155,11 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "features").mkdir(parents=True)
     (WORK / "features" / "spend.py").write_text(FEATURES)
+    nats = Nats() if args.broker == "nats" else None
     stream = {
-        "url": URL,
-        "stream": key,
+        "type": args.broker,
+        "url": "nats://127.0.0.1:4222" if nats else URL,
+        "stream": nats.subject if nats else key,
         "feature_views": ["spender"],
         "event_id": "event_id",
         "columns": {
@@ -115,8 +177,12 @@ def main() -> None:
         config["online"] = {"type": "redis", "url": URL, "prefix": prefix}
     (WORK / "gristmill.toml").write_text(tomli_w.dumps(config))
     try:
-        produce(client, key, args.events)
-        limit = bare(client, key, args.events)
+        if nats is not None:
+            nats.produce(args.events)
+            limit = nats.bare(args.events)
+        else:
+            produce(client, key, args.events)
+            limit = bare(client, key, args.events)
         follower = Follower(WORK, [], 0.01)
         started = time.perf_counter()
         follower.on_progress = lambda followed: (
@@ -126,16 +192,22 @@ def main() -> None:
         seconds = time.perf_counter() - started
         totals = follower.streams[0].to_dict()
     finally:
+        if nats is not None:
+            nats.close()
         client.delete(key)
         if args.online == "redis":
             for name in client.scan_iter(f"{prefix}:*"):
                 client.delete(name)
-    print(f"{args.events:,} events; online store {args.online}; table: {args.table}")
+    print(
+        f"{args.events:,} events from {args.broker}; online store {args.online}; table: {args.table}"
+    )
     print(f"gristmill totals: {totals}")
     print()
     print("| reader | seconds | events/s |")
     print("|---|---:|---:|")
-    print(f"| bare XREADGROUP + XACK loop (the limit) | {limit:.2f} | {args.events / limit:,.0f} |")
+    print(
+        f"| bare {args.broker} read + ack loop (the limit) | {limit:.2f} | {args.events / limit:,.0f} |"
+    )
     print(f"| gristmill stream | {seconds:.2f} | {args.events / seconds:,.0f} |")
 
 
