@@ -177,7 +177,8 @@ def test_a_killed_worker_is_replaced(pair: Server) -> None:
     assert len(first) == 2
     os.kill(first[0], signal.SIGKILL)
     until(lambda: len(pair.workers()) == 2 and first[0] not in pair.workers())
-    assert pair.workers()[-1] not in first
+    # A new process took its place (pids are not handed out in order: no position says which).
+    assert len(set(pair.workers()) - set(first)) == 1
     until(lambda: predict(pair.port) == 200)
     assert all(predict(pair.port) == 200 for _ in range(10))
 
