@@ -7,7 +7,7 @@ against a bare client loop reading and acknowledging the same stream (the limit)
 `--events` events (five fields as text: id, user of 100,000, amount, shop, time within the
 last day; NATS: as headers) are added to a new stream first. The bare loop reads them in
 batches of 10,000 (Redis: XREADGROUP, then one XACK a batch; NATS: a pull consumer's fetch,
-then an ack a message), doing nothing else. gristmill then
+then an ack a message, as gristmill does), doing nothing else. gristmill then
 reads them with its own group, checks each against the stream's columns, computes the
 view's event rows (two sums, a count, a distinct count) and writes them to the online
 store, acknowledging after; with `--table`, it also appends them to a DuckDB warehouse
@@ -118,9 +118,8 @@ class Nats:
         from nats.js.api import ConsumerConfig
 
         async def read() -> None:
-            sub = await self.js.pull_subscribe(
-                self.subject, durable="bare", config=ConsumerConfig(max_ack_pending=20_000)
-            )
+            config = ConsumerConfig(max_ack_pending=20_000)
+            sub = await self.js.pull_subscribe(self.subject, durable="bare", config=config)
             done = 0
             while done < events:
                 messages = await sub.fetch(10_000, timeout=5)

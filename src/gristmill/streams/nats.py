@@ -136,6 +136,8 @@ class NatsStreamBroker(Broker):
         self._unacked = [m for m in self._unacked if str(m.metadata.sequence.stream) not in done]
 
         async def acknowledge() -> None:
+            # Each message on its own (AckAll would also acknowledge what a killed consumer
+            # was delivered and never applied, which then would never come again).
             for message in acked:
                 await message.ack()
             await self._nc.flush(timeout=int(CALL_SECONDS))
