@@ -146,7 +146,7 @@ def main() -> None:
     import redis
     import tomli_w
 
-    from gristmill.ingest.cdc.follow import Follower
+    from gristmill.streams.follow import Follower
 
     client = redis.Redis.from_url(URL)
     key = "gm-bench-" + uuid.uuid4().hex[:8]

@@ -21,8 +21,8 @@ import duckdb
 import pytest
 
 from gristmill.features.api import OnlineReader, materialize
-from gristmill.ingest.cdc.follow import Follower
 from gristmill.project import Project
+from gristmill.streams.follow import Follower
 from tests.conftest import require_server
 from tests.helpers import write_project
 

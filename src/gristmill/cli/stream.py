@@ -15,7 +15,7 @@ from gristmill.cli.output import console
 from gristmill.cli.run import PROJECT
 
 if TYPE_CHECKING:
-    from gristmill.ingest.cdc.follow import FollowedStream, FollowedTable
+    from gristmill.streams.follow import FollowedStream, FollowedTable
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +53,7 @@ def stream(
 
     Exit code: 0 when no table failed, 1 when one did.
     """
-    from gristmill.ingest.cdc.follow import Follower
+    from gristmill.streams.follow import Follower
     from gristmill.streams.metrics import StreamMetrics
 
     # The port first: a stream that cannot serve its metrics does not start (nor count as a run).
@@ -120,7 +120,7 @@ class _Progress:
     def show(self, followed: list[FollowedTable | FollowedStream]) -> None:
         from rich.table import Table
 
-        from gristmill.ingest.cdc.follow import FollowedTable
+        from gristmill.streams.follow import FollowedTable
 
         view = Table(title="gristmill stream (Ctrl-C stops)")
         columns = ("table or stream", "read", "applied", "deleted / dead", "position")

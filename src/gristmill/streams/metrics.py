@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from gristmill.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from gristmill.ingest.cdc.follow import FollowedStream, FollowedTable
+    from gristmill.streams.follow import FollowedStream, FollowedTable
 
 APPLY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -78,7 +78,7 @@ class StreamMetrics:
         self._seen[key] = total
 
     def update(self, followed: list[FollowedTable | FollowedStream]) -> None:
-        from gristmill.ingest.cdc.follow import FollowedTable
+        from gristmill.streams.follow import FollowedTable
 
         for item in followed:
             name = item.key

@@ -1,5 +1,5 @@
-"""Following change logs: what `gristmill stream` does for the project's cdc tables, until
-it is told to stop.
+"""Following change logs and streams: what `gristmill stream` does for the project's cdc
+tables and [streams], until it is told to stop (a stream's batches: `consume.py`).
 
 Each table is polled for transactions past the position it last applied; when there are
 some, the warehouse is opened, the table caught up (`CdcSync`, micro-batches committed with
