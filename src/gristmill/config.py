@@ -65,6 +65,19 @@ class CatalogConfig(_Strict):
 SyncMode = Literal["full", "append", "merge", "cdc"]
 
 
+def _checked_types(value: dict[str, str]) -> dict[str, str]:
+    """Column -> type name, each name normalised, or an error naming the column."""
+    from gristmill.types import check_override
+
+    checked = {}
+    for column, name in value.items():
+        try:
+            checked[column] = check_override(name)
+        except ValueError as exc:
+            raise ValueError(f"column '{column}': {exc}") from None
+    return checked
+
+
 class TableConfig(_Strict):
     """How one source table is synced."""
 
@@ -95,15 +108,7 @@ class TableConfig(_Strict):
     @field_validator("column_types")
     @classmethod
     def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
-        from gristmill.types import check_override
-
-        checked = {}
-        for column, name in value.items():
-            try:
-                checked[column] = check_override(name)
-            except ValueError as exc:
-                raise ValueError(f"column '{column}': {exc}") from None
-        return checked
+        return _checked_types(value)
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -379,17 +384,9 @@ class StreamConfig(_Strict):
     @field_validator("columns")
     @classmethod
     def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
-        from gristmill.types import check_override
-
         if not value:
             raise ValueError('declare the events\' columns: columns = { name = "type" }')
-        checked = {}
-        for column, name in value.items():
-            try:
-                checked[column] = check_override(name)
-            except ValueError as exc:
-                raise ValueError(f"column '{column}': {exc}") from None
-        return checked
+        return _checked_types(value)
 
     @model_validator(mode="after")
     def _needs(self) -> StreamConfig:
