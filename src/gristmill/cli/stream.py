@@ -43,7 +43,7 @@ def stream(
     ),
     project_dir: Path = PROJECT,
 ) -> None:
-    """Follow the change logs of the mode = "cdc" tables and the [streams], applying changes as they commit.
+    """Follow the change logs of the mode = "cdc" tables and the streams, applying changes as they commit.
 
     The warehouse is held only while a batch commits: other commands and read-only DuckDB connections open it in between.
 
