@@ -171,19 +171,34 @@ def get_features(
 def verify_view(
     name: str = typer.Argument(..., help="A feature view."),
     samples: int = typer.Option(200, "--samples", min=1, help="Instants to compare."),
+    live: bool = typer.Option(
+        False,
+        "--live",
+        help="Compare the values the online store holds now (fed by materialize, pushes,"
+        " change capture or streams) with the batch values of this instant, instead of"
+        " replaying the events through a scratch store.",
+    ),
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
-    """Replay the view's events through the online path and compare with the batch values."""
+    """Replay the view's events through the online path (or read the live store, --live) and compare with the batch values."""
     from dataclasses import asdict
 
     from gristmill.features.api import verify
+    from gristmill.features.live import verify_live
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
-        result = verify(project, name, samples=samples)
+        result = (verify_live if live else verify)(project, name, samples=samples)
     if json_output:
         print(json.dumps({**asdict(result), "ok": result.ok}, indent=2, default=str))
+    elif live:
+        console.print(
+            f"{result.view}: {result.samples} entities ({result.unknown_keys} with no events)"
+            f" of {result.events:,}, the {result.store} store against the warehouse as of now:"
+            f" {len(result.mismatches)} mismatches",
+            highlight=False,
+        )
     else:
         console.print(
             f"{result.view}: {result.samples} instants ({result.unknown_keys} of entities"

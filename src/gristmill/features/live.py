@@ -3,6 +3,8 @@ capture): the feature views built directly on the table are refreshed, inside th
 warehouse transaction that applies the changes, for exactly the entities the changes
 touch.
 
+`verify_live` compares what the store holds with the batch values of the same instant.
+
 A refresh replaces each touched entity's events in the online store with those the
 warehouse now holds (what `materialize` writes), so an update or a delete of an event is
 as exact as an insert. It reads the transaction's own uncommitted rows and writes the
@@ -23,6 +25,7 @@ from gristmill.features.events import future_cut
 from gristmill.features.online import apply_events, entity_key, to_micros
 
 if TYPE_CHECKING:
+    from gristmill.features.api import VerifyResult
     from gristmill.features.definition import FeatureView
     from gristmill.project import Project
     from gristmill.warehouse.base import Transaction
@@ -104,3 +107,63 @@ class LiveViews:
             store.set_meta(view.name, WATERMARK, str(max(newest, mark)))
             written += entities.num_rows
         return written
+
+
+def verify_live(
+    project: Project, view_name: str, *, samples: int = 200, seed: int = 0
+) -> VerifyResult:
+    """Compare the values the online store holds now (fed by materialize, pushes, change
+    capture or streams) with the batch values of the same instant, computed by the
+    warehouse from the view's source, for `samples` entities of the source (a tenth of them
+    keys with no events). Both must agree once the pipelines have applied what the
+    warehouse holds: run it when the source is quiet, or expect the changes in flight."""
+    import random
+
+    from gristmill.features.api import (
+        Mismatch,
+        OnlineReader,
+        VerifyResult,
+        _absent_keys,
+        _same,
+        _source,
+    )
+    from gristmill.features.pit import Selection, training_set_sql
+
+    view = load_definitions(project.root).view(view_name)
+    source = _source(project, view)
+    engine = project.warehouse.dialect
+    keys_sql = ", ".join(engine.quote(k) for k in view.entity)
+    present = " AND ".join(f"{engine.quote(k)} IS NOT NULL" for k in view.entity)
+    found = project.warehouse.fetchall(f"SELECT DISTINCT {keys_sql} FROM {source} WHERE {present}")
+    kind = project.config.online.type
+    if not found:
+        return VerifyResult(view.name, 0, 0, [], 0, 0, kind)
+    rng = random.Random(seed)
+    chosen = rng.sample(found, min(len(found), samples))
+    absent = _absent_keys(chosen, max(1, samples // 10))
+    keys = [tuple(k) for k in chosen] + absent
+    at = datetime.now(UTC).replace(microsecond=0)
+    entities = [dict(zip(view.entity, k, strict=True)) for k in keys]
+    online = [f.values for f in OnlineReader(project).read([view.name], entities, at)]
+    instant = to_micros(at)
+    values_sql = " UNION ALL ".join(
+        "SELECT "
+        + ", ".join(
+            f"{engine.literal(v)} AS {engine.quote(k)}"
+            for k, v in zip(view.entity, key, strict=True)
+        )
+        + f", {engine.TIMESTAMP_FROM_US_SQL.format(x=instant)} AS _gm_at"
+        for key in keys
+    )
+    selection = Selection(view, view.columns(), source)
+    sql = training_set_sql(values_sql, "_gm_at", [selection], engine)
+    batch = project.warehouse.query_arrow(sql, beyond_decimal="float").to_pylist()
+    mismatches = [
+        Mismatch(entity, at.isoformat(), column, live[column], offline[column])
+        for entity, live, offline in zip(entities, online, batch, strict=True)
+        for column in view.columns()
+        if not _same(live[column], offline[column])
+    ]
+    return VerifyResult(
+        view.name, len(keys), len(found), mismatches, 0, len(absent), f"{kind} (live)"
+    )

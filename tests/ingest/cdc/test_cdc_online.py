@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gristmill.features.api import OnlineReader, materialize
+from gristmill.features.api import OnlineReader, materialize, push
+from gristmill.features.live import verify_live
 from gristmill.project import Project
 from tests.conftest import LogicalPostgres
 from tests.helpers import run_ingest, write_project
@@ -86,6 +87,19 @@ def test_online_values_follow_inserts_updates_deletes_and_moves(
     result = run_ingest(root)
     assert result.ok, result.tables[0].error
 
+    # `features verify --live`: the store as the stream left it equals the batch values now.
+    with Project.load(root) as project:
+        checked = verify_live(project, "spender", samples=50)
+    assert checked.ok, checked.mismatches[:3]
+    assert checked.samples >= 6 and checked.unknown_keys >= 1
+    from typer.testing import CliRunner
+
+    from gristmill.cli.main import app as cli
+
+    said = CliRunner().invoke(cli, ["features", "verify", "spender", "--live", "-p", str(root)])
+    assert said.exit_code == 0, said.output
+    assert "0 mismatches" in said.output
+
     users = [0, 1, 2, 3, 4, 7, 8]
     at = now + timedelta(seconds=1)
     followed = online_values(root, users, at)
@@ -94,4 +108,15 @@ def test_online_values_follow_inserts_updates_deletes_and_moves(
     with Project.load(root) as project:
         materialize(project, ["spender"], full=True)
     assert followed == online_values(root, users, at)
+
+    # An event only the online store has (pushed, never in the source): found.
+    with Project.load(root) as project:
+        push(
+            project,
+            "spender",
+            [{"id": 9999, "user_id": 1, "amount": 5, "shop": "x", "happened": now}],
+        )
+        tampered = verify_live(project, "spender", samples=50)
+    assert not tampered.ok
+    assert {m.entity["user_id"] for m in tampered.mismatches} == {1}
     db.close()
