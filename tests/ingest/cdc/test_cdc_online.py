@@ -114,7 +114,16 @@ def test_online_values_follow_inserts_updates_deletes_and_moves(
         push(
             project,
             "spender",
-            [{"id": 9999, "user_id": 1, "amount": 5, "shop": "x", "happened": now}],
+            # A minute back: before the instant verify reads at, whenever in this second it does.
+            [
+                {
+                    "id": 9999,
+                    "user_id": 1,
+                    "amount": 5,
+                    "shop": "x",
+                    "happened": now - timedelta(minutes=1),
+                }
+            ],
         )
         tampered = verify_live(project, "spender", samples=50)
     assert not tampered.ok
