@@ -427,7 +427,6 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     so up to [online] clock_skew early; a tenth of the instants read entities that have
     no event at all. Source rows dated beyond the real clock are left out of both paths,
     and no instant lies beyond it."""
-    from gristmill.features.pit import Selection, training_set_sql
 
     view = load_definitions(project.root).view(view_name)
     source = _source(project, view)
@@ -455,6 +454,24 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
         points.append((key, min(times[i] + shift, cut)))
     points.sort(key=lambda p: p[1])
     online_values = _replay(project, view, events, points, skew, rng)
+    mismatches = compare_with_batch(project, view, source, points, online_values)
+    return VerifyResult(
+        view.name, len(points), events.num_rows, mismatches, future, len(absent), kind
+    )
+
+
+def compare_with_batch(
+    project: Project,
+    view: FeatureView,
+    source: str,
+    points: Sequence[tuple[tuple[Any, ...], int]],
+    online_values: Sequence[Mapping[str, Any]],
+) -> list[Mismatch]:
+    """Every value of `online_values` (one per point: an entity key and an instant in epoch
+    µs) that differs from the batch value of the same entity and instant, computed by the
+    warehouse from `source` with the training sets' point-in-time SQL."""
+    from gristmill.features.pit import Selection, training_set_sql
+
     engine = project.warehouse.dialect
     values_sql = " UNION ALL ".join(
         "SELECT "
@@ -468,22 +485,18 @@ def verify(project: Project, view_name: str, *, samples: int = 200, seed: int = 
     selection = Selection(view, view.columns(), source)
     sql = training_set_sql(values_sql, "_gm_at", [selection], engine)
     batch = project.warehouse.query_arrow(sql, beyond_decimal="float").to_pylist()
-    mismatches = []
-    for (key, at), online, offline in zip(points, online_values, batch, strict=True):
-        for column in view.columns():
-            if not _same(online[column], offline[column]):
-                mismatches.append(
-                    Mismatch(
-                        dict(zip(view.entity, key, strict=True)),
-                        datetime.fromtimestamp(at / MICROS, UTC).isoformat(),
-                        column,
-                        online[column],
-                        offline[column],
-                    )
-                )
-    return VerifyResult(
-        view.name, len(points), events.num_rows, mismatches, future, len(absent), kind
-    )
+    return [
+        Mismatch(
+            dict(zip(view.entity, key, strict=True)),
+            datetime.fromtimestamp(at / MICROS, UTC).isoformat(),
+            column,
+            online[column],
+            offline[column],
+        )
+        for (key, at), online, offline in zip(points, online_values, batch, strict=True)
+        for column in view.columns()
+        if not _same(online[column], offline[column])
+    ]
 
 
 def _replay(

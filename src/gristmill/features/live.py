@@ -120,14 +120,12 @@ def verify_live(
     import random
 
     from gristmill.features.api import (
-        Mismatch,
         OnlineReader,
         VerifyResult,
         _absent_keys,
-        _same,
         _source,
+        compare_with_batch,
     )
-    from gristmill.features.pit import Selection, training_set_sql
 
     view = load_definitions(project.root).view(view_name)
     source = _source(project, view)
@@ -145,25 +143,8 @@ def verify_live(
     at = datetime.now(UTC).replace(microsecond=0)
     entities = [dict(zip(view.entity, k, strict=True)) for k in keys]
     online = [f.values for f in OnlineReader(project).read([view.name], entities, at)]
-    instant = to_micros(at)
-    values_sql = " UNION ALL ".join(
-        "SELECT "
-        + ", ".join(
-            f"{engine.literal(v)} AS {engine.quote(k)}"
-            for k, v in zip(view.entity, key, strict=True)
-        )
-        + f", {engine.TIMESTAMP_FROM_US_SQL.format(x=instant)} AS _gm_at"
-        for key in keys
-    )
-    selection = Selection(view, view.columns(), source)
-    sql = training_set_sql(values_sql, "_gm_at", [selection], engine)
-    batch = project.warehouse.query_arrow(sql, beyond_decimal="float").to_pylist()
-    mismatches = [
-        Mismatch(entity, at.isoformat(), column, live[column], offline[column])
-        for entity, live, offline in zip(entities, online, batch, strict=True)
-        for column in view.columns()
-        if not _same(live[column], offline[column])
-    ]
+    points = [(key, to_micros(at)) for key in keys]
+    mismatches = compare_with_batch(project, view, source, points, online)
     return VerifyResult(
         view.name, len(keys), len(found), mismatches, 0, len(absent), f"{kind} (live)"
     )

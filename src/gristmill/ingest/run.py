@@ -81,7 +81,7 @@ def _table_dict(result: TableResult) -> dict[str, Any]:
     }
 
 
-def _selection(
+def select_tables(
     sources: dict[str, SourceConfig], selector: str | None
 ) -> dict[str, dict[str, TableConfig] | None]:
     """Source name -> the tables to sync (None: every table the source lists)."""
@@ -123,7 +123,7 @@ def ingest(
     config = project.config
     if not config.sources:
         raise ConfigError("gristmill.toml defines no [sources.*]; add one to ingest from.")
-    selection = _selection(config.sources, selector)
+    selection = select_tables(config.sources, selector)
     only_table = (selector.partition(".")[2] or None) if selector else None
     catalog = project.catalog
     # On workers, a read is split by its size, which a read begun ahead would not know.

@@ -216,14 +216,16 @@ class StreamConsumer:
     ) -> tuple[list[tuple[Message, dict[str, Any]]], list[tuple[Message, str]]]:
         """Events dated beyond the serving clock's skew are dead letters (the push's rule)."""
         from gristmill.features.api import clock_skew
+        from gristmill.features.events import future_cut
+        from gristmill.features.online import to_micros
 
         if not self.views:
             return events, []
-        latest = now.replace(tzinfo=None) + clock_skew(project)
+        cut = future_cut(now, clock_skew(project))
         times = {v.timestamp for v in self.views}
         kept, late = [], []
         for message, event in events:
-            beyond = [t for t in times if event[t] > latest]
+            beyond = [t for t in times if to_micros(event[t]) > cut]
             if beyond:
                 late.append(
                     (

@@ -148,7 +148,7 @@ class Follower:
         """Per table, the change log asked whether it has news (one connection kept)."""
 
     def _tables(self) -> list[FollowedTable]:
-        from gristmill.ingest.run import _selection
+        from gristmill.ingest.run import select_tables
 
         chosen: dict[tuple[str, str], TableConfig] = {}
         selectors = [s for s in self.selectors if s not in self.config.streams]
@@ -157,7 +157,7 @@ class Follower:
         if not self.config.sources and not selectors:
             return []
         for selector in selectors or [None]:  # type: ignore[list-item]
-            for source, tables in _selection(self.config.sources, selector).items():
+            for source, tables in select_tables(self.config.sources, selector).items():
                 for table, config in (tables or {}).items():
                     if config.mode == "cdc":
                         chosen[source, table] = config

@@ -91,6 +91,10 @@ class ChangeLog(ABC):
         """The source's log position now: a sync that catches up stops there."""
 
     @abstractmethod
+    def exists(self) -> bool:
+        """Whether the log is there at the source (a slot may have been dropped)."""
+
+    @abstractmethod
     def status(self) -> LogStatus: ...
 
     @abstractmethod

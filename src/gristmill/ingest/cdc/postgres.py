@@ -334,6 +334,11 @@ class PostgresChangeLog(ChangeLog):
     def current_position(self) -> int:
         return parse_lsn(self._rows("SELECT pg_current_wal_lsn()::text")[0][0])
 
+    def exists(self) -> bool:
+        return bool(
+            self._rows("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [self.name])
+        )
+
     def status(self) -> LogStatus:
         found = self._rows(
             "SELECT active, confirmed_flush_lsn::text,"

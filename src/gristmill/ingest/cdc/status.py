@@ -38,11 +38,11 @@ class LogReport:
 
 
 def _cdc_tables(project: Project, selector: str | None) -> list[tuple[str, str, TableConfig]]:
-    from gristmill.ingest.run import _selection
+    from gristmill.ingest.run import select_tables
 
     found = [
         (source, table, config)
-        for source, tables in _selection(project.config.sources, selector).items()
+        for source, tables in select_tables(project.config.sources, selector).items()
         for table, config in (tables or {}).items()
         if config.mode == "cdc"
     ]
