@@ -339,3 +339,38 @@ def test_killed_streams_apply_every_event_once(tmp_path: Path, producer: Produce
     with Project.load(root) as p:
         materialize(p, ["spender"], full=True)
     assert streamed == online(root, users, at)
+
+
+@pytest.mark.parametrize("kind", ["redis", "nats"])
+def test_a_stalled_broker_fails_within_its_deadline(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts connections and never answers: a clear error in bounded time,
+    not a process held forever."""
+    import socket
+
+    from gristmill import backends
+    from gristmill.config import StreamConfig
+    from gristmill.errors import ConnectionFailedError
+
+    if kind == "nats":
+        pytest.importorskip("nats", reason="the nats extra is not installed")
+    module = __import__(f"gristmill.streams.{kind}", fromlist=["CALL_SECONDS"])
+    monkeypatch.setattr(module, "CALL_SECONDS", 1.0)
+    monkeypatch.setattr(module, "CONNECT_SECONDS", 1.0)
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen()
+        port = stalled.getsockname()[1]
+        config = StreamConfig(
+            type=kind,
+            url=f"{kind}://127.0.0.1:{port}" + ("/0" if kind == "redis" else ""),
+            stream="s",
+            table="t",
+            event_id="e",
+            columns={"e": "text"},
+        )
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailedError, match=str(port)):
+            backends.resolve("broker", kind)("s", config, "c")
+    assert time.monotonic() - started < 15

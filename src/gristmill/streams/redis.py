@@ -1,6 +1,7 @@
 """Redis Streams: XREADGROUP by a consumer group, XACK once a batch is applied. Every call
-has the deadline of the read's block time plus a margin; an unreachable Redis fails the
-poll (the stream is retried) instead of holding the process."""
+has a deadline (CALL_SECONDS, a read's block time at most MAX_BLOCK_SECONDS of it); an
+unreachable or stalled Redis fails the poll (the stream is retried) instead of holding the
+process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from gristmill.errors import BackendError, ConnectionFailedError, MissingDepende
 from gristmill.streams.base import Broker, Message
 
 CONNECT_SECONDS = 5.0
+CALL_SECONDS = 30.0
+"""The longest any call may take (a read's block time included): a Redis that stalls
+fails the poll, and the stream is tried again, instead of holding the process."""
+MAX_BLOCK_SECONDS = 10.0
 
 
 class RedisStreamBroker(Broker):
@@ -25,7 +30,7 @@ class RedisStreamBroker(Broker):
             raise MissingDependencyError("redis", "redis", "A Redis stream") from None
         self._redis_errors = (redis.RedisError, OSError)
         self._client: Any = redis.Redis.from_url(
-            config.url, socket_connect_timeout=CONNECT_SECONDS, socket_timeout=None
+            config.url, socket_connect_timeout=CONNECT_SECONDS, socket_timeout=CALL_SECONDS
         )
         self._pending = True
         """Whether messages delivered before (and not acknowledged) may remain."""
@@ -58,7 +63,8 @@ class RedisStreamBroker(Broker):
                 if entries:
                     return [_message(i, f) for i, f in entries]
                 self._pending = False
-            block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
+            wait = min(block_seconds, MAX_BLOCK_SECONDS)
+            block = max(1, int(wait * 1000)) if wait > 0 else None
             found = self._client.xreadgroup(
                 group, self.consumer, {stream: ">"}, count=self.config.batch, block=block
             )
