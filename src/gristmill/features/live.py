@@ -1,7 +1,9 @@
 """Online values kept in step with a table as changes are applied to it (change data
-capture): the feature views built directly on the table are refreshed, inside the
-warehouse transaction that applies the changes, for exactly the entities the changes
-touch.
+capture): the feature views built on the table, directly or through a row-level SQL
+transform of it, are refreshed inside the warehouse transaction that applies the changes,
+for exactly the entities the changes touch. A transform the warehouse stores as a table
+gets the same changes in that transaction: its rows of the changed keys are replaced by
+what its SELECT makes of the keys' new rows (`transforms/row_level.py`).
 
 `verify_live` compares what the store holds with the batch values of the same instant.
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from gristmill.errors import ConfigError
 from gristmill.features.api import WATERMARK, clock_skew, online_events_sql
 from gristmill.features.discover import load_definitions
 from gristmill.features.events import future_cut
@@ -28,58 +31,152 @@ if TYPE_CHECKING:
     from gristmill.features.api import VerifyResult
     from gristmill.features.definition import FeatureView
     from gristmill.project import Project
+    from gristmill.transforms.row_level import RowTransform
     from gristmill.warehouse.base import Transaction
 
 logger = logging.getLogger(__name__)
 
+TOUCHED = "_gm_touched_entities_"
+
 
 @dataclass
-class LiveViews:
-    """The feature views whose source is one warehouse table, and the project's store."""
+class LiveRelation:
+    """Feature views reading one relation the synced table feeds: the table itself, or a
+    row-level transform of it (`transforms/row_level.py`)."""
 
-    project: Project
+    relation: str
+    """The relation the views read, qualified."""
     views: list[FeatureView]
-    table: str
-    """The table's qualified name (the views' source)."""
+    transform: RowTransform | None = None
+    touched_table: str = ""
+    """A temporary table of the entities the batch touches, in the relation's names."""
 
-    @classmethod
-    def of_table(cls, project: Project, schema: str, table: str) -> LiveViews | None:
-        """The views built directly on `schema.table` (None: none is)."""
-        from gristmill.profile import resolve_table
-
-        views = []
-        for view in load_definitions(project.root).views.values():
-            try:
-                if resolve_table(project, view.source) == (schema, table):
-                    views.append(view)
-            except Exception:  # a view over a table not built yet: not this one
-                continue
-        if not views:
-            return None
-        return cls(project, views, project.warehouse.qualified(schema, table))
+    def rows(self, table_rows: str) -> str:
+        """The relation's rows that the synced table's rows in the query `table_rows` make."""
+        return table_rows if self.transform is None else self.transform.over(table_rows)
 
     @property
     def entity_columns(self) -> list[str]:
-        """Every column that keys one of the views."""
         return list(dict.fromkeys(k for v in self.views for k in v.entity))
 
-    def refresh(self, tx: Transaction, touched: str) -> int:
-        """Rewrite the online events of the entities in the query `touched` (rows of
-        `entity_columns`, in the table's names), as the transaction `tx` sees the table.
-        Returns the entities written."""
+
+@dataclass
+class LiveViews:
+    """The feature views fed by one synced table, directly or through row-level transforms,
+    and the project's store."""
+
+    project: Project
+    relations: list[LiveRelation]
+    table: str
+    """The synced table, qualified."""
+    key: list[str]
+    """The synced table's key columns."""
+
+    @classmethod
+    def of_table(
+        cls, project: Project, schema: str, table: str, key: list[str]
+    ) -> LiveViews | None:
+        """The views fed by `schema.table` (None: none is). A view reading a transform of the
+        table that cannot run per batch is a ConfigError."""
+        from gristmill.profile import resolve_table
+        from gristmill.transforms.row_level import find_row_transform
+
+        warehouse = project.warehouse
+        by_relation: dict[str, LiveRelation] = {}
+        for view in load_definitions(project.root).views.values():
+            transform = find_row_transform(
+                project, view.source, (schema, table), f"Feature view '{view.name}'"
+            )
+            if transform is not None:
+                if not warehouse.table_exists(*transform.relation):
+                    continue  # not built yet: `gristmill run` builds it, then materialize
+                missing = transform.keeps_columns(key) if transform.stored else []
+                if missing:
+                    raise ConfigError(
+                        f"{transform.transform.where}: transform '{transform.name}' feeds"
+                        f" feature view '{view.name}' from {schema}.{table}, synced by change"
+                        f" data capture, so each of its rows must keep the table's key"
+                        f" unchanged to follow updates and deletes: add {', '.join(missing)}"
+                        " to its SELECT."
+                    )
+                relation = warehouse.qualified(*transform.relation)
+            else:
+                try:
+                    if resolve_table(project, view.source) != (schema, table):
+                        continue
+                except Exception:  # a view over a table not built yet: not this one
+                    continue
+                relation = warehouse.qualified(schema, table)
+            live = by_relation.setdefault(relation, LiveRelation(relation, [], transform))
+            live.views.append(view)
+        if not by_relation:
+            return None
+        relations = list(by_relation.values())
+        for number, live in enumerate(relations):
+            live.touched_table = f"{TOUCHED}{number}"
+        return cls(project, relations, warehouse.qualified(schema, table), key)
+
+    def _quoted(self, columns: list[str]) -> str:
+        return ", ".join(self.project.warehouse.quote(c) for c in columns)
+
+    def track(self, tx: Transaction) -> None:
+        """Temporary tables for the entities a batch touches, before and after."""
+        for live in self.relations:
+            tx.execute(
+                f"CREATE TEMPORARY TABLE {live.touched_table} AS SELECT"
+                f" {self._quoted(live.entity_columns)}"
+                f" FROM ({live.rows(f'SELECT * FROM {self.table}')}) AS r WHERE 1 = 0"
+            )
+
+    def touched(self, tx: Transaction, table_rows: str) -> None:
+        """Remember the entities that the synced table's rows in the query `table_rows`
+        (before a change, or after it) make in each relation."""
+        for live in self.relations:
+            tx.execute(
+                f"INSERT INTO {live.touched_table} SELECT {self._quoted(live.entity_columns)}"
+                f" FROM ({live.rows(table_rows)}) AS r"
+            )
+
+    def replace_rows(self, tx: Transaction, keys: str | None, table_rows: str) -> None:
+        """Keep the transforms the warehouse stores as tables in step with the synced table:
+        the rows of the keys in the query `keys` (None: every row) are replaced by those
+        that the table's rows in the query `table_rows` make."""
+        for live in self.relations:
+            if live.transform is None or not live.transform.stored:
+                continue  # the table itself, or a view over it: current already
+            if keys is None:
+                tx.execute(f"DELETE FROM {live.relation}")
+            else:
+                columns = self._quoted(self.key)
+                tx.execute(
+                    f"DELETE FROM {live.relation} WHERE ({columns}) IN"
+                    f" (SELECT {columns} FROM ({keys}) AS k)"
+                )
+            tx.execute(f"INSERT INTO {live.relation} {live.rows(table_rows)}")
+
+    def refresh(self, tx: Transaction) -> int:
+        """Rewrite the online events of the touched entities, as the transaction `tx` sees
+        the relations, and drop the temporary tables. Returns the entities written."""
+        written = 0
+        for live in self.relations:
+            written += self._refresh(tx, live, f"SELECT * FROM {live.touched_table}")
+            tx.execute(f"DROP TABLE {live.touched_table}")
+        return written
+
+    def _refresh(self, tx: Transaction, live: LiveRelation, touched: str) -> int:
         store = self.project.online
         dialect = self.project.warehouse.dialect
         clock = datetime.now(UTC)
         now, cut = to_micros(clock), future_cut(clock, clock_skew(self.project))
         written = 0
-        for view in self.views:
+        for view in live.views:
             if store.get_meta(view.name, "version") != view.version:
                 continue  # not materialized (or materialized from another definition) yet
             keys = ", ".join(dialect.quote(k) for k in view.entity)
             entities = tx.fetch_arrow(f"SELECT DISTINCT {keys} FROM ({touched}) AS t")
             if entities.num_rows == 0:
                 continue
-            events = online_events_sql(view, self.table, dialect, now, cut)
+            events = online_events_sql(view, live.relation, dialect, now, cut)
             rows = tx.fetch_arrow(
                 f"SELECT * FROM ({events}) AS e WHERE ({keys}) IN"
                 f" (SELECT {keys} FROM ({touched}) AS t)"

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gristmill.features.api import Pusher
     from gristmill.features.definition import FeatureView
     from gristmill.project import Project
+    from gristmill.transforms.row_level import RowTransform
     from gristmill.warehouse.base import Transaction, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -71,43 +72,67 @@ class StreamConsumer:
         """The checks of a `fields` message, whose values are text."""
         self.definitions = load_definitions(root)
         self.views: list[FeatureView] = [self.definitions.view(v) for v in config.feature_views]
-        for view in self.views:
-            missing = [c for c in (*view.entity, view.timestamp) if c not in self.schema.names]
-            if missing:
-                raise ConfigError(
-                    f"Stream '{self.name}': feature view {view.name} needs column"
-                    f" {missing[0]!r}, which the stream's columns do not declare."
-                    f"{did_you_mean(missing[0], self.schema.names)}"
-                )
-        self._required = {
-            config.event_id,
-            *(k for v in self.views for k in (*v.entity, v.timestamp)),
-        }
+        self._required = {config.event_id}
+        """The fields every event needs (its id, and the keys and time of direct views)."""
+        self._transforms: dict[str, RowTransform] = {}
+        """Per view reading a row-level transform of the stream's table: the transform."""
         broker_class = backends.resolve("broker", config.type)
         self.broker: Broker = broker_class(name, config, consumer)
         self._pusher: Pusher | None = None
+        self._duckdb: Any = None
 
     def prepare(self, project: Project) -> None:
-        """The views' SQL, checked against the stream's columns (once)."""
-        from gristmill.features.api import Pusher
+        """Each view's input, the stream's events or a row-level transform of the stream's
+        table, checked against the columns (once)."""
+        import duckdb
 
+        from gristmill.features.api import Pusher
+        from gristmill.transforms.row_level import ROW, find_row_transform, run_on_batch
+
+        self._duckdb = duckdb.connect()
+        self._duckdb.execute("SET TimeZone = 'UTC'")  # as the warehouse and Pusher see times
         self._pusher = Pusher(project, self.definitions)
         empty = self.schema.empty_table()
         for view in self.views:
-            self._pusher.rows(view, empty)  # the view's SQL binds to these columns
+            transform = (
+                find_row_transform(
+                    project,
+                    view.source,
+                    self._target(project),
+                    f"Stream '{self.name}', feeding feature view '{view.name}',",
+                )
+                if self.config.table
+                else None
+            )
+            if transform is None:
+                columns, given = self.schema.names, "the stream's columns do not declare"
+                self._required.update((*view.entity, view.timestamp))
+                rows = empty
+            else:
+                self._transforms[view.name] = transform
+                rows = run_on_batch(transform, _numbered(empty), self._duckdb).drop([ROW])
+                columns, given = rows.column_names, f"transform '{transform.name}' does not make"
+            missing = [c for c in (*view.entity, view.timestamp) if c not in columns]
+            if missing:
+                raise ConfigError(
+                    f"Stream '{self.name}': feature view {view.name} needs column"
+                    f" {missing[0]!r}, which {given}.{did_you_mean(missing[0], columns)}"
+                )
+            self._pusher.rows(view, rows)  # the view's SQL binds to these columns
 
     # -- a batch --------------------------------------------------------------------------------
     def poll(self, open_project: Any, block_seconds: float = 0.0) -> BatchResult | None:
         """Read one batch and apply it (`open_project()` gives the project, opened for the
         batch only); None when the stream had nothing."""
+        if self._pusher is None:
+            with open_project() as project:
+                self.prepare(project)
         messages = self.broker.read(block_seconds)
         if not messages:
             return None
         started = time.perf_counter()
         events, dead = self._check(messages)
         with open_project() as project:
-            if self._pusher is None and self.views:
-                self.prepare(project)
             applied, buried = self._apply(project, events, dead)
         self.broker.ack([m.id for m in messages])
         return BatchResult(len(messages), applied, buried, time.perf_counter() - started)
@@ -171,12 +196,13 @@ class StreamConsumer:
         """(events applied, dead letters)"""
         now = datetime.now(UTC)
         events, late = self._on_the_clock(project, events, now)
-        dead = dead + late
+        events, refused, outputs = self._transformed(project, events, now)
+        dead = dead + late + refused
         table = self._table(events)
         if not (self.config.table and table.num_rows) and not dead:
             # Nothing for the warehouse: it is not even opened.
             new = _unique(table, self.config.event_id)
-            self._online(project, new, now)
+            self._online(project, new, now, table, outputs)
             return int(new.num_rows), 0
         warehouse = project.warehouse
         if dead:
@@ -190,6 +216,7 @@ class StreamConsumer:
             stage = STAGE + target
             warehouse.recreate_table(schema, stage, table.schema)
             warehouse.append(schema, stage, table.to_batches())
+        stored = self._stored_transforms(warehouse) if stage is not None else []
         try:
             with warehouse.transaction() as tx:
                 if stage is not None:
@@ -197,8 +224,13 @@ class StreamConsumer:
                     new = self._new_events(tx, warehouse, schema, target, stage)
                 else:
                     new = _unique(table, self.config.event_id)
-                self._online(project, new, now)
+                self._online(project, new, now, table, outputs)
                 if stage is not None and new.num_rows:
+                    new_sql = self._new_sql(warehouse, schema, target, stage)
+                    for transform in stored:
+                        # Before the events join the table: `new_sql` reads those it lacks.
+                        relation = warehouse.qualified(*transform.relation)
+                        tx.execute(f"INSERT INTO {relation} {transform.over(new_sql)}")
                     columns = ", ".join(warehouse.quote(c) for c in self.schema.names)
                     tx.execute(
                         f"INSERT INTO {warehouse.qualified(schema, target)} ({columns})"
@@ -219,10 +251,10 @@ class StreamConsumer:
         from gristmill.features.events import future_cut
         from gristmill.features.online import to_micros
 
-        if not self.views:
+        times = {v.timestamp for v in self.views if v.name not in self._transforms}
+        if not times:
             return events, []
         cut = future_cut(now, clock_skew(project))
-        times = {v.timestamp for v in self.views}
         kept, late = [], []
         for message, event in events:
             beyond = [t for t in times if to_micros(event[t]) > cut]
@@ -238,6 +270,83 @@ class StreamConsumer:
             else:
                 kept.append((message, event))
         return kept, late
+
+    def _transformed(
+        self, project: Project, events: list[tuple[Message, dict[str, Any]]], now: datetime
+    ) -> tuple[
+        list[tuple[Message, dict[str, Any]]], list[tuple[Message, str]], dict[str, pa.Table]
+    ]:
+        """The batch through each row-level transform a view reads: (the events kept, those
+        refused, each transform's rows with `_gm_row`, the index of the event they come
+        from). An event a transform fails on, or that a transform dates beyond the serving
+        clock's skew, is refused."""
+        from gristmill.features.api import clock_skew
+        from gristmill.features.events import future_cut
+        from gristmill.features.online import to_micros
+        from gristmill.transforms.row_level import ROW
+
+        transforms = {t.name: t for t in self._transforms.values()}
+        if not transforms or not events:
+            return events, [], {}
+        refused: list[tuple[Message, str]] = []
+        for transform in transforms.values():
+            events, failed = self._runnable(transform, events)
+            refused += failed
+        outputs = self._outputs(events)
+        cut = future_cut(now, clock_skew(project))
+        late: dict[int, str] = {}
+        for view in self.views:
+            if view.name not in self._transforms:
+                continue
+            output = outputs[self._transforms[view.name].name]
+            rows = output.column(ROW).to_pylist()
+            for row, moment in zip(rows, output.column(view.timestamp).to_pylist(), strict=True):
+                if isinstance(moment, datetime) and to_micros(moment) > cut:
+                    late.setdefault(
+                        row,
+                        f"{view.timestamp} (made by transform"
+                        f" '{self._transforms[view.name].name}'): {moment.isoformat()} is later"
+                        " than now plus the clock skew ([online] clock_skew)",
+                    )
+        if late:
+            refused += [(events[row][0], reason) for row, reason in late.items()]
+            events = [e for row, e in enumerate(events) if row not in late]
+            outputs = self._outputs(events)
+        return events, refused, outputs
+
+    def _outputs(self, events: list[tuple[Message, dict[str, Any]]]) -> dict[str, pa.Table]:
+        from gristmill.transforms.row_level import run_on_batch
+
+        rows = _numbered(self._table(events))
+        transforms = {t.name: t for t in self._transforms.values()}
+        return {name: run_on_batch(t, rows, self._duckdb) for name, t in transforms.items()}
+
+    def _runnable(
+        self, transform: RowTransform, events: list[tuple[Message, dict[str, Any]]]
+    ) -> tuple[list[tuple[Message, dict[str, Any]]], list[tuple[Message, str]]]:
+        """The events `transform` runs on, and those it fails on (a cast that cannot take a
+        value), found by halving the batch."""
+        import duckdb
+
+        from gristmill.transforms.row_level import run_on_batch
+
+        try:
+            run_on_batch(transform, _numbered(self._table(events)), self._duckdb)
+            return events, []
+        except duckdb.Error as exc:
+            if len(events) == 1:
+                problem = str(exc).splitlines()[0]
+                return [], [(events[0][0], f"transform '{transform.name}' fails on it: {problem}")]
+        half = len(events) // 2
+        first, first_failed = self._runnable(transform, events[:half])
+        second, second_failed = self._runnable(transform, events[half:])
+        return first + second, first_failed + second_failed
+
+    def _stored_transforms(self, warehouse: Warehouse) -> list[RowTransform]:
+        """The transforms fed by the stream's table that the warehouse holds as tables (one
+        not built yet is left to `gristmill run`)."""
+        found = {t.name: t for t in self._transforms.values() if t.stored}
+        return [t for t in found.values() if warehouse.table_exists(*t.relation)]
 
     def _table(self, events: list[tuple[Message, dict[str, Any]]]) -> pa.Table:
         columns = {name: [e.get(name) for _, e in events] for name in self.schema.names}
@@ -269,15 +378,41 @@ class StreamConsumer:
         found = tx.fetch_arrow(self._new_sql(warehouse, schema, target, stage))
         return found.cast(self.schema) if found.schema != self.schema else found
 
-    def _online(self, project: Project, events: pa.Table, now: datetime) -> None:
+    def _online(
+        self,
+        project: Project,
+        events: pa.Table,
+        now: datetime,
+        batch: pa.Table,
+        outputs: dict[str, pa.Table],
+    ) -> None:
+        """The new `events` (of the `batch`) into the views' online values; a view reading
+        a transform gets the transform's rows of those events (`outputs`)."""
         if self._pusher is None or not events.num_rows:
             return
         from gristmill.features.online import apply_events, to_micros
+        from gristmill.transforms.row_level import ROW
 
-        nonces = [_nonce(str(i)) for i in events.column(self.config.event_id).to_pylist()]
+        key = self.config.event_id
+        nonces = [_nonce(str(i)) for i in events.column(key).to_pylist()]
+        new = set(events.column(key).to_pylist())
+        ids = batch.column(key).to_pylist()
+        first: dict[Any, int] = {}
+        for row, event_id in enumerate(ids):
+            first.setdefault(event_id, row)
         for view in self.views:
-            rows = self._pusher.rows(view, events)
-            apply_events(project.online, view, rows, now=to_micros(now), nonces=nonces)
+            transform = self._transforms.get(view.name)
+            if transform is None:
+                rows = self._pusher.rows(view, events)
+                apply_events(project.online, view, rows, now=to_micros(now), nonces=nonces)
+                continue
+            output = outputs[transform.name]
+            origins = output.column(ROW).to_pylist()
+            keep = [i for i, r in enumerate(origins) if ids[r] in new and first[ids[r]] == r]
+            made = output.take(keep)
+            rows = self._pusher.rows(view, made.drop([ROW]))
+            made_nonces = [_nonce(str(ids[r])) for r in made.column(ROW).to_pylist()]
+            apply_events(project.online, view, rows, now=to_micros(now), nonces=made_nonces)
 
     def _bury(
         self, tx: Transaction, warehouse: Warehouse, dead: list[tuple[Message, str]], now: datetime
@@ -299,6 +434,15 @@ class StreamConsumer:
         self.broker.close()
         if self._pusher is not None:
             self._pusher.close()
+        if self._duckdb is not None:
+            self._duckdb.close()
+
+
+def _numbered(table: pa.Table) -> pa.Table:
+    """`table` with `_gm_row`, each row's index."""
+    from gristmill.transforms.row_level import ROW
+
+    return table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
 
 
 def _unique(table: pa.Table, key: str) -> pa.Table:

@@ -41,7 +41,6 @@ MAX_CHANGES = 50_000
 SEQUENCE = "_gm_seq"
 OPERATION = "_gm_op"
 UNCHANGED = "_gm_unchanged"
-CHANGED_ENTITIES = "_gm_changed_entities"
 
 
 class CdcSync(TableSync):
@@ -57,7 +56,9 @@ class CdcSync(TableSync):
         from gristmill.features.live import LiveViews
 
         self.log = self.source.change_log(self.spec.table, project.config.name)
-        self.live = LiveViews.of_table(project, self.schema, self.spec.target)
+        self.live = LiveViews.of_table(
+            project, self.schema, self.spec.target, self.spec.primary_key
+        )
         return self
 
     def _run(self) -> TableResult:
@@ -156,13 +157,12 @@ class CdcSync(TableSync):
             with self.warehouse.transaction() as tx:
                 self._evolve(tx, plan)
                 if self.live is not None:
-                    self._track_entities(tx)
+                    self.live.track(tx)
                 deleted = self._truncate(tx) if truncated >= 0 else 0
                 upserted, removed = self._merge_changes(tx, unchanged) if kept else (0, 0)
                 deleted += removed
                 if self.live is not None:
-                    self.live.refresh(tx, f"SELECT * FROM {CHANGED_ENTITIES}")
-                    tx.execute(f"DROP TABLE {CHANGED_ENTITIES}")
+                    self.live.refresh(tx)
                 changed = bool(upserted or deleted or plan.changed)
                 last = transactions[-1] if transactions else None
                 state.update(
@@ -204,27 +204,18 @@ class CdcSync(TableSync):
         self.warehouse.recreate_table(self.schema, self.stage, table.schema)
         self.warehouse.append(self.schema, self.stage, table.to_batches())
 
-    def _track_entities(self, tx: Transaction) -> None:
-        """A temporary table of the entities the batch touches, before and after, for the
-        online refresh (`features/live.py`)."""
-        assert self.live is not None
-        columns = ", ".join(self.q(c) for c in self.live.entity_columns)
-        tx.execute(
-            f"CREATE TEMPORARY TABLE {CHANGED_ENTITIES} AS SELECT {columns}"
-            f" FROM {self.t(self.spec.target)} WHERE 1 = 0"
-        )
-
     def _touched(self, tx: Transaction, rows: str) -> None:
         """Remember the entities of the query `rows` (of the target's columns) as touched."""
         if self.live is not None:
-            columns = ", ".join(self.q(c) for c in self.live.entity_columns)
-            tx.execute(f"INSERT INTO {CHANGED_ENTITIES} SELECT {columns} FROM ({rows}) AS r")
+            self.live.touched(tx, rows)
 
     def _truncate(self, tx: Transaction) -> int:
         target = self.t(self.spec.target)
         self._touched(tx, f"SELECT * FROM {target}")
         count = int(tx.fetchall(f"SELECT count(*) FROM {target}")[0][0])
         tx.execute(f"DELETE FROM {target}")
+        if self.live is not None:
+            self.live.replace_rows(tx, None, f"SELECT * FROM {target}")
         return count
 
     def _merge_changes(self, tx: Transaction, unchanged: list[str | None]) -> tuple[int, int]:
@@ -274,6 +265,8 @@ class CdcSync(TableSync):
         )
         if upserted:
             tx.execute(f"INSERT INTO {target} ({columns}) {upserts}")
+        if self.live is not None:
+            self.live.replace_rows(tx, f"SELECT {keys} FROM ({latest}) AS n", upserts)
         return upserted, deleted
 
 
