@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -20,9 +21,19 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    with_streams: bool = typer.Option(
+        False,
+        "--with-streams",
+        help="Also follow the project's cdc tables and streams (as gristmill stream does), in"
+        " the server's own process: once, whatever --workers says.",
+    ),
     project_dir: Path = PROJECT,
 ) -> None:
-    """Serve every model of the project at its alias: scores with fresh features."""
+    """Serve every model of the project at its alias: scores with fresh features.
+
+    With --with-streams the same process follows the change logs and streams (the embedded
+    default: one process); SIGTERM stops both.
+    """
     try:
         import uvicorn  # noqa: F401
     except ImportError:
@@ -36,7 +47,16 @@ def serve(
     os.environ["GRISTMILL_PROJECT"] = str(project.root)
     sockets = process.bind(host, port, workers)
     try:
-        process.serve(sockets, config)
+        with contextlib.ExitStack() as stack:
+            if with_streams:
+                from gristmill.cli.stream import stop_on_signals
+                from gristmill.streams.follow import following
+
+                # In this process only: with several workers, the supervisor is it.
+                follower = stack.enter_context(following(project.root))
+                # Under the server's own handlers, which pass a stop signal on once served.
+                stack.enter_context(stop_on_signals(follower.stop))
+            process.serve(sockets, config)
     finally:
         for sock in sockets:
             sock.close()

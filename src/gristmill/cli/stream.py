@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -73,22 +75,14 @@ def stream(
             metrics.update(followed)
 
     follower.on_progress = show
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-        follower.stop.set()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if progress:
-            with progress:
+        with stop_on_signals(follower.stop):
+            if progress:
+                with progress:
+                    tables = follower.run()
+            else:
                 tables = follower.run()
-        else:
-            tables = follower.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if metrics is not None:
             metrics.close()
     if json_output:
@@ -100,6 +94,21 @@ def stream(
             console.print(f"[bold red]{item.key}:[/] {item.error}", highlight=False)
     if any(t.ever_failed for t in followed):
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (the work under way ends cleanly) while the block runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, restored in previous.items():
+            signal.signal(sig, restored)
 
 
 class _Progress:

@@ -13,10 +13,11 @@ go on. Stopping (SIGTERM, Ctrl-C) finishes the batch under way; a SIGKILL loses 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 """How long a failed table waits before it is tried again."""
+STOP_SECONDS = 60.0
+"""How long a follower in the background gets to finish its batch when told to stop."""
 
 
 @dataclass
@@ -337,3 +340,27 @@ class Follower:
             catalog.finish_run(self.run_id, "ok" if ok else "failed")
         finally:
             project.close()
+
+
+@contextlib.contextmanager
+def following(root: Path, poll_seconds: float = 0.5) -> Iterator[Follower]:
+    """Follow every cdc table and stream of the project on a thread while the block runs
+    (`gristmill serve --with-streams`); stopped, after its batch under way, on leaving.
+    A project with nothing to follow is a ConfigError before the block starts."""
+    follower = Follower(root, [], poll_seconds)
+
+    def run() -> None:
+        try:
+            follower.run()
+        except Exception:  # the server goes on; its operators see why the streams stopped
+            logger.exception("Following the streams stopped")
+
+    thread = threading.Thread(target=run, name="gristmill-stream", daemon=True)
+    thread.start()
+    try:
+        yield follower
+    finally:
+        follower.stop.set()
+        thread.join(STOP_SECONDS)
+        if thread.is_alive():
+            logger.error("The streams did not stop within %g s", STOP_SECONDS)
