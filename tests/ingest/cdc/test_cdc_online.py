@@ -44,11 +44,10 @@ def online_values(root: Path, users: list[int], at: datetime) -> list[dict[str, 
         return [{**f.values, "age": f.age_seconds} for f in found]
 
 
-@pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_online_values_follow_inserts_updates_deletes_and_moves(
-    tmp_path: Path, logical_postgres: LogicalPostgres, store: str
-) -> None:
-    url = logical_postgres.new_database()
+def payments_source(cluster: LogicalPostgres) -> tuple[str, Any, datetime]:
+    """A new database with 200 payments of five users over the last day: (its URL, an
+    autocommit connection, now)."""
+    url = cluster.new_database()
     db = psycopg.connect(url, autocommit=True)
     db.execute(
         "CREATE TABLE payments (id INT PRIMARY KEY, user_id INT, amount NUMERIC(10, 2),"
@@ -60,6 +59,14 @@ def test_online_values_follow_inserts_updates_deletes_and_moves(
         " %s - i * interval '7 minutes' FROM generate_series(1, 200) i",
         [now],
     )
+    return url, db, now
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_online_values_follow_inserts_updates_deletes_and_moves(
+    tmp_path: Path, logical_postgres: LogicalPostgres, store: str
+) -> None:
+    url, db, now = payments_source(logical_postgres)
     (tmp_path / "features").mkdir()
     (tmp_path / "features" / "spend.py").write_text(FEATURES)
     online: dict[str, Any] = {}
@@ -172,18 +179,7 @@ def test_views_over_row_level_transforms_follow_changes(
     warehouse view) is refreshed per batch; the stored transform equals a full rebuild."""
     from gristmill.graph.run import run
 
-    url = logical_postgres.new_database()
-    db = psycopg.connect(url, autocommit=True)
-    db.execute(
-        "CREATE TABLE payments (id INT PRIMARY KEY, user_id INT, amount NUMERIC(10, 2),"
-        " shop TEXT, happened TIMESTAMPTZ)"
-    )
-    now = datetime.now(UTC).replace(microsecond=0)
-    db.execute(
-        "INSERT INTO payments SELECT i, i %% 5, i * 1.5, 'shop' || (i %% 3),"
-        " %s - i * interval '7 minutes' FROM generate_series(1, 200) i",
-        [now],
-    )
+    url, db, now = payments_source(logical_postgres)
     (tmp_path / "features").mkdir()
     (tmp_path / "features" / "spend.py").write_text(TRANSFORMED_FEATURES)
     (tmp_path / "transforms").mkdir()
