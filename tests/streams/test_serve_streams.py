@@ -21,7 +21,17 @@ from tests.streams.test_brokers import RedisProducer, event, online, project, wa
 
 def serve(root: Path, port: int, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gristmill", "serve", "--port", str(port), "-p", str(root), *options],
+        [
+            sys.executable,
+            "-m",
+            "gristmill",
+            "serve",
+            "--port",
+            str(port),
+            "-p",
+            str(root),
+            *options,
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TZ": "America/St_Johns"},
