@@ -293,6 +293,36 @@ def test_events_reach_the_table_and_the_store_once_and_bad_ones_are_dead_letters
     assert streamed == online(root, users, at)
 
 
+def test_a_batch_delivered_again_after_its_commit_is_applied_once(
+    tmp_path: Path, producer: Producer
+) -> None:
+    """Killed between the commit and the acknowledgement: the batch comes again, and
+    neither its events nor its dead letters are recorded twice."""
+    from gristmill.streams.consume import StreamConsumer
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    root = project(tmp_path, producer)
+    producer.add_many([event(i, now) for i in range(5)])
+    producer.add({**event(99, now), "amount": "abc"})
+    with Project.load(root) as p:
+        config, name = p.config.streams["payments"], p.config.name
+    consumer = StreamConsumer(root, "payments", config, consumer=name)
+
+    def killed(ids: list[str]) -> None:
+        raise RuntimeError("killed before the acknowledgement")
+
+    consumer.broker.ack = killed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        while True:
+            consumer.poll(lambda: Project.load(root), block_seconds=1)
+    consumer.close()
+    assert warehouse(root, "SELECT count(*) FROM _gristmill.dead_letters") == [(1,)]
+
+    follow_until(root, producer.settled)
+    assert warehouse(root, "SELECT count(*) FROM raw.payment_events") == [(5,)]
+    assert warehouse(root, "SELECT count(*) FROM _gristmill.dead_letters") == [(1,)]
+
+
 def test_json_events_without_a_table_feed_the_online_store(
     tmp_path: Path, producer: Producer
 ) -> None:

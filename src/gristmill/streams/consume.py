@@ -422,8 +422,22 @@ class StreamConsumer:
             f"CREATE TABLE IF NOT EXISTS {table} (stream TEXT, message_id TEXT, reason TEXT,"
             " message TEXT, received_at TIMESTAMP)"
         )
+        # A batch delivered again (its consumer killed after the commit, before the ack)
+        # brings its dead letters again: each message is buried once.
+        ids = [message.id for message, _ in dead]
+        buried = {
+            str(r[0])
+            for r in tx.fetchall(
+                f"SELECT message_id FROM {table} WHERE stream = $1 AND"
+                f" {warehouse.dialect.in_list('message_id', ids)}",
+                [self.name],
+            )
+        }
         moment = now.replace(tzinfo=None)
         for message, reason in dead:
+            if message.id in buried:
+                continue
+            buried.add(message.id)
             tx.execute(
                 f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)",
                 [self.name, message.id, reason, message.raw, moment],
