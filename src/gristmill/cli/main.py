@@ -18,6 +18,7 @@ from gristmill.cli import diff as diff_cli
 from gristmill.cli import features as features_cli
 from gristmill.cli import ingest as ingest_cli
 from gristmill.cli import models as models_cli
+from gristmill.cli import monitor as monitor_cli
 from gristmill.cli import profile as profile_cli
 from gristmill.cli import project as project_cli
 from gristmill.cli import run as run_cli
@@ -72,6 +73,7 @@ deploy_cli.register(app)
 profile_cli.register(app)
 features_cli.register(app)
 models_cli.register(app)
+monitor_cli.register(app)
 serve_cli.register(app)
 stream_cli.register(app)
 

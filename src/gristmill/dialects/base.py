@@ -461,6 +461,11 @@ class Dialect:
         """The JSON `expr` as text: canonical where CANONICAL_JSON, else as stored."""
         return self.hash_text(expr)
 
+    def json_field(self, expr: str, key: str) -> str:
+        """The value of `key` in the JSON object held as text in `expr`, as text (NULL where
+        it is missing or JSON's null)."""
+        return f"(CAST({expr} AS jsonb) ->> {self.string_literal(key)})"
+
     def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         """The array `expr` (of this engine's type `data_type`; PostgreSQL's udt_name, as
         _int4) as PostgreSQL prints it: {1,NULL,"a b"}, nested arrays in braces, elements

@@ -161,6 +161,10 @@ class DuckDBDialect(Dialect):
     def json_text(self, expr: str) -> str:
         return f"{self.JSONB_TEXT_FUNCTION}(CAST({expr} AS VARCHAR))"
 
+    def json_field(self, expr: str, key: str) -> str:
+        path = '$."' + key.replace('"', '\\"') + '"'
+        return f"json_extract_string({expr}, {self.string_literal(path)})"
+
     def array_json(self, expr: str) -> str:
         return f"to_json({expr})"
 

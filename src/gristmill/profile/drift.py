@@ -90,7 +90,11 @@ def against(
             continue
         _set_psi(
             profile,
-            psi(_counts(stats, bins), _counts(other, _rebound(bins, column, twin)), bins.labels),
+            psi(
+                bin_counts(stats, bins),
+                bin_counts(other, _rebound(bins, column, twin)),
+                bins.labels,
+            ),
             f"in {result.compared_with}",
         )
     result.warnings.extend(w for p in profiles for w in p.warnings)
@@ -100,7 +104,8 @@ def _rebound(bins: Bins, column: Column, twin: Column) -> Bins:
     return Bins(bins.sql.replace(column.sql, twin.sql), bins.labels)
 
 
-def _counts(stats: TableStats, bins: Bins) -> dict[str, int]:
+def bin_counts(stats: TableStats, bins: Bins) -> dict[str, int]:
+    """Rows per bin label of the relation `stats` reads."""
     rows = stats.q(f"SELECT {bins.sql} AS bin, count(*) AS n FROM {stats.relation} GROUP BY 1")
     return {str(r["bin"]): int(r["n"]) for r in rows}
 

@@ -98,7 +98,7 @@ class TableStats:
 
     # -- the passes ----------------------------------------------------------------
     def profile(self) -> list[ColumnProfile]:
-        profiles = self._aggregates()
+        profiles = self.aggregates()
         self._quantiles(profiles)
         for column, profile in zip(self.columns, profiles, strict=True):
             if profile.count == 0:
@@ -110,7 +110,8 @@ class TableStats:
         self._flag(profiles)
         return profiles
 
-    def _aggregates(self) -> list[ColumnProfile]:
+    def aggregates(self) -> list[ColumnProfile]:
+        """One pass over the relation: each column's count, distinct values, range, moments."""
         exact = self.warehouse.dialect.APPROX_DISTINCT_SQL is None
         parts = ["count(*) AS n"]
         for i, c in enumerate(self.columns):

@@ -206,6 +206,7 @@ def create_app(project: Project) -> Starlette:
                         "score": s.headline,
                         "scores": s.score if isinstance(s.score, list) else None,
                         "decision": s.decision,
+                        "stale_features": s.stale,
                         "latency_ms": round(latency, 3),
                     }
                     for row, s in zip(rows, scored, strict=True)

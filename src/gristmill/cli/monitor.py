@@ -1,0 +1,87 @@
+"""`gristmill monitor`: a served model's drift, missing and stale inputs, decisions and
+latency, from its prediction log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from gristmill.cli.output import console
+
+if TYPE_CHECKING:
+    from gristmill.monitor import MonitorReport
+
+
+def register(app: typer.Typer) -> None:
+    app.command("monitor")(monitor)
+
+
+def monitor(
+    model: str = typer.Argument(..., help="A model of models/*.py that gristmill serve served."),
+    since: str = typer.Option("7d", "--since", help="How far back: 7d, 24h, 30d..."),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    project_dir: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
+) -> None:
+    """A served model's drift, missing and stale inputs, decisions and latency, per day.
+
+    From the prediction log, in the warehouse: each feature's PSI against the model's
+    training set (the training set's bins), the score's PSI against the training
+    evaluation's deciles, missing and stale shares, decisions, latency percentiles.
+    """
+    from gristmill.monitor import monitor as run_monitor
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        if json_output:
+            report = run_monitor(project, model, since)
+        else:
+            with console.status(f"Reading the prediction log of {model}"):
+                report = run_monitor(project, model, since)
+    if json_output:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    print_report(report)
+
+
+def print_report(report: MonitorReport) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"[bold]{report.model}[/]: {report.predictions:,} predictions since {report.start}"
+        f" (versions {', '.join(f'v{v}: {n:,}' for v, n in report.versions.items()) or 'none'});"
+        f" reference: v{report.version}'s training set {report.training_set}",
+        highlight=False,
+    )
+    if report.features:
+        table = Table("feature", "PSI", "missing", "in training", "stale", title="Inputs")
+        for f in sorted(report.features, key=lambda f: -(f.psi or 0.0)):
+            psi = "-" if f.psi is None else f"{f.psi:.3f}"
+            table.add_row(
+                f"[red]{f.name}[/]" if f.drifted else f.name,
+                f"[red]{psi}[/]" if f.drifted else psi,
+                f"{f.missing_share:.1%}",
+                f"{f.training_missing_share:.1%}",
+                "-" if f.stale_share is None else f"{f.stale_share:.1%}",
+            )
+        console.print(table)
+    if report.windows:
+        table = Table("day (UTC)", "predictions", "decisions", "p50 ms", "p99 ms", "score PSI")
+        for w in report.windows:
+            table.add_row(
+                w.day,
+                f"{w.predictions:,}",
+                ", ".join(f"{d} {n / w.predictions:.0%}" for d, n in w.decisions.items()),
+                _ms(w.latency_ms.get("p50")),
+                _ms(w.latency_ms.get("p99")),
+                "-" if w.score_psi is None else f"{w.score_psi:.3f}",
+            )
+        console.print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]![/] {warning}", highlight=False)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

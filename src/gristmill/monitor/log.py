@@ -1,0 +1,142 @@
+"""The predictions a monitor reads: the prediction log synced into the warehouse, the rows
+of one model since a moment in a temporary table, each logged feature a typed column
+named as in the training set (so the training set's bins apply to it as they are)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from gristmill.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from gristmill.profile.stats import Column
+    from gristmill.project import Project
+    from gristmill.registry.base import ModelVersion
+    from gristmill.warehouse.base import Warehouse
+
+logger = logging.getLogger(__name__)
+
+DAY = "_gm_day"
+"""The UTC day (YYYY-MM-DD) a prediction was logged on."""
+STALE = "_gm_stale_"
+"""Prefix of the columns saying whether a feature was stale (its view past its ttl)."""
+
+
+@dataclass
+class LoggedPredictions:
+    project: Project
+    model: str
+    relation: str
+    """The temporary table of the model's logged predictions in the window."""
+    version: ModelVersion
+    """The reference version: the one that made most of the predictions."""
+    training_set: str
+    """The reference version's training set, schema.table."""
+    training_relation: str
+    columns: list[Column]
+    """The model's features as the training set types them."""
+    stale: bool
+    """Whether the log records stale features (logs written before it did not)."""
+    rows: int = 0
+    versions: dict[int, int] = field(default_factory=dict)
+    """Predictions per version, in the window."""
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return self.project.warehouse
+
+    @classmethod
+    @contextmanager
+    def open(cls, project: Project, model: str, cutoff: datetime) -> Iterator[LoggedPredictions]:
+        import pyarrow as pa
+
+        from gristmill.ingest import ingest
+        from gristmill.project import PREDICTIONS_SOURCE
+        from gristmill.train.discover import find_model, load_models
+
+        find_model(load_models(project.root), model)  # an unknown model: named, with a hint
+        if PREDICTIONS_SOURCE in project.config.sources:
+            synced = ingest(project, f"{PREDICTIONS_SOURCE}.predictions")
+            if not synced.ok:
+                logger.warning("The prediction log did not sync: %s", synced.tables[0].error)
+        warehouse = project.warehouse
+        raw = project.config.warehouse.raw_schema
+        if not warehouse.table_exists(raw, "predictions"):
+            raise NotFoundError(
+                f"No prediction of {model} is logged: `gristmill serve` logs each one"
+                " under .gristmill/predictions/, and monitor reads them from there."
+            )
+        log = warehouse.qualified(raw, "predictions")
+        dialect = warehouse.dialect
+        moment = dialect.column_type(pa.timestamp("us", tz="UTC"))
+        where = (
+            f"model = {dialect.literal(model)} AND CAST(logged_at AS {moment})"
+            f" >= {dialect.timestamp_literal(cutoff)}"
+        )
+        versions = {
+            int(v): int(n)
+            for v, n in warehouse.fetchall(
+                f"SELECT version, count(*) FROM {log} WHERE {where} GROUP BY 1 ORDER BY 2 DESC"
+            )
+        }
+        reference = next(iter(versions), None)
+        version = project.registry.get(model, reference if reference is not None else "latest")
+        logged = cls._prepare(project, model, log, where, version)
+        logged.versions = versions
+        try:
+            yield logged
+        finally:
+            warehouse.execute(f"DROP TABLE IF EXISTS {logged.relation}")
+
+    @classmethod
+    def _prepare(
+        cls, project: Project, model: str, log: str, where: str, version: ModelVersion
+    ) -> LoggedPredictions:
+        from gristmill.profile import _columns, resolve_table
+
+        warehouse = project.warehouse
+        dialect = warehouse.dialect
+        meta = version.metadata
+        schema, table = resolve_table(project, meta["training_set"])
+        by_name = {c.name: c for c in _columns(warehouse, schema, table)}
+        columns = [by_name[f] for f in meta["features"] if f in by_name]
+        logged_columns = set(warehouse.query_arrow(f"SELECT * FROM {log} LIMIT 0").column_names)
+        stale = "stale_features" in logged_columns
+        parts = [
+            f"substr(logged_at, 1, 10) AS {DAY}",
+            "version",
+            "score",
+            "decision",
+            "latency_ms",
+        ]
+        for i, column in enumerate(columns):
+            value = dialect.json_field("features", column.name)
+            parts.append(f"CAST({value} AS {column.type}) AS {column.sql}")
+            if stale:
+                parts.append(
+                    f"CASE WHEN {dialect.json_field('stale_features', column.name)} IS NULL"
+                    f" THEN 0 ELSE 1 END AS {STALE}{i}"
+                )
+        relation = warehouse.quote(f"_gm_monitor_{uuid.uuid4().hex[:10]}")
+        warehouse.execute(
+            f"CREATE TEMPORARY TABLE {relation} AS SELECT {', '.join(parts)}"
+            f" FROM {log} WHERE {where}"
+        )
+        rows = int(warehouse.fetchall(f"SELECT count(*) FROM {relation}")[0][0])
+        return cls(
+            project,
+            model,
+            relation,
+            version,
+            f"{schema}.{table}",
+            warehouse.qualified(schema, table),
+            columns,
+            stale,
+            rows,
+        )

@@ -1,0 +1,76 @@
+"""What `gristmill monitor` reports (as a table in the terminal and as --json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gristmill.profile.drift import DRIFT_PSI
+
+
+@dataclass
+class FeatureDrift:
+    name: str
+    psi: float | None
+    """Of the logged values against the training set (None: the column cannot be binned)."""
+    missing_share: float
+    """Of the logged predictions, those with no value for the feature."""
+    training_missing_share: float
+    stale_share: float | None
+    """Of the logged predictions, those whose value came from a view past its ttl (None:
+    the log predates stale features being logged)."""
+    psi_by_day: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def drifted(self) -> bool:
+        return self.psi is not None and self.psi > DRIFT_PSI
+
+
+@dataclass
+class Window:
+    day: str
+    """UTC, YYYY-MM-DD."""
+    predictions: int
+    decisions: dict[str, int]
+    latency_ms: dict[str, float | None]
+    """p50, p90, p99."""
+    score_psi: float | None = None
+
+
+@dataclass
+class MonitorReport:
+    model: str
+    since: str
+    start: str
+    end: str
+    version: int
+    """The version whose training set is the reference (the one that made most predictions)."""
+    training_set: str
+    predictions: int
+    versions: dict[int, int]
+    features: list[FeatureDrift] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+    score_psi: float | None = None
+    """Of the logged scores against the training evaluation's score deciles (binary)."""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> list[str]:
+        return [f.name for f in self.features if f.drifted]
+
+    def flag(self) -> None:
+        for feature in self.features:
+            if feature.drifted:
+                self.warnings.append(
+                    f"{feature.name} shifted from the training set (PSI {feature.psi:.2f})."
+                )
+        if self.score_psi is not None and self.score_psi > DRIFT_PSI:
+            self.warnings.append(f"The scores shifted from training (PSI {self.score_psi:.2f}).")
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["versions"] = {str(k): v for k, v in self.versions.items()}
+        document["drifted"] = self.drifted
+        for feature, source in zip(document["features"], self.features, strict=True):
+            feature["drifted"] = source.drifted
+        return document

@@ -1,0 +1,211 @@
+"""`gristmill monitor`: its figures against a brute-force computation over the same
+predictions (numpy quantiles, bins and PSI by hand), on a prediction log written here:
+two days, the second one drifted, with missing and stale values, another model's
+predictions, an old one, and a line cut short."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import shutil
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gristmill.cli.main import app as cli
+from gristmill.monitor import monitor
+from gristmill.project import Project
+from gristmill.quickstart.project import run_quickstart
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("monitor") / "demo"
+    assert run_quickstart(root, rows=5_000).ok
+    return root
+
+
+@pytest.fixture
+def project(built: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "demo"
+    shutil.copytree(built, root)
+    shutil.rmtree(root / ".gristmill" / "predictions", ignore_errors=True)
+    with Project.load(root) as p:
+        p.warehouse.execute("DROP TABLE IF EXISTS raw.predictions")
+    return root
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if hasattr(value, "as_tuple") else value
+
+
+def write_log(root: Path, records: list[dict[str, Any]], tail: bytes = b"") -> None:
+    folder = root / ".gristmill" / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    (folder / "2026-12-01.jsonl").write_bytes(lines + tail)
+
+
+def record(features: dict[str, Any], at: datetime, i: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "prediction_id": uuid.uuid4().hex,
+        "logged_at": at.isoformat(),
+        "model": "fraud",
+        "version": 1,
+        "alias": "champion",
+        "policy_version": "p",
+        "request": "{}",
+        "features": json.dumps({k: _plain(v) for k, v in features.items()}),
+        "score": (i % 97) / 97,
+        "scores": None,
+        "decision": "decline" if i % 97 > 80 else "approve",
+        "stale_features": json.dumps({"tx_count_1h": 9_000} if i % 10 == 0 else {}),
+        "latency_ms": 1.0 + (i % 13) * 0.5,
+        **extra,
+    }
+
+
+def exact_quantile(values: list[Any], fraction: float) -> float:
+    """Linear interpolation between the closest ranks (numpy's default, the SQL's
+    quantile_cont), in exact arithmetic, then the nearest double."""
+    ordered = sorted(Fraction(str(v)) for v in values)
+    position = Fraction(str(fraction)) * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (position - low) * (ordered[high] - ordered[low]))
+
+
+def reference_psi(training: list[Any], logged: list[Any], numeric: bool) -> float:
+    """PSI by hand: deciles of a number with more than ten values, else the ten most
+    frequent values and a bin for the rest; a bin for missing values; shares floored at
+    0.0001."""
+    present = [v for v in training if v is not None]
+    if numeric and len(set(present)) > 10:
+        edges = sorted({exact_quantile(present, i / 10) for i in range(1, 10)})
+
+        def label(v: Any) -> str:
+            return "missing" if v is None else str(bisect.bisect_right(edges, float(v)))
+
+        labels = [str(i) for i in range(len(edges) + 1)]
+    else:
+        top = [v for v, _ in sorted(Counter(present).items(), key=lambda kv: (-kv[1], kv[0]))][:10]
+
+        def label(v: Any) -> str:
+            return "missing" if v is None else (str(v) if v in top else "other")
+
+        labels = [str(v) for v in top] + ["other"]
+    labels.append("missing")
+    expected, actual = Counter(map(label, training)), Counter(map(label, logged))
+    total = 0.0
+    for name in labels:
+        e = max(expected[name] / len(training), 1e-4)
+        a = max(actual[name] / len(logged), 1e-4)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def test_figures_match_a_brute_force_computation(project: Path) -> None:
+    with Project.load(project) as p:
+        meta = p.registry.get("fraud", "champion").metadata
+        training = p.warehouse.query_arrow("SELECT * FROM analytics.fraud_training").to_pylist()
+    features = meta["features"]
+    now = datetime.now(UTC)
+    days = [now - timedelta(days=1), now - timedelta(minutes=5)]
+    records, logged_rows = [], []
+    for i in range(1200):
+        row = training[(i * 7) % len(training)]
+        values = {f: row[f] for f in features}
+        second = i >= 600
+        if second:  # the second day drifts: larger amounts, one kind only
+            values["amount"] = None if i % 50 == 0 else float(values["amount"]) * 7 + 1000
+            values["kind"] = "payment"
+        if i % 25 == 0:
+            values["devices_24h"] = None
+        logged_rows.append((1 if second else 0, values))
+        records.append(record(values, days[1 if second else 0], i))
+    others = [
+        record({f: training[0][f] for f in features}, now, 1, model="churn"),
+        record({f: training[0][f] for f in features}, now - timedelta(days=30), 2),
+    ]
+    write_log(project, records + others, tail=b'{"prediction_id": "cut-sh')
+
+    with Project.load(project) as p:
+        report = monitor(p, "fraud", since="7d")
+    assert report.predictions == 1200 and report.versions == {1: 1200}
+    by_name = {f.name: f for f in report.features}
+    for name, numeric in (("amount", True), ("kind", False), ("devices_24h", True)):
+        column = [r[name] for r in training]
+        every = [v[name] for _, v in logged_rows]
+        assert by_name[name].psi == pytest.approx(
+            reference_psi(column, every, numeric), rel=1e-9
+        ), name
+        for day, moment in enumerate(days):
+            those = [v[name] for d, v in logged_rows if d == day]
+            assert by_name[name].psi_by_day[moment.date().isoformat()] == pytest.approx(
+                reference_psi(column, those, numeric), rel=1e-9
+            )
+    assert by_name["amount"].drifted and by_name["kind"].drifted
+    assert not by_name["tx_count_7d"].drifted
+    assert by_name["amount"].missing_share == pytest.approx(12 / 1200)
+    assert by_name["devices_24h"].missing_share == pytest.approx(48 / 1200)
+    assert by_name["tx_count_1h"].stale_share == pytest.approx(0.1)
+    assert by_name["amount"].stale_share == 0.0
+
+    first, second = report.windows
+    assert (first.predictions, second.predictions) == (600, 600)
+    latencies = np.array([1.0 + (i % 13) * 0.5 for i in range(600)])
+    assert first.latency_ms["p99"] == pytest.approx(np.quantile(latencies, 0.99), abs=1e-3)
+    assert first.decisions == Counter(r["decision"] for r in records[:600])
+    deciles = sorted(meta["metrics"]["deciles"], key=lambda d: d["decile"])
+    bounds = [d["min_score"] for d in deciles[:-1]]
+
+    def decile(score: float) -> int:
+        return next((i for i, b in enumerate(bounds) if score >= b), len(bounds))
+
+    scores = Counter(decile(r["score"]) for r in records)
+    expected_psi = sum(
+        (max(scores[i] / 1200, 1e-4) - max(d["count"] / sum(x["count"] for x in deciles), 1e-4))
+        * math.log(
+            max(scores[i] / 1200, 1e-4) / max(d["count"] / sum(x["count"] for x in deciles), 1e-4)
+        )
+        for i, d in enumerate(deciles)
+    )
+    assert report.score_psi == pytest.approx(expected_psi, rel=1e-6)
+
+
+def test_the_command_line(project: Path) -> None:
+    def gristmill(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "gristmill", *args, "-p", str(project)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    missing = gristmill("monitor", "fraud")
+    assert missing.returncode == 1 and "No prediction of fraud is logged" in missing.stderr
+    unknown = gristmill("monitor", "frad")
+    assert unknown.returncode != 0 and "Did you mean 'fraud'" in unknown.stderr
+    assert "Traceback" not in missing.stderr + unknown.stderr
+
+    runner = CliRunner()
+
+    with Project.load(project) as p:
+        training = p.warehouse.query_arrow("SELECT * FROM analytics.fraud_training LIMIT 50")
+        features = p.registry.get("fraud", "champion").metadata["features"]
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    rows = training.to_pylist()
+    write_log(project, [record({f: r[f] for f in features}, now, i) for i, r in enumerate(rows)])
+    said = runner.invoke(cli, ["monitor", "fraud", "--json", "-p", str(project)])
+    assert said.exit_code == 0, said.output
+    document = json.loads(said.output)
+    assert document["predictions"] == 50 and document["versions"] == {"1": 50}
+    assert any("Only 50 predictions" in w for w in document["warnings"])
+    shown = runner.invoke(cli, ["monitor", "fraud", "--since", "1h", "-p", str(project)])
+    assert shown.exit_code == 0 and "Inputs" in shown.output, shown.output
