@@ -114,8 +114,11 @@ def reference_psi(training: list[Any], logged: list[Any], numeric: bool) -> floa
     return total
 
 
-def test_figures_match_a_brute_force_computation(project: Path) -> None:
-    with Project.load(project) as p:
+def drifted_log(root: Path) -> dict[str, Any]:
+    """1,200 predictions over two days, from the training set's rows; the second day's
+    amounts and kinds drifted, some values missing, every tenth stale; plus another
+    model's prediction, an old one and a line cut short."""
+    with Project.load(root) as p:
         meta = p.registry.get("fraud", "champion").metadata
         training = p.warehouse.query_arrow("SELECT * FROM analytics.fraud_training").to_pylist()
     features = meta["features"]
@@ -137,8 +140,20 @@ def test_figures_match_a_brute_force_computation(project: Path) -> None:
         record({f: training[0][f] for f in features}, now, 1, model="churn"),
         record({f: training[0][f] for f in features}, now - timedelta(days=30), 2),
     ]
-    write_log(project, records + others, tail=b'{"prediction_id": "cut-sh')
+    write_log(root, records + others, tail=b'{"prediction_id": "cut-sh')
+    return {
+        "meta": meta,
+        "training": training,
+        "days": days,
+        "records": records,
+        "logged_rows": logged_rows,
+    }
 
+
+def test_figures_match_a_brute_force_computation(project: Path) -> None:
+    made = drifted_log(project)
+    meta, training, days = made["meta"], made["training"], made["days"]
+    records, logged_rows = made["records"], made["logged_rows"]
     with Project.load(project) as p:
         report = monitor(p, "fraud", since="7d")
     assert report.predictions == 1200 and report.versions == {1: 1200}
@@ -209,3 +224,60 @@ def test_the_command_line(project: Path) -> None:
     assert any("Only 50 predictions" in w for w in document["warnings"])
     shown = runner.invoke(cli, ["monitor", "fraud", "--since", "1h", "-p", str(project)])
     assert shown.exit_code == 0 and "Inputs" in shown.output, shown.output
+
+
+def test_alerts_exit_1_and_reach_the_webhook(project: Path) -> None:
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    spec = project / "models" / "fraud.py"
+    text = spec.read_text()
+    spec.write_text(
+        text.replace(
+            "from gristmill.train import ", "from gristmill.train import Alerts, "
+        ).replace(
+            "    policy=Policy(",
+            "    alerts=Alerts(psi=0.25, missing=0.03, latency_p99_ms=1_000, min_predictions=100,"
+            f" webhook={url!r}),\n    policy=Policy(",
+        )
+    )
+    drifted_log(project)
+    runner = CliRunner()
+    try:
+        said = runner.invoke(cli, ["monitor", "fraud", "--json", "-p", str(project)])
+        assert said.exit_code == 1, said.output
+        alerts = {(a["alert"], a["subject"]) for a in json.loads(said.output)["alerts"]}
+        assert {("psi", "amount"), ("psi", "kind"), ("missing", "devices_24h")} <= alerts
+        assert ("missing", "amount") not in alerts  # 1% missing: under 3%
+        assert not any(a == "latency_p99_ms" for a, _ in alerts)
+        assert len(received) == 1 and received[0]["model"] == "fraud"
+        assert {(a["alert"], a["subject"]) for a in received[0]["alerts"]} == alerts
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The webhook gone: said, and the exit code still 1.
+    shown = runner.invoke(cli, ["monitor", "fraud", "-p", str(project)])
+    assert shown.exit_code == 1
+    assert "alert:" in shown.output and "webhook could not be reached" in shown.output
+
+
+def test_without_alerts_drift_is_reported_and_exits_0(project: Path) -> None:
+    drifted_log(project)
+    said = CliRunner().invoke(cli, ["monitor", "fraud", "--json", "-p", str(project)])
+    assert said.exit_code == 0, said.output
+    document = json.loads(said.output)
+    assert "amount" in document["drifted"] and document["alerts"] == []

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
 def monitor(
     model: str = typer.Argument(..., help="A model of models/*.py that gristmill serve served."),
     since: str = typer.Option("7d", "--since", help="How far back: 7d, 24h, 30d..."),
+    webhook: str | None = typer.Option(
+        None, "--webhook", help="Post fired alerts to this URL (instead of the spec's webhook)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     project_dir: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
 ) -> None:
@@ -30,20 +33,24 @@ def monitor(
     From the prediction log, in the warehouse: each feature's PSI against the model's
     training set (the training set's bins), the score's PSI against the training
     evaluation's deciles, missing and stale shares, decisions, latency percentiles.
+
+    Exit code: 0, or 1 when a threshold of the model's Alerts fired (or the webhook failed).
     """
     from gristmill.monitor import monitor as run_monitor
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
         if json_output:
-            report = run_monitor(project, model, since)
+            report = run_monitor(project, model, since, webhook)
         else:
             with console.status(f"Reading the prediction log of {model}"):
-                report = run_monitor(project, model, since)
+                report = run_monitor(project, model, since, webhook)
     if json_output:
         print(json.dumps(report.to_dict(), indent=2, default=str))
-        return
-    print_report(report)
+    else:
+        print_report(report)
+    if report.alerts or report.webhook_error:
+        raise typer.Exit(1)
 
 
 def print_report(report: MonitorReport) -> None:
@@ -81,6 +88,10 @@ def print_report(report: MonitorReport) -> None:
         console.print(table)
     for warning in report.warnings:
         console.print(f"[yellow]![/] {warning}", highlight=False)
+    for alert in report.alerts:
+        console.print(f"[bold red]alert:[/] {alert.message}", highlight=False)
+    if report.webhook_error:
+        console.print(f"[bold red]webhook:[/] {report.webhook_error}", highlight=False)
 
 
 def _ms(value: float | None) -> str:

@@ -11,6 +11,8 @@ predictions logged since then:
 - per day (UTC): predictions, decisions by decision, latency percentiles.
 
 The reference is the training set of the version that made most of the predictions.
+The thresholds of the model's `Alerts` (`Model(alerts=Alerts(psi=0.25, ...))`) that the
+report crosses are its `alerts`; with a webhook, they are posted to it.
 """
 
 from __future__ import annotations
@@ -18,23 +20,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from gristmill.monitor.alerts import Alert, Alerts
 from gristmill.monitor.drift import feature_drift, score_bins, windows
 from gristmill.monitor.model import MonitorReport
 
 if TYPE_CHECKING:
     from gristmill.project import Project
 
-__all__ = ["MonitorReport", "monitor"]
+__all__ = ["Alert", "Alerts", "MonitorReport", "monitor"]
 
 FEW_PREDICTIONS = 500
 """Below this many predictions, the report says its PSI figures are noisy."""
 
 
-def monitor(project: Project, model: str, since: str = "7d") -> MonitorReport:
+def monitor(
+    project: Project, model: str, since: str = "7d", webhook: str | None = None
+) -> MonitorReport:
     """How `model`'s inputs, scores, decisions and latency moved over the last `since`
-    (a duration such as "7d"), from its prediction log; see the module's text."""
+    (a duration such as "7d"), from its prediction log, and the alerts that fired (posted
+    to `webhook`, else to the spec's); see the module's text."""
     from gristmill.durations import parse_duration
+    from gristmill.monitor.alerts import fired, post
     from gristmill.monitor.log import LoggedPredictions
+    from gristmill.train.discover import find_model, load_models
+
+    spec = find_model(load_models(project.root), model)
 
     now = datetime.now(UTC)
     cutoff = now - parse_duration(since)
@@ -60,4 +70,9 @@ def monitor(project: Project, model: str, since: str = "7d") -> MonitorReport:
         report.features = feature_drift(logged)
         report.windows, report.score_psi = windows(logged, score_bins(logged.version.metadata))
     report.flag()
+    if spec.alerts is not None:
+        report.alerts = fired(report, spec.alerts)
+    url = webhook or (spec.alerts.webhook if spec.alerts is not None else None)
+    if report.alerts and url:
+        report.webhook_error = post(url, report)
     return report

@@ -58,9 +58,7 @@ class LoggedPredictions:
 
         from gristmill.ingest import ingest
         from gristmill.project import PREDICTIONS_SOURCE
-        from gristmill.train.discover import find_model, load_models
 
-        find_model(load_models(project.root), model)  # an unknown model: named, with a hint
         if PREDICTIONS_SOURCE in project.config.sources:
             synced = ingest(project, f"{PREDICTIONS_SOURCE}.predictions")
             if not synced.ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gristmill.monitor.alerts import Alert
 from gristmill.profile.drift import DRIFT_PSI
 
 
@@ -53,6 +54,10 @@ class MonitorReport:
     score_psi: float | None = None
     """Of the logged scores against the training evaluation's score deciles (binary)."""
     warnings: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    """The thresholds of the model's `Alerts` the report crosses."""
+    webhook_error: str | None = None
+    """Why posting the alerts to the webhook failed."""
 
     @property
     def drifted(self) -> list[str]:
@@ -71,6 +76,7 @@ class MonitorReport:
         document = asdict(self)
         document["versions"] = {str(k): v for k, v in self.versions.items()}
         document["drifted"] = self.drifted
+        document["alerts"] = [a.to_dict() for a in self.alerts]
         for feature, source in zip(document["features"], self.features, strict=True):
             feature["drifted"] = source.drifted
         return document

@@ -8,7 +8,18 @@ how much each row's prediction owes to each, `report` renders an evaluation as o
 self-contained HTML page; `trainer` puts them together and registers the version.
 """
 
+from gristmill.monitor.alerts import Alerts
 from gristmill.train.policy import Policy, Rule
 from gristmill.train.spec import Model, Search, Split, group_kfold, kfold, time_split
 
-__all__ = ["Model", "Policy", "Rule", "Search", "Split", "group_kfold", "kfold", "time_split"]
+__all__ = [
+    "Alerts",
+    "Model",
+    "Policy",
+    "Rule",
+    "Search",
+    "Split",
+    "group_kfold",
+    "kfold",
+    "time_split",
+]

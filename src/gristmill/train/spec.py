@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from gristmill import backends
 from gristmill.errors import ConfigError, did_you_mean
+from gristmill.monitor.alerts import Alerts
 from gristmill.train.policy import Policy
 from gristmill.values import content_hash
 
@@ -112,6 +113,8 @@ class Model:
     """Binary: the cost of a false positive and of a false negative, {"fp": 1, "fn": 20}."""
     policy: Policy | None = None
     """How a served score becomes a decision (thresholds, and rules on request fields)."""
+    alerts: Alerts | None = None
+    """When `gristmill monitor` says the served model needs a look (None: never)."""
     description: str = ""
     where: str = field(default="", compare=False)
     """The file that defines the model, for messages."""
