@@ -281,3 +281,37 @@ def test_without_alerts_drift_is_reported_and_exits_0(project: Path) -> None:
     assert said.exit_code == 0, said.output
     document = json.loads(said.output)
     assert "amount" in document["drifted"] and document["alerts"] == []
+
+
+def test_the_html_report_renders_offline_in_chromium(project: Path, tmp_path: Path) -> None:
+    import re
+
+    from tests.profile.test_report import MEASURE, _chromium, _decode_png, _run_chromium
+
+    binary = _chromium()
+    drifted_log(project)
+    html = tmp_path / "monitor.html"
+    said = CliRunner().invoke(cli, ["monitor", "fraud", "--html", str(html), "-p", str(project)])
+    assert said.exit_code == 0, said.output
+    page = html.read_text()
+    assert "Content-Security-Policy" in page and "<script" not in page
+    assert "amount shifted from the training set" in page
+    measured = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    (tmp_path / "measured.html").write_text(measured.replace("</body>", MEASURE + "</body>"))
+    done = _run_chromium(
+        binary,
+        tmp_path,
+        "--virtual-time-budget=2000",
+        "--dump-dom",
+        (tmp_path / "measured.html").as_uri(),
+    )
+    found = re.search(r'<pre id="measured">([^<]*)</pre>', done.stdout)
+    assert found, done.stderr[-2000:]
+    charts = [tuple(int(v) for v in item.split(",")) for item in found.group(1).split(";")]
+    assert len(charts) == page.count("<svg") == 4
+    assert all(w > 100 and h > 20 and shapes > 0 for w, h, shapes in charts), charts
+    png = tmp_path / "monitor.png"
+    _run_chromium(binary, tmp_path, f"--screenshot={png}", "--window-size=1280,1400", html.as_uri())
+    rgb = _decode_png(png.read_bytes())[:, :, :3].astype(np.int16)
+    blue = (rgb[:, :, 2] - rgb[:, :, 0] > 60) & (rgb[:, :, 0] < 120)
+    assert blue.sum() > 500  # the lines and bars are painted

@@ -25,6 +25,9 @@ def monitor(
     webhook: str | None = typer.Option(
         None, "--webhook", help="Post fired alerts to this URL (instead of the spec's webhook)."
     ),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write the report as a self-contained HTML page here."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     project_dir: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
 ) -> None:
@@ -45,10 +48,15 @@ def monitor(
         else:
             with console.status(f"Reading the prediction log of {model}"):
                 report = run_monitor(project, model, since, webhook)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(report.to_html(), encoding="utf-8")
     if json_output:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         print_report(report)
+        if html is not None:
+            console.print(f"report: {html}", highlight=False)
     if report.alerts or report.webhook_error:
         raise typer.Exit(1)
 

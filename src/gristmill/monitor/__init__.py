@@ -68,7 +68,8 @@ def monitor(
                 f" over {FEW_PREDICTIONS} or more."
             )
         report.features = feature_drift(logged)
-        report.windows, report.score_psi = windows(logged, score_bins(logged.version.metadata))
+        scores = score_bins(logged.version.metadata)
+        report.windows, report.score_psi, report.score_shares = windows(logged, scores)
     report.flag()
     if spec.alerts is not None:
         report.alerts = fired(report, spec.alerts)

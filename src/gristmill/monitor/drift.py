@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill.monitor.log import DAY, STALE
 from gristmill.monitor.model import FeatureDrift, Window
-from gristmill.profile.bins import MISSING, Bins, psi
+from gristmill.profile.bins import MISSING, Bins, psi, shares
 
 if TYPE_CHECKING:
     from gristmill.monitor.log import LoggedPredictions
@@ -82,9 +82,9 @@ def score_bins(metadata: dict[str, Any]) -> tuple[Bins, dict[str, int]] | None:
 
 def windows(
     logged: LoggedPredictions, scores: tuple[Bins, dict[str, int]] | None
-) -> tuple[list[Window], float | None]:
-    """Per UTC day: predictions, decisions, latency percentiles, score PSI; and the score
-    PSI over the whole window."""
+) -> tuple[list[Window], float | None, list[tuple[str, float, float]]]:
+    """Per UTC day: predictions, decisions, latency percentiles, score PSI; the score PSI
+    over the whole window; and per score bin, its share in training and in the window."""
     warehouse = logged.warehouse
     quantiles = warehouse.dialect.quantiles_sql("latency_ms", LATENCY_QUANTILES, False)
     days = {
@@ -109,6 +109,7 @@ def windows(
     ):
         days[str(day)].decisions[str(decision)] = int(count)
     overall_psi = None
+    score_shares: list[tuple[str, float, float]] = []
     if scores is not None:
         bins, expected = scores
         overall: dict[str, int] = defaultdict(int)
@@ -121,4 +122,6 @@ def windows(
         for day, counts in by_day.items():
             days[day].score_psi = psi(expected, counts, bins.labels)
         overall_psi = psi(expected, overall, bins.labels)
-    return list(days.values()), overall_psi
+        trained, seen = shares(expected, bins.labels), shares(overall, bins.labels)
+        score_shares = list(zip(bins.labels, trained, seen, strict=True))
+    return list(days.values()), overall_psi, score_shares

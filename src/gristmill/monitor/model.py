@@ -53,6 +53,8 @@ class MonitorReport:
     windows: list[Window] = field(default_factory=list)
     score_psi: float | None = None
     """Of the logged scores against the training evaluation's score deciles (binary)."""
+    score_shares: list[tuple[str, float, float]] = field(default_factory=list)
+    """Per score bin: its share of the training evaluation's rows, and of the window's."""
     warnings: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     """The thresholds of the model's `Alerts` the report crosses."""
@@ -71,6 +73,11 @@ class MonitorReport:
                 )
         if self.score_psi is not None and self.score_psi > DRIFT_PSI:
             self.warnings.append(f"The scores shifted from training (PSI {self.score_psi:.2f}).")
+
+    def to_html(self) -> str:
+        from gristmill.monitor.report import render
+
+        return render(self)
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)

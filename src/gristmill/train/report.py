@@ -1,8 +1,7 @@
 """A model evaluation as one self-contained HTML page: inline CSS and SVG, no script.
 
-The page shares the profile report's look (its CSS, scoped under ``.gm``) and its rules:
-it opens offline (a Content-Security-Policy forbids fetching anything), and every name
-and value in it goes through ``escape``, since feature names and class labels are data.
+The page is built of `gristmill.pages`' parts: the profile report's look and rules (it
+opens offline; every name and value is escaped).
 """
 
 from __future__ import annotations
@@ -10,12 +9,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from html import escape
 from typing import Any
 
 from gristmill.errors import EvaluationError
+from gristmill.pages import box as _box
+from gristmill.pages import e as _e
+from gristmill.pages import figure as _figure
+from gristmill.pages import page
+from gristmill.pages import table as _table
 from gristmill.profile import svg
-from gristmill.profile.report import CSP, CSS, fmt
+from gristmill.profile.report import fmt
 from gristmill.train.evaluation import (
     BinaryEvaluation,
     Evaluation,
@@ -48,35 +51,8 @@ EXTRA_CSS = """
 """
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
 def _percent_label(value: float) -> str:
     return f"{value * 100:.0f}%"
-
-
-def _figure(caption: str, chart: str, note: str = "") -> str:
-    if not chart:
-        return ""
-    extra = f'<p class="note">{_e(note)}</p>' if note else ""
-    return f"<figure><figcaption>{_e(caption)}</figcaption>{chart}{extra}</figure>"
-
-
-def _box(title: str, body: str, anchor: str) -> str:
-    return f'<section class="box" id="{anchor}"><h2>{_e(title)}</h2>{body}</section>'
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1) -> str:
-    def cell(tag: str, i: int, text: str) -> str:
-        css = ' class="n"' if i >= numeric_from else ""
-        return f"<{tag}{css}>{_e(text)}</{tag}>"
-
-    header = "".join(cell("th", i, h) for i, h in enumerate(head))
-    body = "".join(
-        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows
-    )
-    return f'<div class="scroll"><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 # ----------------------------------------------------------------------------- common parts
@@ -471,10 +447,4 @@ def render_report(
         + _importance(importance, permutation)
         + "<footer>Evaluated by gristmill</footer>"
     )
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{CSS}{EXTRA_CSS}</style></head>"
-        f'<body style="margin:0"><div class="gm"><div class="wrap">{body}</div></div></body></html>'
-    )
+    return page(title, body, EXTRA_CSS)
