@@ -282,6 +282,22 @@ def test_without_alerts_drift_is_reported_and_exits_0(project: Path) -> None:
     document = json.loads(said.output)
     assert "amount" in document["drifted"] and document["alerts"] == []
 
+    # The server's /metrics shows what monitor found, as gauges.
+    from starlette.testclient import TestClient
+
+    from gristmill.serve.app import create_app
+
+    with TestClient(create_app(Project.load(project))) as api:
+        page = api.get("/metrics").text
+    amount = next(f for f in document["features"] if f["name"] == "amount")
+    line = next(
+        line
+        for line in page.splitlines()
+        if line.startswith("gristmill_monitor_feature_psi{") and 'feature="amount"' in line
+    )
+    assert float(line.split()[-1]) == pytest.approx(amount["psi"])
+    assert 'gristmill_monitor_predictions{model="fraud"} 1200.0' in page
+
 
 def test_the_html_report_renders_offline_in_chromium(project: Path, tmp_path: Path) -> None:
     import re

@@ -41,6 +41,7 @@ def monitor(
     to `webhook`, else to the spec's); see the module's text."""
     from gristmill.durations import parse_duration
     from gristmill.monitor.alerts import fired, post
+    from gristmill.monitor.gauges import save as save_gauges
     from gristmill.monitor.log import LoggedPredictions
     from gristmill.train.discover import find_model, load_models
 
@@ -76,4 +77,5 @@ def monitor(
     url = webhook or (spec.alerts.webhook if spec.alerts is not None else None)
     if report.alerts and url:
         report.webhook_error = post(url, report)
+    save_gauges(project.root, report)
     return report

@@ -98,7 +98,7 @@ def create_app(project: Project) -> Starlette:
     # The pusher evaluates events on one DuckDB connection, which one thread uses at a time.
     pushing = threading.Lock()
     log = PredictionLog(project.root)
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(project.root)
     keys = [k.encode() for k in config.api_keys]
     limiter = anyio.CapacityLimiter(WORKER_THREADS)
     models = {name: _model_state(scorer, name) for name in sorted(scorer.models)}

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from prometheus_client import CollectorRegistry
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -14,10 +16,16 @@ SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
 
 
 class ServerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
+        self.monitored = CollectorRegistry()
+        """The figures `gristmill monitor` last saved (`monitor/gauges.py`), read per scrape."""
+        if root is not None:
+            from gristmill.monitor.gauges import MonitorGauges
+
+            self.monitored.register(MonitorGauges(root))  # type: ignore[arg-type]
         self.requests = Counter(
             "gristmill_requests",
             "Requests, by route, model and status.",
@@ -56,7 +64,8 @@ class ServerMetrics:
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return generate_latest(exposed(self.registry)), CONTENT_TYPE_LATEST
+        body = generate_latest(exposed(self.registry)) + generate_latest(self.monitored)
+        return body, CONTENT_TYPE_LATEST
 
     def predicted(self, model: str, seconds: float, scored: list[Any]) -> None:
         self.latency.labels(model).observe(seconds)
