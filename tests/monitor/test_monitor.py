@@ -26,6 +26,7 @@ from gristmill.cli.main import app as cli
 from gristmill.monitor import monitor
 from gristmill.project import Project
 from gristmill.quickstart.project import run_quickstart
+from tests.helpers import psi_by_hand
 
 
 @pytest.fixture(scope="module")
@@ -96,22 +97,13 @@ def reference_psi(training: list[Any], logged: list[Any], numeric: bool) -> floa
         def label(v: Any) -> str:
             return "missing" if v is None else str(bisect.bisect_right(edges, float(v)))
 
-        labels = [str(i) for i in range(len(edges) + 1)]
     else:
         top = [v for v, _ in sorted(Counter(present).items(), key=lambda kv: (-kv[1], kv[0]))][:10]
 
         def label(v: Any) -> str:
             return "missing" if v is None else (str(v) if v in top else "other")
 
-        labels = [str(v) for v in top] + ["other"]
-    labels.append("missing")
-    expected, actual = Counter(map(label, training)), Counter(map(label, logged))
-    total = 0.0
-    for name in labels:
-        e = max(expected[name] / len(training), 1e-4)
-        a = max(actual[name] / len(logged), 1e-4)
-        total += (a - e) * math.log(a / e)
-    return total
+    return psi_by_hand(Counter(map(label, training)), Counter(map(label, logged)))
 
 
 def drifted_log(root: Path) -> dict[str, Any]:
@@ -188,14 +180,8 @@ def test_figures_match_a_brute_force_computation(project: Path) -> None:
         return next((i for i, b in enumerate(bounds) if score >= b), len(bounds))
 
     scores = Counter(decile(r["score"]) for r in records)
-    expected_psi = sum(
-        (max(scores[i] / 1200, 1e-4) - max(d["count"] / sum(x["count"] for x in deciles), 1e-4))
-        * math.log(
-            max(scores[i] / 1200, 1e-4) / max(d["count"] / sum(x["count"] for x in deciles), 1e-4)
-        )
-        for i, d in enumerate(deciles)
-    )
-    assert report.score_psi == pytest.approx(expected_psi, rel=1e-6)
+    trained = Counter({i: round(d["count"]) for i, d in enumerate(deciles)})
+    assert report.score_psi == pytest.approx(psi_by_hand(trained, scores), rel=1e-9)
 
 
 def test_the_command_line(project: Path) -> None:
@@ -331,3 +317,99 @@ def test_the_html_report_renders_offline_in_chromium(project: Path, tmp_path: Pa
     rgb = _decode_png(png.read_bytes())[:, :, :3].astype(np.int16)
     blue = (rgb[:, :, 2] - rgb[:, :, 0] > 60) & (rgb[:, :, 0] < 120)
     assert blue.sum() > 500  # the lines and bars are painted
+
+
+def _with_labels(root: Path) -> None:
+    spec = root / "models" / "fraud.py"
+    spec.write_text(
+        spec.read_text().replace(
+            "    policy=Policy(",
+            '    labels="raw.outcomes",\n    label_key=["transaction_id"],\n'
+            '    label_maturity="30d",\n    policy=Policy(',
+        )
+    )
+
+
+def test_realized_performance_against_sklearn_with_maturing_labels(project: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    _with_labels(project)
+    with Project.load(project) as p:
+        meta = p.registry.get("fraud", "champion").metadata
+        training = p.warehouse.query_arrow("SELECT * FROM analytics.fraud_training LIMIT 1000")
+    features = meta["features"]
+    rows = training.to_pylist()
+    now = datetime.now(UTC)
+    old, young = now - timedelta(days=40), now - timedelta(days=5)
+    records, outcomes, truth = [], [], []
+    for i, row in enumerate(rows):
+        at = old if i < 600 else young
+        score = ((i * 37) % 101) / 101
+        record_ = record({f: row[f] for f in features}, at, i, score=score)
+        record_["request"] = json.dumps({"transaction_id": 10_000 + i})
+        records.append(record_)
+        bad = ((i * 37) % 101 > 60 and i % 3 != 0) or i % 17 == 0  # related to the score
+        if i % 5 != 0:  # every fifth has no outcome row at all
+            outcomes.append((10_000 + i, bad))
+        known_bad = bad and i % 5 != 0
+        status = 1 if known_bad else (0 if at == old else None)
+        truth.append((at.date().isoformat(), score, status, record_["decision"]))
+    write_log(project, records)
+    with Project.load(project) as p:
+        p.warehouse.execute("CREATE TABLE raw.outcomes (transaction_id BIGINT, is_bad BOOLEAN)")
+        p.warehouse.execute(
+            "INSERT INTO raw.outcomes VALUES "
+            + ", ".join(f"({k}, {str(b).lower()})" for k, b in outcomes)
+        )
+        report = monitor(p, "fraud", since="60d")
+    realized = report.realized
+    assert realized is not None
+    page = report.to_html()
+    assert "Realized performance" in page and page.count("<svg") == 5
+
+    def expected(rows_: list[tuple[str, float, int | None, str]]) -> tuple[Any, ...]:
+        known = [(s, y) for _, s, y, _ in rows_ if y is not None]
+        ys = [y for _, y in known]
+        counts = (sum(ys), len(ys) - sum(ys), len(rows_) - len(known))
+        if not 0 < sum(ys) < len(ys):
+            return (*counts, None, None)
+        scores = np.array([s for s, _ in known])
+        labels_ = np.array(ys)
+        ks = max(
+            abs((scores[labels_ == 1] <= t).mean() - (scores[labels_ == 0] <= t).mean())
+            for t in np.unique(scores)
+        )
+        return (*counts, roc_auc_score(ys, [s for s, _ in known]), ks)
+
+    def found(o: Any) -> tuple[Any, ...]:
+        return (o.bad, o.good, o.pending, o.auc, o.ks)
+
+    bad, good, pending, auc, ks = expected(truth)
+    assert found(realized.overall)[:3] == (bad, good, pending)
+    assert realized.overall.auc == pytest.approx(auc, rel=1e-9)
+    assert realized.overall.ks == pytest.approx(ks, rel=1e-9)
+    for day in realized.by_day:
+        those = [t for t in truth if t[0] == day.day]
+        want = expected(those)
+        assert found(day)[:3] == want[:3]
+        assert (day.auc is None) == (want[3] is None)
+        if want[3] is not None:
+            assert day.auc == pytest.approx(want[3], rel=1e-9)
+    young_day = next(d for d in realized.by_day if d.day == young.date().isoformat())
+    assert young_day.good == 0 and young_day.pending > 0  # no news is not good news yet
+    decline = realized.by_decision.get("decline")
+    assert decline is not None
+    assert decline["bad"] == sum(1 for t in truth if t[3] == "decline" and t[2] == 1)
+
+    # An outcome that arrives later: a pending prediction (5 days old) becomes bad, and so
+    # does one past the maturity that counted as good.
+    pending_id = next(10_000 + i for i, t in enumerate(truth) if t[2] is None)
+    good_id = next(10_000 + i for i, t in enumerate(truth) if t[2] == 0)
+    with Project.load(project) as p:
+        p.warehouse.execute(
+            f"INSERT INTO raw.outcomes VALUES ({pending_id}, true), ({good_id}, true)"
+        )
+        later = monitor(p, "fraud", since="60d").realized
+    assert later is not None
+    assert later.overall.bad == bad + 2
+    assert later.overall.pending == pending - 1 and later.overall.good == good - 1

@@ -94,12 +94,37 @@ def print_report(report: MonitorReport) -> None:
                 "-" if w.score_psi is None else f"{w.score_psi:.3f}",
             )
         console.print(table)
+    if report.realized is not None:
+        _print_realized(report)
     for warning in report.warnings:
         console.print(f"[yellow]![/] {warning}", highlight=False)
     for alert in report.alerts:
         console.print(f"[bold red]alert:[/] {alert.message}", highlight=False)
     if report.webhook_error:
         console.print(f"[bold red]webhook:[/] {report.webhook_error}", highlight=False)
+
+
+def _print_realized(report: MonitorReport) -> None:
+    from rich.table import Table
+
+    assert report.realized is not None
+    realized = report.realized
+    trained = "-" if realized.training_auc is None else f"{realized.training_auc:.3f}"
+    table = Table(
+        "day (UTC)", "bad", "good", "pending", "bad rate", "AUC", "KS",
+        title=f"Realized performance (training AUC {trained})",
+    )  # fmt: skip
+    for o in [*realized.by_day, realized.overall]:
+        table.add_row(
+            o.day,
+            f"{o.bad:,}",
+            f"{o.good:,}",
+            f"{o.pending:,}",
+            "-" if o.bad_rate is None else f"{o.bad_rate:.2%}",
+            "-" if o.auc is None else f"{o.auc:.3f}",
+            "-" if o.ks is None else f"{o.ks:.3f}",
+        )
+    console.print(table)
 
 
 def _ms(value: float | None) -> str:

@@ -49,7 +49,7 @@ def monitor(
 
     now = datetime.now(UTC)
     cutoff = now - parse_duration(since)
-    with LoggedPredictions.open(project, model, cutoff) as logged:
+    with LoggedPredictions.open(project, model, cutoff, spec.label_key) as logged:
         report = MonitorReport(
             model=model,
             since=since,
@@ -71,6 +71,10 @@ def monitor(
         report.features = feature_drift(logged)
         scores = score_bins(logged.version.metadata)
         report.windows, report.score_psi, report.score_shares = windows(logged, scores)
+        if spec.labels is not None:
+            from gristmill.monitor.realized import realized
+
+            report.realized = realized(logged, spec, now, scores[0] if scores else None)
     report.flag()
     if spec.alerts is not None:
         report.alerts = fired(report, spec.alerts)

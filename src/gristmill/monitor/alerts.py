@@ -33,6 +33,8 @@ class Alerts:
     """Any feature stale (its view past its ttl) in more than this share of predictions."""
     latency_p99_ms: float | None = None
     """A day whose latency p99 is above this many milliseconds."""
+    auc_drop: float | None = None
+    """The realized AUC below the training evaluation's by more than this (0.05)."""
     min_predictions: int = 500
     """Fewer predictions than this fire no drift alert: a PSI over so few is noise."""
     webhook: str | None = None
@@ -40,7 +42,7 @@ class Alerts:
     incoming webhook, say)."""
 
     def __post_init__(self) -> None:
-        for name in ("psi", "score_psi", "missing", "stale", "latency_p99_ms"):
+        for name in ("psi", "score_psi", "missing", "stale", "latency_p99_ms", "auc_drop"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise ConfigError(f"Alerts({name}={value!r}): give a number of 0 or more.")
@@ -53,7 +55,8 @@ class Alert:
     """One threshold a report crossed."""
 
     alert: str
-    """Which of `Alerts`' thresholds: psi, score_psi, missing, stale, latency_p99_ms."""
+    """Which of `Alerts`' thresholds: psi, score_psi, missing, stale, latency_p99_ms,
+    auc_drop."""
     subject: str
     """The feature, or the day, or "scores"."""
     value: float
@@ -67,6 +70,7 @@ class Alert:
             "missing": f"{self.subject} is missing in {self.value:.1%} of predictions",
             "stale": f"{self.subject} is stale in {self.value:.1%} of predictions",
             "latency_p99_ms": f"latency p99 on {self.subject} is {self.value:.1f} ms",
+            "auc_drop": f"the realized AUC is {self.value:.3f} below training's",
         }[self.alert]
         return f"{shown} (threshold {self.threshold:g})"
 
@@ -90,6 +94,11 @@ def fired(report: MonitorReport, alerts: Alerts) -> list[Alert]:
     score, limit = report.score_psi, alerts.score_psi
     if drift_counts and score is not None and limit is not None and score > limit:
         found.append(Alert("score_psi", "scores", score, limit))
+    realized = report.realized
+    if realized is not None and alerts.auc_drop is not None:
+        auc, trained = realized.overall.auc, realized.training_auc
+        if auc is not None and trained is not None and trained - auc > alerts.auc_drop:
+            found.append(Alert("auc_drop", "auc", trained - auc, alerts.auc_drop))
     if alerts.latency_p99_ms is not None:
         for window in report.windows:
             p99 = window.latency_ms.get("p99")

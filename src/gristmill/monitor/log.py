@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,10 @@ DAY = "_gm_day"
 """The UTC day (YYYY-MM-DD) a prediction was logged on."""
 STALE = "_gm_stale_"
 """Prefix of the columns saying whether a feature was stale (its view past its ttl)."""
+KEY = "_gm_key_"
+"""Prefix of the columns holding the request's label key fields, as text."""
+AT = "_gm_at"
+"""When the prediction was logged (a timestamp with time zone)."""
 
 
 @dataclass
@@ -53,7 +57,9 @@ class LoggedPredictions:
 
     @classmethod
     @contextmanager
-    def open(cls, project: Project, model: str, cutoff: datetime) -> Iterator[LoggedPredictions]:
+    def open(
+        cls, project: Project, model: str, cutoff: datetime, label_key: Sequence[str] = ()
+    ) -> Iterator[LoggedPredictions]:
         import pyarrow as pa
 
         from gristmill.ingest import ingest
@@ -85,7 +91,7 @@ class LoggedPredictions:
         }
         reference = next(iter(versions), None)
         version = project.registry.get(model, reference if reference is not None else "latest")
-        logged = cls._prepare(project, model, log, where, version)
+        logged = cls._prepare(project, model, log, where, version, label_key)
         logged.versions = versions
         try:
             yield logged
@@ -94,8 +100,16 @@ class LoggedPredictions:
 
     @classmethod
     def _prepare(
-        cls, project: Project, model: str, log: str, where: str, version: ModelVersion
+        cls,
+        project: Project,
+        model: str,
+        log: str,
+        where: str,
+        version: ModelVersion,
+        label_key: Sequence[str] = (),
     ) -> LoggedPredictions:
+        import pyarrow as pa
+
         from gristmill.profile import _columns, resolve_table
 
         warehouse = project.warehouse
@@ -106,8 +120,10 @@ class LoggedPredictions:
         columns = [by_name[f] for f in meta["features"] if f in by_name]
         logged_columns = set(warehouse.query_arrow(f"SELECT * FROM {log} LIMIT 0").column_names)
         stale = "stale_features" in logged_columns
+        moment = dialect.column_type(pa.timestamp("us", tz="UTC"))
         parts = [
             f"substr(logged_at, 1, 10) AS {DAY}",
+            f"CAST(logged_at AS {moment}) AS {AT}",
             "version",
             "score",
             "decision",
@@ -121,6 +137,9 @@ class LoggedPredictions:
                     f"CASE WHEN {dialect.json_field('stale_features', column.name)} IS NULL"
                     f" THEN 0 ELSE 1 END AS {STALE}{i}"
                 )
+        parts += [
+            f"{dialect.json_field('request', key)} AS {KEY}{i}" for i, key in enumerate(label_key)
+        ]
         relation = warehouse.quote(f"_gm_monitor_{uuid.uuid4().hex[:10]}")
         warehouse.execute(
             f"CREATE TEMPORARY TABLE {relation} AS SELECT {', '.join(parts)}"

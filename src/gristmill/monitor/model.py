@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gristmill.monitor.alerts import Alert
+from gristmill.monitor.realized import Realized
 from gristmill.profile.drift import DRIFT_PSI
 
 
@@ -55,6 +56,8 @@ class MonitorReport:
     """Of the logged scores against the training evaluation's score deciles (binary)."""
     score_shares: list[tuple[str, float, float]] = field(default_factory=list)
     """Per score bin: its share of the training evaluation's rows, and of the window's."""
+    realized: Realized | None = None
+    """Performance on the predictions whose outcomes are known (the spec's `labels`)."""
     warnings: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     """The thresholds of the model's `Alerts` the report crosses."""

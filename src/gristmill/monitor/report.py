@@ -34,6 +34,8 @@ def render(report: MonitorReport) -> str:
     body += box("Inputs", _inputs(report, days), "inputs")
     body += box("Scores", _scores(report), "scores")
     body += box("Decisions and latency", _traffic(report, days), "traffic")
+    if report.realized is not None:
+        body += box("Realized performance", _realized(report, days), "realized")
     body += "<footer>Monitored by gristmill</footer>"
     return page(f"{report.model}: monitoring", body, EXTRA_CSS)
 
@@ -204,4 +206,58 @@ def _traffic(report: MonitorReport, days: list[str]) -> str:
     ]
     return charts + table(
         ["day (UTC)", "predictions", "decisions", "p50 ms", "p99 ms", "score PSI"], rows
+    )
+
+
+def _realized(report: MonitorReport, days: list[str]) -> str:
+    assert report.realized is not None
+    realized = report.realized
+    series = [
+        svg.Line(
+            "realized AUC",
+            [(float(days.index(o.day)), o.auc) for o in realized.by_day if o.auc is not None],
+            COLORS[0],
+            dots=True,
+        )
+    ]
+    if realized.training_auc is not None and days:
+        end = float(max(len(days) - 1, 1))
+        series.append(
+            svg.Line("training AUC", [(0.0, realized.training_auc), (end, realized.training_auc)],
+                     svg.GREY, True)
+        )  # fmt: skip
+    chart = svg.lines(
+        series,
+        title="Realized AUC per day",
+        x_title="day (UTC)",
+        y_title="AUC",
+        width=760,
+        x_label=_day_label(days),
+        y_range=(0.5, 1.0),
+    )
+    rows = [
+        [
+            o.day,
+            f"{o.bad:,}",
+            f"{o.good:,}",
+            f"{o.pending:,}",
+            "-" if o.bad_rate is None else f"{o.bad_rate:.2%}",
+            "-" if o.auc is None else f"{o.auc:.3f}",
+            "-" if o.ks is None else f"{o.ks:.3f}",
+        ]
+        for o in [*realized.by_day, realized.overall]
+    ]
+    decisions = [
+        [d, f"{v['bad']:,}", f"{v['good']:,}", f"{v['pending']:,}",
+         "-" if v["bad_rate"] is None else f"{float(v['bad_rate']):.2%}"]
+        for d, v in realized.by_decision.items()
+    ]  # fmt: skip
+    return (
+        figure(
+            "Realized AUC per day (bad and good outcomes only)",
+            chart,
+            "Pending: younger than the label maturity, with no bad outcome yet.",
+        )
+        + table(["day (UTC)", "bad", "good", "pending", "bad rate", "AUC", "KS"], rows)
+        + table(["decision", "bad", "good", "pending", "bad rate"], decisions)
     )

@@ -106,10 +106,22 @@ def shares(counts: dict[str, int], labels: list[str]) -> list[float]:
 
 
 def psi(expected: dict[str, int], actual: dict[str, int], labels: list[str]) -> float:
-    """Population stability index of `actual` against `expected` (bins with shares floored
-    at 0.0001, as is usual, so that an empty bin does not make it infinite)."""
+    """Population stability index of `actual` against `expected`, by Evidently's rule for
+    empty bins (so that the figures match its `psi` test): a share of 0 is replaced by
+    0.0001, or by a millionth of the smallest share when that is 0.0001 or less; a bin
+    empty on both sides adds nothing."""
     total = 0.0
-    for e, a in zip(shares(expected, labels), shares(actual, labels), strict=True):
-        e, a = max(e, 1e-4), max(a, 1e-4)
+    kept = [label for label in labels if expected.get(label) or actual.get(label)]
+    pairs = zip(_filled(shares(expected, kept)), _filled(shares(actual, kept)), strict=True)
+    for e, a in pairs:
         total += (a - e) * math.log(a / e)
     return total
+
+
+def _filled(values: list[float]) -> list[float]:
+    present = [v for v in values if v > 0]
+    if not present:
+        return [1.0 for _ in values]  # no row at all: no shift to measure
+    smallest = min(present)
+    fill = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return [v if v > 0 else fill for v in values]

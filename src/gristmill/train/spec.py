@@ -115,6 +115,15 @@ class Model:
     """How a served score becomes a decision (thresholds, and rules on request fields)."""
     alerts: Alerts | None = None
     """When `gristmill monitor` says the served model needs a look (None: never)."""
+    labels: str | None = None
+    """Binary: a table of realized outcomes of served predictions, holding `label_key` and
+    the `target` column (a true or 1 is bad), for `gristmill monitor`'s realized
+    performance."""
+    label_key: list[str] = field(default_factory=list)
+    """The request fields (and columns of `labels`) that find a prediction's outcome."""
+    label_maturity: str | None = None
+    """How long an outcome takes to be final (chargebacks: "30d"): a prediction younger
+    than this without a bad label is pending, not good."""
     description: str = ""
     where: str = field(default="", compare=False)
     """The file that defines the model, for messages."""
@@ -141,6 +150,23 @@ class Model:
             )
         if self.target in self.exclude or (self.features and self.target in self.features):
             raise ConfigError(f"Model {self.name}: the target {self.target} cannot be a feature.")
+        if isinstance(self.label_key, str):
+            self.label_key = [self.label_key]
+        if self.labels is not None:
+            if self.task != "binary":
+                raise ConfigError(
+                    f"Model {self.name}: realized performance (labels=...) is for binary"
+                    f" models; this one is {self.task}."
+                )
+            if not self.label_key:
+                raise ConfigError(
+                    f"Model {self.name}: labels={self.labels!r} needs label_key, the request"
+                    ' fields that find a prediction\'s outcome (label_key=["transaction_id"]).'
+                )
+        if self.label_maturity is not None:
+            from gristmill.durations import parse_duration
+
+            parse_duration(self.label_maturity)
 
     def to_dict(self) -> dict[str, Any]:
         return {
