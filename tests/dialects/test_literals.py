@@ -149,3 +149,45 @@ def test_duckdb_text_holds_nul_and_postgresql_refuses_it(duckdb_select: Select) 
     assert duckdb_select(dialect("duckdb").literal(text)) == text
     with pytest.raises(BackendError, match="NUL"):
         dialect("postgres").literal(text)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+@given(
+    fields=st.dictionaries(
+        st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8),
+        # PostgreSQL's jsonb holds no \u0000: the text values leave it out.
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.text(max_size=8).filter(lambda t: "\x00" not in t),
+            st.booleans(),
+        ),
+        max_size=5,
+    )
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_json_fields_read_each_key_as_text(
+    request: pytest.FixtureRequest, engine: str, fields: dict[str, Any]
+) -> None:
+    """`json_fields` (the monitor reads logged features with it): each key's value as
+    text, NULL for a missing key or JSON's null; keys with quotes and dots included."""
+    import json
+
+    select: Select = request.getfixturevalue(f"{engine}_select")
+    d = dialect(engine)
+    keys = [*fields, "absent"] if "absent" not in fields else list(fields)
+    parsed, values = d.json_fields(d.string_literal(json.dumps(fields)), keys, "j")
+    if not keys:
+        return
+    got = select(f"ARRAY[{', '.join(values)}] FROM (SELECT {parsed} AS j) AS i")
+    expected = [
+        None
+        if fields.get(k) is None
+        else str(fields[k]).lower()
+        if isinstance(fields[k], bool)
+        else str(fields[k])
+        for k in keys
+    ]
+    assert list(got) == expected

@@ -461,10 +461,13 @@ class Dialect:
         """The JSON `expr` as text: canonical where CANONICAL_JSON, else as stored."""
         return self.hash_text(expr)
 
-    def json_field(self, expr: str, key: str) -> str:
-        """The value of `key` in the JSON object held as text in `expr`, as text (NULL where
-        it is missing or JSON's null)."""
-        return f"(CAST({expr} AS jsonb) ->> {self.string_literal(key)})"
+    def json_fields(self, expr: str, keys: Sequence[str], alias: str) -> tuple[str, list[str]]:
+        """The values of `keys` in the JSON object held as text in `expr`, as text (NULL
+        where missing or JSON's null), the object parsed once per row: (an expression to
+        select as `alias` in an inner query, the expression of each key over `alias`)."""
+        return f"CAST({expr} AS jsonb)", [
+            f"({alias} ->> {self.string_literal(key)})" for key in keys
+        ]
 
     def array_text(self, expr: str, data_type: str, trim_decimals: bool = False) -> str:
         """The array `expr` (of this engine's type `data_type`; PostgreSQL's udt_name, as

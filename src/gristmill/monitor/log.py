@@ -121,6 +121,15 @@ class LoggedPredictions:
         logged_columns = set(warehouse.query_arrow(f"SELECT * FROM {log} LIMIT 0").column_names)
         stale = "stale_features" in logged_columns
         moment = dialect.column_type(pa.timestamp("us", tz="UTC"))
+        names = [c.name for c in columns]
+        parsed, values = dialect.json_fields("features", names, "_gm_features")
+        inner = [f"{parsed} AS _gm_features"]
+        if stale:
+            parsed_stale, stale_values = dialect.json_fields("stale_features", names, "_gm_stale")
+            inner.append(f"{parsed_stale} AS _gm_stale")
+        parsed_request, keys = dialect.json_fields("request", list(label_key), "_gm_request")
+        if label_key:
+            inner.append(f"{parsed_request} AS _gm_request")
         parts = [
             f"substr(logged_at, 1, 10) AS {DAY}",
             f"CAST(logged_at AS {moment}) AS {AT}",
@@ -129,21 +138,15 @@ class LoggedPredictions:
             "decision",
             "latency_ms",
         ]
-        for i, column in enumerate(columns):
-            value = dialect.json_field("features", column.name)
+        for i, (column, value) in enumerate(zip(columns, values, strict=True)):
             parts.append(f"CAST({value} AS {column.type}) AS {column.sql}")
             if stale:
-                parts.append(
-                    f"CASE WHEN {dialect.json_field('stale_features', column.name)} IS NULL"
-                    f" THEN 0 ELSE 1 END AS {STALE}{i}"
-                )
-        parts += [
-            f"{dialect.json_field('request', key)} AS {KEY}{i}" for i, key in enumerate(label_key)
-        ]
+                parts.append(f"CASE WHEN {stale_values[i]} IS NULL THEN 0 ELSE 1 END AS {STALE}{i}")
+        parts += [f"{value} AS {KEY}{i}" for i, value in enumerate(keys)]
         relation = warehouse.quote(f"_gm_monitor_{uuid.uuid4().hex[:10]}")
         warehouse.execute(
             f"CREATE TEMPORARY TABLE {relation} AS SELECT {', '.join(parts)}"
-            f" FROM {log} WHERE {where}"
+            f" FROM (SELECT *, {', '.join(inner)} FROM {log} WHERE {where}) AS p"
         )
         rows = int(warehouse.fetchall(f"SELECT count(*) FROM {relation}")[0][0])
         return cls(
