@@ -110,20 +110,11 @@ def _print_realized(report: MonitorReport) -> None:
     assert report.realized is not None
     realized = report.realized
     trained = "-" if realized.training_auc is None else f"{realized.training_auc:.3f}"
-    table = Table(
-        "day (UTC)", "bad", "good", "pending", "bad rate", "AUC", "KS",
-        title=f"Realized performance (training AUC {trained})",
-    )  # fmt: skip
+    from gristmill.monitor.realized import COLUMNS
+
+    table = Table(*COLUMNS, title=f"Realized performance (training AUC {trained})")
     for o in [*realized.by_day, realized.overall]:
-        table.add_row(
-            o.day,
-            f"{o.bad:,}",
-            f"{o.good:,}",
-            f"{o.pending:,}",
-            "-" if o.bad_rate is None else f"{o.bad_rate:.2%}",
-            "-" if o.auc is None else f"{o.auc:.3f}",
-            "-" if o.ks is None else f"{o.ks:.3f}",
-        )
+        table.add_row(*o.cells())
     console.print(table)
 
 

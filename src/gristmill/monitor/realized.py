@@ -40,6 +40,21 @@ class Outcomes:
     def bad_rate(self) -> float | None:
         return self.bad / (self.bad + self.good) if self.bad + self.good else None
 
+    def cells(self) -> list[str]:
+        """As shown in the terminal and the HTML report (`COLUMNS`)."""
+        return [
+            self.day,
+            f"{self.bad:,}",
+            f"{self.good:,}",
+            f"{self.pending:,}",
+            "-" if self.bad_rate is None else f"{self.bad_rate:.2%}",
+            "-" if self.auc is None else f"{self.auc:.3f}",
+            "-" if self.ks is None else f"{self.ks:.3f}",
+        ]
+
+
+COLUMNS = ["day (UTC)", "bad", "good", "pending", "bad rate", "AUC", "KS"]
+
 
 @dataclass
 class Realized:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gristmill.monitor.realized import COLUMNS
 from gristmill.pages import box, e, figure, page, table
 from gristmill.profile import svg
 from gristmill.profile.drift import DRIFT_PSI
@@ -76,6 +77,11 @@ def _day_label(days: list[str]) -> Callable[[float], str]:
     return label
 
 
+def _guide(name: str, value: float, days: list[str]) -> svg.Line:
+    """A dashed horizontal line at `value` across the days."""
+    return svg.Line(name, [(0.0, value), (float(max(len(days) - 1, 1)), value)], svg.GREY, True)
+
+
 def _inputs(report: MonitorReport, days: list[str]) -> str:
     ranked = sorted(report.features, key=lambda f: -(f.psi or 0.0))
     drawn = [f for f in ranked if f.psi_by_day][:MAX_LINES]
@@ -89,11 +95,7 @@ def _inputs(report: MonitorReport, days: list[str]) -> str:
         for i, f in enumerate(drawn)
     ]
     if days:
-        series.append(
-            svg.Line(
-                "", [(0.0, DRIFT_PSI), (float(max(len(days) - 1, 1)), DRIFT_PSI)], svg.GREY, True
-            )
-        )
+        series.append(_guide("", DRIFT_PSI, days))
     chart = svg.lines(
         series,
         title="PSI per day",
@@ -221,11 +223,7 @@ def _realized(report: MonitorReport, days: list[str]) -> str:
         )
     ]
     if realized.training_auc is not None and days:
-        end = float(max(len(days) - 1, 1))
-        series.append(
-            svg.Line("training AUC", [(0.0, realized.training_auc), (end, realized.training_auc)],
-                     svg.GREY, True)
-        )  # fmt: skip
+        series.append(_guide("training AUC", realized.training_auc, days))
     chart = svg.lines(
         series,
         title="Realized AUC per day",
@@ -235,18 +233,7 @@ def _realized(report: MonitorReport, days: list[str]) -> str:
         x_label=_day_label(days),
         y_range=(0.5, 1.0),
     )
-    rows = [
-        [
-            o.day,
-            f"{o.bad:,}",
-            f"{o.good:,}",
-            f"{o.pending:,}",
-            "-" if o.bad_rate is None else f"{o.bad_rate:.2%}",
-            "-" if o.auc is None else f"{o.auc:.3f}",
-            "-" if o.ks is None else f"{o.ks:.3f}",
-        ]
-        for o in [*realized.by_day, realized.overall]
-    ]
+    rows = [o.cells() for o in [*realized.by_day, realized.overall]]
     decisions = [
         [d, f"{v['bad']:,}", f"{v['good']:,}", f"{v['pending']:,}",
          "-" if v["bad_rate"] is None else f"{float(v['bad_rate']):.2%}"]
@@ -258,6 +245,6 @@ def _realized(report: MonitorReport, days: list[str]) -> str:
             chart,
             "Pending: younger than the label maturity, with no bad outcome yet.",
         )
-        + table(["day (UTC)", "bad", "good", "pending", "bad rate", "AUC", "KS"], rows)
+        + table(COLUMNS, rows)
         + table(["decision", "bad", "good", "pending", "bad rate"], decisions)
     )
