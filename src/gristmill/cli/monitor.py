@@ -33,9 +33,7 @@ def monitor(
 ) -> None:
     """A served model's drift, missing and stale inputs, decisions and latency, per day.
 
-    From the prediction log, in the warehouse: each feature's PSI against the model's
-    training set (the training set's bins), the score's PSI against the training
-    evaluation's deciles, missing and stale shares, decisions, latency percentiles.
+    From the prediction log, in the warehouse: each feature's PSI against the model's training set (the training set's bins), the score's PSI against the training evaluation's deciles, missing and stale shares, decisions, latency percentiles; with the spec's labels, realized AUC, KS and bad rates.
 
     Exit code: 0, or 1 when a threshold of the model's Alerts fired (or the webhook failed).
     """

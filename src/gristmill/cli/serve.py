@@ -31,8 +31,7 @@ def serve(
 ) -> None:
     """Serve every model of the project at its alias: scores with fresh features.
 
-    With --with-streams the same process follows the change logs and streams (the embedded
-    default: one process); SIGTERM stops both.
+    With --with-streams the same process follows the change logs and streams (the embedded default: one process); SIGTERM stops both.
     """
     try:
         import uvicorn  # noqa: F401
