@@ -423,7 +423,7 @@ def test_killed_streams_apply_every_event_once(tmp_path: Path, producer: Produce
     root = project(tmp_path, producer, batch=500)
     gristmill = str(Path(sys.executable).with_name("gristmill"))
     total = 0
-    for round_ in range(6):
+    for round_ in range(4):
         producer.add_many([event(i, now) for i in range(total, total + 4000)])
         total += 4000
         process = subprocess.Popen(
@@ -432,7 +432,7 @@ def test_killed_streams_apply_every_event_once(tmp_path: Path, producer: Produce
             stderr=subprocess.DEVNULL,
             env={**os.environ, "TZ": "Pacific/Auckland"},
         )
-        time.sleep(0.8 + 0.3 * round_)
+        time.sleep(0.8 + 0.4 * round_)
         process.send_signal(signal.SIGKILL)
         process.wait()
 

@@ -21,7 +21,7 @@ from tests.helpers import run_ingest, warehouse_rows, write_project
 psycopg = pytest.importorskip("psycopg")
 pytestmark = pytest.mark.slow
 
-KILLS = 8
+KILLS = 6
 
 
 def test_killed_syncs_converge_to_the_source(
