@@ -222,3 +222,14 @@ def logical_postgres() -> Iterator[LogicalPostgres]:
         pytest.skip(message)
     with start_logical_postgres() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def built_quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart project (5,000 transactions, its fraud model trained), built once per
+    test process; tests that change it work on a copy."""
+    from gristmill.quickstart.project import run_quickstart
+
+    root = tmp_path_factory.mktemp("quickstart") / "demo"
+    assert run_quickstart(root, rows=5_000).ok
+    return root

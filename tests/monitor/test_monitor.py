@@ -25,21 +25,13 @@ from typer.testing import CliRunner
 from gristmill.cli.main import app as cli
 from gristmill.monitor import monitor
 from gristmill.project import Project
-from gristmill.quickstart.project import run_quickstart
 from tests.helpers import psi_by_hand
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("monitor") / "demo"
-    assert run_quickstart(root, rows=5_000).ok
-    return root
-
-
 @pytest.fixture
-def project(built: Path, tmp_path: Path) -> Path:
+def project(built_quickstart: Path, tmp_path: Path) -> Path:
     root = tmp_path / "demo"
-    shutil.copytree(built, root)
+    shutil.copytree(built_quickstart, root)
     shutil.rmtree(root / ".gristmill" / "predictions", ignore_errors=True)
     with Project.load(root) as p:
         p.warehouse.execute("DROP TABLE IF EXISTS raw.predictions")

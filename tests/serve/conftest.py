@@ -9,14 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.quickstart.project import run_quickstart
-
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("serve") / "demo"
-    assert run_quickstart(root, rows=5_000).ok
-    return root
+def built(built_quickstart: Path) -> Path:
+    return built_quickstart
 
 
 @pytest.fixture

@@ -62,6 +62,8 @@ def monitor(
 def print_report(report: MonitorReport) -> None:
     from rich.table import Table
 
+    from gristmill.monitor.model import FEATURE_COLUMNS, WINDOW_COLUMNS
+
     console.print(
         f"[bold]{report.model}[/]: {report.predictions:,} predictions since {report.start}"
         f" (versions {', '.join(f'v{v}: {n:,}' for v, n in report.versions.items()) or 'none'});"
@@ -69,28 +71,16 @@ def print_report(report: MonitorReport) -> None:
         highlight=False,
     )
     if report.features:
-        table = Table("feature", "PSI", "missing", "in training", "stale", title="Inputs")
-        for f in sorted(report.features, key=lambda f: -(f.psi or 0.0)):
-            psi = "-" if f.psi is None else f"{f.psi:.3f}"
-            table.add_row(
-                f"[red]{f.name}[/]" if f.drifted else f.name,
-                f"[red]{psi}[/]" if f.drifted else psi,
-                f"{f.missing_share:.1%}",
-                f"{f.training_missing_share:.1%}",
-                "-" if f.stale_share is None else f"{f.stale_share:.1%}",
-            )
+        table = Table(*FEATURE_COLUMNS, title="Inputs")
+        for f in report.ranked_features:
+            name, psi, *rest = f.cells()
+            shown = [f"[red]{name}[/]", f"[red]{psi}[/]"] if f.drifted else [name, psi]
+            table.add_row(*shown, *rest)
         console.print(table)
     if report.windows:
-        table = Table("day (UTC)", "predictions", "decisions", "p50 ms", "p99 ms", "score PSI")
+        table = Table(*WINDOW_COLUMNS)
         for w in report.windows:
-            table.add_row(
-                w.day,
-                f"{w.predictions:,}",
-                ", ".join(f"{d} {n / w.predictions:.0%}" for d, n in w.decisions.items()),
-                _ms(w.latency_ms.get("p50")),
-                _ms(w.latency_ms.get("p99")),
-                "-" if w.score_psi is None else f"{w.score_psi:.3f}",
-            )
+            table.add_row(*w.cells())
         console.print(table)
     if report.realized is not None:
         _print_realized(report)
@@ -114,7 +104,3 @@ def _print_realized(report: MonitorReport) -> None:
     for o in [*realized.by_day, realized.overall]:
         table.add_row(*o.cells())
     console.print(table)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"

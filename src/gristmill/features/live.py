@@ -79,13 +79,15 @@ class LiveViews:
         """The views fed by `schema.table` (None: none is). A view reading a transform of the
         table that cannot run per batch is a ConfigError."""
         from gristmill.profile import resolve_table
-        from gristmill.transforms.row_level import find_row_transform
+        from gristmill.transforms.row_level import find_row_transform, project_transforms
 
         warehouse = project.warehouse
+        views = load_definitions(project.root).views.values()
+        transforms = project_transforms(project) if views else {}
         by_relation: dict[str, LiveRelation] = {}
-        for view in load_definitions(project.root).views.values():
+        for view in views:
             transform = find_row_transform(
-                project, view.source, (schema, table), f"Feature view '{view.name}'"
+                project, transforms, view.source, (schema, table), f"Feature view '{view.name}'"
             )
             if transform is not None:
                 if not warehouse.table_exists(*transform.relation):

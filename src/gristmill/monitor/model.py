@@ -27,6 +27,19 @@ class FeatureDrift:
     def drifted(self) -> bool:
         return self.psi is not None and self.psi > DRIFT_PSI
 
+    def cells(self) -> list[str]:
+        """As the terminal and the HTML report show it (`FEATURE_COLUMNS`)."""
+        return [
+            self.name,
+            "-" if self.psi is None else f"{self.psi:.3f}",
+            f"{self.missing_share:.1%}",
+            f"{self.training_missing_share:.1%}",
+            "-" if self.stale_share is None else f"{self.stale_share:.1%}",
+        ]
+
+
+FEATURE_COLUMNS = ["feature", "PSI", "missing", "missing in training", "stale"]
+
 
 @dataclass
 class Window:
@@ -37,6 +50,24 @@ class Window:
     latency_ms: dict[str, float | None]
     """p50, p90, p99."""
     score_psi: float | None = None
+
+    def cells(self) -> list[str]:
+        """As the terminal and the HTML report show it (`WINDOW_COLUMNS`)."""
+        return [
+            self.day,
+            f"{self.predictions:,}",
+            ", ".join(f"{d} {n / self.predictions:.0%}" for d, n in self.decisions.items()),
+            _ms(self.latency_ms.get("p50")),
+            _ms(self.latency_ms.get("p99")),
+            "-" if self.score_psi is None else f"{self.score_psi:.3f}",
+        ]
+
+
+WINDOW_COLUMNS = ["day (UTC)", "predictions", "decisions", "p50 ms", "p99 ms", "score PSI"]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 @dataclass
@@ -67,6 +98,11 @@ class MonitorReport:
     @property
     def drifted(self) -> list[str]:
         return [f.name for f in self.features if f.drifted]
+
+    @property
+    def ranked_features(self) -> list[FeatureDrift]:
+        """The features, the most shifted first."""
+        return sorted(self.features, key=lambda f: -(f.psi or 0.0))
 
     def flag(self) -> None:
         for feature in self.features:

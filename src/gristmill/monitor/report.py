@@ -6,8 +6,9 @@ SVG charts)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from gristmill.monitor.model import FEATURE_COLUMNS, WINDOW_COLUMNS
 from gristmill.monitor.realized import COLUMNS
 from gristmill.pages import box, e, figure, page, table
 from gristmill.profile import svg
@@ -77,13 +78,23 @@ def _day_label(days: list[str]) -> Callable[[float], str]:
     return label
 
 
+def _daily(
+    series: list[svg.Line], title: str, y_title: str, days: list[str], **options: Any
+) -> str:
+    """Lines over the days (x: each day's index, labelled with its date)."""
+    return svg.lines(
+        series, title=title, x_title="day (UTC)", y_title=y_title, x_label=_day_label(days),
+        **options,
+    )  # fmt: skip
+
+
 def _guide(name: str, value: float, days: list[str]) -> svg.Line:
     """A dashed horizontal line at `value` across the days."""
     return svg.Line(name, [(0.0, value), (float(max(len(days) - 1, 1)), value)], svg.GREY, True)
 
 
 def _inputs(report: MonitorReport, days: list[str]) -> str:
-    ranked = sorted(report.features, key=lambda f: -(f.psi or 0.0))
+    ranked = report.ranked_features
     drawn = [f for f in ranked if f.psi_by_day][:MAX_LINES]
     series = [
         svg.Line(
@@ -96,28 +107,11 @@ def _inputs(report: MonitorReport, days: list[str]) -> str:
     ]
     if days:
         series.append(_guide("", DRIFT_PSI, days))
-    chart = svg.lines(
-        series,
-        title="PSI per day",
-        x_title="day (UTC)",
-        y_title="PSI against training",
-        width=760,
-        x_label=_day_label(days),
-    )
-    rows = [
-        [
-            f.name,
-            "-" if f.psi is None else f"{f.psi:.3f}",
-            f"{f.missing_share:.1%}",
-            f"{f.training_missing_share:.1%}",
-            "-" if f.stale_share is None else f"{f.stale_share:.1%}",
-            "shifted" if f.drifted else "",
-        ]
-        for f in ranked
-    ]
+    chart = _daily(series, "PSI per day", "PSI against training", days, width=760)
+    rows = [[*f.cells(), "shifted" if f.drifted else ""] for f in ranked]
     note = f"The dashed line is {DRIFT_PSI}: above it, a distribution is said to have shifted."
     return figure(f"PSI of the {len(drawn)} most shifted features, per day", chart, note) + table(
-        ["feature", "PSI", "missing", "missing in training", "stale", ""], rows
+        [*FEATURE_COLUMNS, ""], rows
     )
 
 
@@ -174,41 +168,17 @@ def _traffic(report: MonitorReport, days: list[str]) -> str:
         '<div class="cards">'
         + figure(
             "Decisions per day",
-            svg.lines(
-                shares,
-                title="Decision shares per day",
-                x_title="day (UTC)",
-                y_title="share of predictions",
-                x_label=_day_label(days),
-                y_range=(0.0, 1.0),
+            _daily(
+                shares, "Decision shares per day", "share of predictions", days, y_range=(0.0, 1.0)
             ),
         )
         + figure(
             "Latency per day",
-            svg.lines(
-                latency,
-                title="Latency per day",
-                x_title="day (UTC)",
-                y_title="milliseconds",
-                x_label=_day_label(days),
-            ),
+            _daily(latency, "Latency per day", "milliseconds", days),
         )
         + "</div>"
     )
-    rows = [
-        [
-            w.day,
-            f"{w.predictions:,}",
-            ", ".join(f"{d} {n / w.predictions:.0%}" for d, n in w.decisions.items()),
-            "-" if w.latency_ms.get("p50") is None else f"{w.latency_ms['p50']:.2f}",
-            "-" if w.latency_ms.get("p99") is None else f"{w.latency_ms['p99']:.2f}",
-            "-" if w.score_psi is None else f"{w.score_psi:.3f}",
-        ]
-        for w in report.windows
-    ]
-    return charts + table(
-        ["day (UTC)", "predictions", "decisions", "p50 ms", "p99 ms", "score PSI"], rows
-    )
+    return charts + table(WINDOW_COLUMNS, [w.cells() for w in report.windows])
 
 
 def _realized(report: MonitorReport, days: list[str]) -> str:
@@ -224,15 +194,7 @@ def _realized(report: MonitorReport, days: list[str]) -> str:
     ]
     if realized.training_auc is not None and days:
         series.append(_guide("training AUC", realized.training_auc, days))
-    chart = svg.lines(
-        series,
-        title="Realized AUC per day",
-        x_title="day (UTC)",
-        y_title="AUC",
-        width=760,
-        x_label=_day_label(days),
-        y_range=(0.5, 1.0),
-    )
+    chart = _daily(series, "Realized AUC per day", "AUC", days, width=760, y_range=(0.5, 1.0))
     rows = [o.cells() for o in [*realized.by_day, realized.overall]]
     decisions = [
         [d, f"{v['bad']:,}", f"{v['good']:,}", f"{v['pending']:,}",

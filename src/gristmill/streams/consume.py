@@ -87,16 +87,23 @@ class StreamConsumer:
         import duckdb
 
         from gristmill.features.api import Pusher
-        from gristmill.transforms.row_level import ROW, find_row_transform, run_on_batch
+        from gristmill.transforms.row_level import (
+            ROW,
+            find_row_transform,
+            project_transforms,
+            run_on_batch,
+        )
 
         self._duckdb = duckdb.connect()
         self._duckdb.execute("SET TimeZone = 'UTC'")  # as the warehouse and Pusher see times
         self._pusher = Pusher(project, self.definitions)
         empty = self.schema.empty_table()
+        transforms = project_transforms(project) if self.config.table and self.views else {}
         for view in self.views:
             transform = (
                 find_row_transform(
                     project,
+                    transforms,
                     view.source,
                     self._target(project),
                     f"Stream '{self.name}', feeding feature view '{view.name}',",
@@ -280,19 +287,23 @@ class StreamConsumer:
         refused, each transform's rows with `_gm_row`, the index of the event they come
         from). An event a transform fails on, or that a transform dates beyond the serving
         clock's skew, is refused."""
+        import duckdb
+
         from gristmill.features.api import clock_skew
         from gristmill.features.events import future_cut
         from gristmill.features.online import to_micros
         from gristmill.transforms.row_level import ROW
 
-        transforms = {t.name: t for t in self._transforms.values()}
-        if not transforms or not events:
+        if not self._transforms or not events:
             return events, [], {}
         refused: list[tuple[Message, str]] = []
-        for transform in transforms.values():
-            events, failed = self._runnable(transform, events)
-            refused += failed
-        outputs = self._outputs(events)
+        try:
+            outputs = self._outputs(events)
+        except duckdb.Error:  # some event a transform cannot take: which ones
+            for transform in self._distinct_transforms.values():
+                events, failed = self._runnable(transform, events)
+                refused += failed
+            outputs = self._outputs(events)
         cut = future_cut(now, clock_skew(project))
         late: dict[int, str] = {}
         for view in self.views:
@@ -318,8 +329,15 @@ class StreamConsumer:
         from gristmill.transforms.row_level import run_on_batch
 
         rows = _numbered(self._table(events))
-        transforms = {t.name: t for t in self._transforms.values()}
-        return {name: run_on_batch(t, rows, self._duckdb) for name, t in transforms.items()}
+        return {
+            name: run_on_batch(t, rows, self._duckdb)
+            for name, t in self._distinct_transforms.items()
+        }
+
+    @property
+    def _distinct_transforms(self) -> dict[str, RowTransform]:
+        """Each transform the views read, once (two views may read the same one)."""
+        return {t.name: t for t in self._transforms.values()}
 
     def _runnable(
         self, transform: RowTransform, events: list[tuple[Message, dict[str, Any]]]
@@ -345,8 +363,11 @@ class StreamConsumer:
     def _stored_transforms(self, warehouse: Warehouse) -> list[RowTransform]:
         """The transforms fed by the stream's table that the warehouse holds as tables (one
         not built yet is left to `gristmill run`)."""
-        found = {t.name: t for t in self._transforms.values() if t.stored}
-        return [t for t in found.values() if warehouse.table_exists(*t.relation)]
+        return [
+            t
+            for t in self._distinct_transforms.values()
+            if t.stored and warehouse.table_exists(*t.relation)
+        ]
 
     def _table(self, events: list[tuple[Message, dict[str, Any]]]) -> pa.Table:
         columns = {name: [e.get(name) for _, e in events] for name in self.schema.names}

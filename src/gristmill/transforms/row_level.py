@@ -147,21 +147,29 @@ def row_level_problem(transform: Transform, dialect: str) -> str | None:
     return None
 
 
-def find_row_transform(
-    project: Project, relation_name: str, input_table: TableRef, purpose: str
-) -> RowTransform | None:
-    """The transform named by `relation_name` (as a feature view's source is written) when
-    it reads `input_table`; None when `relation_name` is not a transform reading it. A
-    transform reading it that cannot run per batch is a ConfigError saying why (`purpose`
-    says what needs it to)."""
+def project_transforms(project: Project) -> dict[str, Transform]:
+    """The project's transforms by name, for `find_row_transform`."""
     from gristmill.graph.load import discover_transforms
 
+    return {t.name: t for t in discover_transforms(project)}
+
+
+def find_row_transform(
+    project: Project,
+    transforms: dict[str, Transform],
+    relation_name: str,
+    input_table: TableRef,
+    purpose: str,
+) -> RowTransform | None:
+    """The transform of `transforms` (`project_transforms`) named by `relation_name` (as a
+    feature view's source is written) when it reads `input_table`; None when
+    `relation_name` is not a transform reading it. A transform reading it that cannot run
+    per batch is a ConfigError saying why (`purpose` says what needs it to)."""
     derived = project.config.transforms.schema_name
     raw = project.config.warehouse.raw_schema
     schema, _, name = relation_name.rpartition(".")
     if schema not in ("", derived):
         return None
-    transforms = {t.name: t for t in discover_transforms(project)}
     transform = transforms.get(name)
     if transform is None:
         return None
