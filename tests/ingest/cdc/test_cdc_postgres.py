@@ -334,3 +334,22 @@ def test_a_batch_applied_but_never_confirmed_is_passed_over(
     second = run_ingest(root)
     assert second.ok, second.tables[0].error
     same(root, app)
+
+
+@pytest.mark.parametrize("changes", [9, 10, 11])
+def test_micro_batches_at_their_bound(
+    tmp_path: Path, app: App, monkeypatch: pytest.MonkeyPatch, changes: int
+) -> None:
+    """Micro-batches of about 10 changes, for 9, 10 and 11 changes (one transaction
+    each, the last a delete): every one applied once, in order."""
+    from gristmill.ingest.cdc.apply import CdcSync
+
+    root = loaded(tmp_path, app)
+    monkeypatch.setattr(CdcSync, "max_changes", 10)
+    for i in range(2, changes + 1):
+        app.db.execute("INSERT INTO payments (id, amount) VALUES (%s, %s)", [i, i])
+    app.db.execute("DELETE FROM payments WHERE id = 1")
+    result = run_ingest(root)
+    assert result.ok, result.tables[0].error
+    assert result.tables[0].rows == changes - 1 and result.tables[0].deleted_rows == 1
+    same(root, app)
