@@ -100,6 +100,25 @@ def test_missing_and_stale_features_are_reported_with_their_age(project: Path) -
     assert new["freshness_seconds"]["user_velocity"] is None
 
 
+def test_a_null_entity_key_scores_as_the_training_set_scored_it(built: Path) -> None:
+    """A transfer without a merchant: the training set joined its null key to no event
+    (counts 0, means missing); the served request gets the same features, not a 422."""
+    merchant_features = ["merchant_tx_count_1h", "merchant_amount_mean_7d", "merchant_users_24h"]
+    with Project.load(built) as p:
+        training = p.warehouse.query_arrow(
+            f"SELECT {', '.join(merchant_features)} FROM analytics.fraud_training"
+            " WHERE merchant_id IS NULL"
+        ).to_pylist()
+        assert training, "the quickstart has transactions without a merchant"
+        [scored] = Scorer(p).score("fraud", [{**TRANSACTION, "merchant_id": None}])[1]
+    assert all(row == training[0] for row in training)
+    assert {f: scored.features[f] for f in merchant_features} == training[0]
+    assert "merchant_amount_mean_7d" in scored.missing
+    body = predict(built, {**TRANSACTION, "merchant_id": None})
+    assert body.status_code == 200, body.text
+    assert predict(built, {**TRANSACTION, "user_id": None}).status_code == 200
+
+
 def test_every_answer_says_what_was_missing_or_stale(project: Path) -> None:
     project_ = Project.load(project)
     with TestClient(create_app(project_)) as api:

@@ -35,7 +35,7 @@ def test_the_document_describes_each_model_and_view(app) -> None:  # type: ignor
     predict = document["paths"]["/v1/models/fraud/predict"]["post"]
     row = predict["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
     assert row["required"] == ["user_id", "merchant_id", "amount", "kind"]
-    assert row["properties"]["user_id"] == {"type": "integer"}
+    assert row["properties"]["user_id"] == {"type": "integer", "nullable": True}
     assert row["properties"]["kind"] == {"type": "string", "nullable": True}
     assert (
         "/v1/events/user_velocity" in document["paths"] and "POST /v1/models/fraud/predict" in page

@@ -28,9 +28,8 @@ def _row_schema(loaded: LoadedModel) -> dict[str, Any]:
     fields = [*loaded.entity_keys, *loaded.request_fields]
     properties = {}
     for name in fields:
-        schema = json_type(types.get(name, "string"))
-        nullable = name in loaded.request_fields  # a feature may be missing; a key may not
-        properties[name] = {**schema, "nullable": True} if nullable else schema
+        # A feature may be missing; a null key is an entity without events (no merchant).
+        properties[name] = {**json_type(types.get(name, "string")), "nullable": True}
     return {"type": "object", "required": fields, "properties": properties}
 
 

@@ -174,13 +174,17 @@ class LoadedModel:
         return Scored(None, decision, why, [], {}, row, None, missing, {}, degraded=True)
 
     def _check_keys(self, requests: list[dict[str, Any]]) -> None:
-        """Entity keys of the type the training set had: 7 and "7" are not one user."""
+        """Entity keys of the type the training set had: 7 and "7" are not one user. A
+        null key (a transfer without a merchant) is an entity without events, as a
+        training row's null key joins no event."""
         types = self.version.metadata.get("column_types", {})
         for key in self.entity_keys:
             kind = types.get(key, "")
             bounds = _integer_bounds(kind)
             for i, request in enumerate(requests):
                 value = request[key]
+                if value is None:
+                    continue
                 if bounds is not None:
                     if isinstance(value, bool) or not isinstance(value, int):
                         raise BadRequestError(
