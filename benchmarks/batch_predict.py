@@ -56,7 +56,7 @@ def build(rows: int) -> Path:
     if not (root / ".gristmill" / "built").exists():
         shutil.rmtree(root, ignore_errors=True)
         started = time.perf_counter()
-        assert run_quickstart(root, rows=rows).ok
+        assert run_quickstart(root, rows=rows, traffic=False).ok
         (root / ".gristmill" / "built").write_text(f"{time.perf_counter() - started:.1f}\n")
     return root
 

@@ -231,5 +231,5 @@ def built_quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from gristmill.quickstart.project import run_quickstart
 
     root = tmp_path_factory.mktemp("quickstart") / "demo"
-    assert run_quickstart(root, rows=5_000).ok
+    assert run_quickstart(root, rows=5_000, traffic=False).ok
     return root

@@ -116,6 +116,16 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
     assert "normal: payment of 250 → approve" in printed
     assert "after 8 foreign-IP transfers in 8 minutes: p2p_transfer of 150,000 → decline" in printed
     assert "tx_count_1h = 8" in printed
+    # Monitored: the ordinary traffic raises no alert; the drifted burst flags what it drifted.
+    assert "after 500 replayed transactions, 0 alerts" in printed
+    alerts = [line for line in result.stdout.splitlines() if line.startswith("alert:")]
+    assert len(alerts) == 3, alerts
+    assert [a.split(" shifted")[0] for a in alerts] == [
+        "alert: amount",
+        "alert: kind",
+        "alert: the scores",
+    ]
+    assert (root / "reports" / "monitor" / "fraud.html").exists()
     assert (root / "reports" / "models" / "fraud-v1.html").exists()
     assert "online features now of user_id=" in result.stdout
     with sqlite3.connect(root / ".gristmill" / "online.sqlite") as online:

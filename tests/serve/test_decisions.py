@@ -43,7 +43,7 @@ QUICKSTART_RULES = 'rules=[Rule("amount", ">", 5_000_000, "review")],'
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("decisions") / "demo"
-    assert run_quickstart(root, rows=5_000).ok
+    assert run_quickstart(root, rows=5_000, traffic=False).ok
     with Project.load(root) as p:  # a user whose latest event is older than the 30d ttl
         moment = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=DAYS)
         event = {

@@ -29,7 +29,7 @@ def on_dask(root: Path, scheduler: str) -> None:
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart, its fraud model trained locally as version 1."""
     root = tmp_path_factory.mktemp("train_dask") / "demo"
-    assert run_quickstart(root, rows=5_000).ok
+    assert run_quickstart(root, rows=5_000, traffic=False).ok
     return root
 
 

@@ -11,6 +11,7 @@ import typer
 from gristmill.cli.output import RichProgress, console, print_summary
 
 if TYPE_CHECKING:
+    from gristmill.monitor import MonitorReport
     from gristmill.quickstart.serving import DemoDecision
 
 
@@ -47,6 +48,23 @@ def print_served(url: str, decisions: list[DemoDecision]) -> None:
         )
 
 
+def print_monitored(ordinary: MonitorReport, after_burst: MonitorReport) -> None:
+    from gristmill.cli.monitor import print_report
+    from gristmill.quickstart.serving import AMOUNT_FACTOR, DRIFTED, ORDINARY
+
+    top = ordinary.ranked_features[0] if ordinary.features else None
+    console.print()
+    console.print(
+        f"[bold]monitoring[/] (gristmill monitor fraud): after {ORDINARY} replayed"
+        f" transactions, {len(ordinary.alerts)} alerts"
+        + (f" (largest feature PSI: {top.name} {top.psi:.3f})" if top and top.psi else "")
+        + f"; then a partner app sent {DRIFTED:,} p2p transfers of {AMOUNT_FACTOR}x the"
+        " usual amount:",
+        highlight=False,
+    )
+    print_report(after_burst)
+
+
 def quickstart(
     directory: Path = typer.Argument(Path("gristmill-quickstart"), help="Folder to create."),
     rows: int = typer.Option(100_000, "--rows", help="Transactions to generate."),
@@ -75,6 +93,9 @@ def quickstart(
                     "sample": asdict(result.sample) if result.sample else None,
                     "model": result.trained.to_dict() if result.trained else None,
                     "served": [asdict(d) for d in result.served[1]] if result.served else None,
+                    "monitor": [r.to_dict() for r in result.monitored]
+                    if result.monitored
+                    else None,
                 },
                 default=str,
             )
@@ -102,5 +123,8 @@ def quickstart(
                 print_version(project.root, result.trained, project.registry.aliases("fraud"))
         if result.served:
             print_served(*result.served)
+        if result.monitored:
+            print_monitored(*result.monitored)
+            console.print(f"report: {result.monitor_report}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gristmill.project import Project, init_project
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gristmill.graph.run import RunSummary, StepResult
     from gristmill.ingest import IngestSummary
     from gristmill.ingest.engine import Progress
+    from gristmill.monitor import MonitorReport
     from gristmill.profile.model import TableProfile
     from gristmill.quickstart.serving import DemoDecision
     from gristmill.registry.base import ModelVersion
@@ -104,6 +105,9 @@ class QuickstartResult:
     """The fraud model's version that the run trained (the champion on a first run)."""
     served: tuple[str, list[DemoDecision]] | None = None
     """The server's address and the decisions it gave over HTTP."""
+    monitored: tuple[MonitorReport, MonitorReport] | None = None
+    """`gristmill monitor fraud` after the ordinary traffic, and after the drifted burst."""
+    monitor_report: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,11 +119,14 @@ def run_quickstart(
     rows: int = 100_000,
     progress: Progress | None = None,
     on_step: Callable[[StepResult], None] | None = None,
+    traffic: bool = True,
 ) -> QuickstartResult:
     """Create the quickstart project (if needed), ingest its application database, build
     its transforms (running their checks), and profile its transactions against the fraud
     label into reports/, materialize the online store, and train the fraud model (its
-    report into reports/models/, the version registered as champion)."""
+    report into reports/models/, the version registered as champion); serve it, and with
+    `traffic`, replay transactions then a drifted burst, monitored after each into
+    reports/monitor/."""
     from gristmill.features.api import get_online_features, materialize
     from gristmill.graph.run import run
     from gristmill.ingest import ingest
@@ -144,10 +151,46 @@ def run_quickstart(
                 " ORDER BY created_at DESC, transaction_id DESC LIMIT 1"
             )
             [sample] = get_online_features(project, ["user_velocity"], [{"user_id": user}])
+            replayed = _replayed(project, derived) if traffic else []
         trained = project.registry.get("fraud") if built.ok else None
-    served = None
+    result = QuickstartResult(synced, built, profiled, report, online, sample, trained)
     if trained is not None and online:
         from gristmill.quickstart.serving import serving_demo
 
-        served = serving_demo(Path(directory), user, merchant, new_user)
-    return QuickstartResult(synced, built, profiled, report, online, sample, trained, served)
+        reports: list[MonitorReport] = []
+        result.served = serving_demo(
+            Path(directory),
+            user,
+            merchant,
+            new_user,
+            replayed,
+            between=lambda: reports.append(_monitored(directory)),
+        )
+        if replayed:
+            reports.append(_monitored(directory))
+            result.monitored = (reports[0], reports[1])
+            result.monitor_report = project.root / "reports" / "monitor" / "fraud.html"
+            result.monitor_report.parent.mkdir(exist_ok=True)
+            result.monitor_report.write_text(reports[1].to_html(), encoding="utf-8")
+    return result
+
+
+def _replayed(project: Project, transactions: str) -> list[dict[str, Any]]:
+    """Past transactions (the same ones for a seed), as requests to the fraud model."""
+    from gristmill.quickstart.serving import DRIFTED, ORDINARY
+
+    rows = project.warehouse.fetchall(
+        f"SELECT user_id, merchant_id, CAST(amount AS DOUBLE), kind FROM {transactions}"
+        f" ORDER BY hash(transaction_id), transaction_id LIMIT {ORDINARY + DRIFTED}"
+    )
+    return [
+        {"user_id": u, "merchant_id": m, "amount": amount, "kind": kind}
+        for u, m, amount, kind in rows
+    ]
+
+
+def _monitored(directory: Path) -> MonitorReport:
+    from gristmill.monitor import monitor
+
+    with Project.load(directory) as project:
+        return monitor(project, "fraud")

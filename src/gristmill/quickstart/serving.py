@@ -1,7 +1,9 @@
 """The quickstart's last step: `gristmill serve` started in the background, a normal
-transaction and a risky one scored over HTTP, the server stopped. The risky one belongs
-to a new user who has just made eight foreign-IP transfers from eight devices, pushed as
-events a moment before: the features that catch it are seconds old."""
+transaction and a risky one scored over HTTP, then live traffic, the server stopped. The
+risky one belongs to a new user who has just made eight foreign-IP transfers from eight
+devices, pushed as events a moment before: the features that catch it are seconds old.
+The traffic is ordinary transactions replayed, then a burst of drifted ones (a partner
+app's transfers, ten times the usual amount), for `gristmill monitor` to tell apart."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +24,12 @@ from typing import Any
 from gristmill.errors import GristmillError
 
 BURST = 8
+ORDINARY = 500
+"""Replayed transactions scored before the drifted burst: as many as a PSI needs."""
+DRIFTED = 1_000
+AMOUNT_FACTOR = 10
+BATCH = 100
+"""Rows per predict request, within [serve] max_batch_rows' default."""
 
 
 @dataclass
@@ -28,6 +37,16 @@ class DemoDecision:
     label: str
     request: dict[str, Any]
     response: dict[str, Any]
+
+
+def drifted(request: dict[str, Any]) -> dict[str, Any]:
+    """A partner app's transfer: a p2p transfer of ten times the amount."""
+    return {**request, "kind": "p2p_transfer", "amount": request["amount"] * AMOUNT_FACTOR}
+
+
+def _send(url: str, requests: list[dict[str, Any]]) -> None:
+    for start in range(0, len(requests), BATCH):
+        _call(f"{url}/v1/models/fraud/predict", {"rows": requests[start : start + BATCH]})
 
 
 def _call(url: str, body: Any = None) -> dict[str, Any]:
@@ -46,10 +65,16 @@ def _free_port() -> int:
 
 
 def serving_demo(
-    root: Path, user: int, merchant: int, new_user: int
+    root: Path,
+    user: int,
+    merchant: int,
+    new_user: int,
+    traffic: list[dict[str, Any]] | None = None,
+    between: Callable[[], None] | None = None,
 ) -> tuple[str, list[DemoDecision]]:
     """(the server's address, the decisions): a normal transaction of `user`, then one of
-    `new_user` right after a burst of transfers."""
+    `new_user` right after a burst of transfers. Then `traffic` (requests), its first
+    ORDINARY as they are, `between` called, the rest `drifted`."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -99,6 +124,11 @@ def serving_demo(
                 _call(f"{url}/v1/models/fraud/predict", risky),
             )
         )
+        if traffic:
+            _send(url, traffic[:ORDINARY])
+            if between is not None:
+                between()
+            _send(url, [drifted(r) for r in traffic[ORDINARY:]])
         return url, decisions
     finally:
         server.send_signal(signal.SIGTERM)

@@ -1,9 +1,11 @@
 """The fraud model: gradient-boosted trees on the transaction and the behaviour features of
 its user and merchant as of its time, trained on the past and evaluated on the newest 20%,
 beside the rule it replaces (flag the largest 1% of amounts). Served, a score of 0.7 or
-more declines and 0.2 or more goes to review; a very large amount always goes to review."""
+more declines and 0.2 or more goes to review; a very large amount always goes to review.
+`gristmill monitor fraud` alerts when a feature's or the score's PSI against the training
+set passes 0.25."""
 
-from gristmill.train import Model, Policy, Rule, time_split
+from gristmill.train import Alerts, Model, Policy, Rule, time_split
 
 fraud = Model(
     name="fraud",
@@ -19,4 +21,5 @@ fraud = Model(
         default="approve",
         rules=[Rule("amount", ">", 5_000_000, "review")],
     ),
+    alerts=Alerts(psi=0.25, score_psi=0.25),
 )
