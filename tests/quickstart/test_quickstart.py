@@ -125,6 +125,7 @@ def test_quickstart_command_creates_and_ingests_the_project(tmp_path: Path) -> N
         "alert: kind",
         "alert: the scores",
     ]
+    assert "shifted from the training set (PSI" not in printed  # said once, as an alert
     assert (root / "reports" / "monitor" / "fraud.html").exists()
     assert (root / "reports" / "models" / "fraud-v1.html").exists()
     assert "online features now of user_id=" in result.stdout

@@ -75,9 +75,9 @@ def monitor(
             from gristmill.monitor.realized import realized
 
             report.realized = realized(logged, spec, now, scores[0] if scores else None)
-    report.flag()
     if spec.alerts is not None:
         report.alerts = fired(report, spec.alerts)
+    report.flag()
     url = webhook or (spec.alerts.webhook if spec.alerts is not None else None)
     if report.alerts and url:
         report.webhook_error = post(url, report)

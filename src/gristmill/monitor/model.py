@@ -105,13 +105,16 @@ class MonitorReport:
         return sorted(self.features, key=lambda f: -(f.psi or 0.0))
 
     def flag(self) -> None:
+        """Warn of each shift over DRIFT_PSI that no alert already says."""
+        alerted = {(a.alert, a.subject) for a in self.alerts}
         for feature in self.features:
-            if feature.drifted:
+            if feature.drifted and ("psi", feature.name) not in alerted:
                 self.warnings.append(
                     f"{feature.name} shifted from the training set (PSI {feature.psi:.2f})."
                 )
-        if self.score_psi is not None and self.score_psi > DRIFT_PSI:
-            self.warnings.append(f"The scores shifted from training (PSI {self.score_psi:.2f}).")
+        score = self.score_psi
+        if score is not None and score > DRIFT_PSI and ("score_psi", "scores") not in alerted:
+            self.warnings.append(f"The scores shifted from training (PSI {score:.2f}).")
 
     def to_html(self) -> str:
         from gristmill.monitor.report import render
