@@ -140,10 +140,12 @@ def generate_app_db(
     path: Path, transactions: int = 100_000, seed: int = 0, ends_at: datetime | None = None
 ) -> dict[str, int]:
     """Write the application database to `path` (replacing any file there); return row
-    counts. The history ends at `ends_at` (by default the start of this hour, UTC), so that
-    the online features of a new quickstart are live ones."""
+    counts. The history ends at `ends_at` (by default now, UTC), so that the online features
+    of a new quickstart are live ones: traffic served right after holds the hour windows
+    that the training set's rows held (a history ending at the start of the hour left those
+    windows short of events, a shift `gristmill monitor` saw)."""
     if ends_at is None:
-        ends_at = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        ends_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     rng = np.random.default_rng(seed)
     path = Path(path)
     tmp = path.with_suffix(".tmp")
