@@ -143,7 +143,8 @@ def test_versions_aliases_and_the_command_line(project: Path) -> None:
     first = gristmill("train", "default", "--json", "-p", str(project))
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["alias"] == "champion"
-    second = json.loads(gristmill("train", "default", "--json", "-p", str(project)).stdout)
+    args = ("train", "default", "--force", "--json", "-p", str(project))
+    second = json.loads(gristmill(*args).stdout)
     assert (second["version"], second["alias"]) == (2, "challenger")
     promoted = gristmill("models", "promote", "default", "2", "-p", str(project))
     assert promoted.returncode == 0 and "champion → v2 (was v1)" in promoted.stdout
@@ -160,6 +161,52 @@ def test_run_retrains_only_when_the_training_set_changes(project: Path) -> None:
         steps = {s.name: s for s in run(p, ["default"]).steps}
         assert steps["default"].status == "ok" and steps["default"].mode == "version 1 (champion)"
         assert {s.name: s.status for s in run(p, ["default"]).steps}["default"] == "up_to_date"
+
+
+def test_training_on_unchanged_rows_and_spec_registers_nothing(project: Path) -> None:
+    """Same rows and spec: the version it equals, nothing registered. One changed value,
+    a changed training field of the spec: a new version. Alerts are not training."""
+    import duckdb
+
+    def train(*extra: str) -> dict[str, object]:
+        said = gristmill("train", "default", "--json", "-p", str(project), *extra)
+        assert said.returncode == 0, said.stderr
+        found: dict[str, object] = json.loads(said.stdout)
+        return found
+
+    assert train()["version"] == 1
+    again = train()
+    assert (again["version"], again["unchanged"]) == (1, True)
+    said = gristmill("train", "default", "-p", str(project))
+    assert "unchanged, equals version 1" in " ".join(said.stdout.split())
+    warehouse = str(project / ".gristmill" / "warehouse.duckdb")
+    with duckdb.connect(warehouse) as db:  # the same rows, stored in another order
+        db.execute(
+            "CREATE TABLE analytics.shuffled AS SELECT * FROM analytics.loans ORDER BY random()"
+        )
+        db.execute("DROP TABLE analytics.loans")
+        db.execute("ALTER TABLE analytics.shuffled RENAME TO loans")
+    assert train()["unchanged"] is True
+    with duckdb.connect(warehouse) as db:  # one value
+        db.execute("UPDATE analytics.loans SET income = income + 0.01 WHERE loan_id = 1234")
+    changed = train()
+    assert (changed["version"], changed["unchanged"]) == (2, False)
+    spec = project / "models" / "loans.py"
+    spec.write_text(
+        spec.read_text()
+        .replace(
+            'exclude=["loss", "grade"], baseline="income < 2000",',
+            'exclude=["loss", "grade"], baseline="income < 2000", alerts=Alerts(psi=0.2),',
+        )
+        .replace("from gristmill.train import ", "from gristmill.train import Alerts, ")
+    )
+    assert train()["version"] == 2
+    spec.write_text(spec.read_text().replace('"n_estimators": 60', '"n_estimators": 61'))
+    assert train()["version"] == 3
+    assert train("--force")["version"] == 4
+    with Project.load(project) as p:
+        assert [v.version for v in p.registry.list_versions("default")] == [1, 2, 3, 4]
+    assert train()["version"] == 4
 
 
 def test_clear_errors(project: Path, tmp_path: Path) -> None:

@@ -32,15 +32,21 @@ def register(app: typer.Typer) -> None:
 def train_command(
     name: str = typer.Argument(..., help="A model of models/*.py."),
     engine: EngineName | None = ENGINE,
+    force: bool = typer.Option(
+        False, "--force", help="Train even when a version was fitted on the same rows and spec."
+    ),
     json_output: bool = JSON,
     project_dir: Path = PROJECT,
 ) -> None:
-    """Train a model on its training set, evaluate it, write its report, register it."""
+    """Train a model on its training set, evaluate it, write its report, register it.
+
+    When a version was already fitted on the same training rows with the same spec, nothing is trained or registered: the command says which version it equals.
+    """
     from gristmill.project import Project
     from gristmill.train.trainer import train_model
 
     with Project.load(project_dir) as project:
-        result = train_model(project.use_engine(engine and engine.value), name)
+        result = train_model(project.use_engine(engine and engine.value), name, force=force)
     if json_output:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -77,6 +83,13 @@ def score_command(
 def print_trained(result: TrainResult) -> None:
     from rich.table import Table
 
+    if result.unchanged:
+        console.print(
+            f"[bold]{result.model}[/]: unchanged, equals version {result.version} (the same"
+            " training rows and spec); nothing registered. --force trains anyway.",
+            highlight=False,
+        )
+        return
     alias = f", {result.alias}" if result.alias else ""
     console.print(
         f"[bold]{result.model}[/] version {result.version}{alias}: {result.estimator} on"

@@ -488,9 +488,12 @@ class Runner:
 
         expected = self.expected_version(asset)
         trained = train_model(self.project, asset.name)
-        result.mode = f"version {trained.version}" + (
-            f" ({trained.alias})" if trained.alias else ""
-        )
+        if trained.unchanged:
+            result.mode = f"unchanged, equals version {trained.version}"
+        else:
+            result.mode = f"version {trained.version}" + (
+                f" ({trained.alias})" if trained.alias else ""
+            )
         result.rows = trained.rows
         self._record_version(asset, expected)
 

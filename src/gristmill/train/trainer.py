@@ -1,6 +1,11 @@
 """Training one model end to end: read its training set, fit, evaluate on held-out rows,
 explain, register the version (first one champion, later ones challenger), and write the
-report. What `gristmill train` and `gristmill run` call."""
+report. What `gristmill train` and `gristmill run` call.
+
+A version records the fingerprint of what decided its fit: the training rows (a
+multiset: their order does not count), their columns and types, the spec's training
+fields and gristmill's version. Training again on the same fingerprint registers nothing
+and names the version it equals (`force` trains anyway)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from gristmill.project import Project
+    from gristmill.registry.base import ModelVersion
     from gristmill.train.data import TrainingData
     from gristmill.train.evaluation import Evaluation
     from gristmill.train.evaluation.rules import RuleComparison
@@ -44,12 +50,44 @@ class TrainResult:
     seconds: float
     fit_seconds: float
     notes: list[str] = field(default_factory=list)
+    unchanged: bool = False
+    """Nothing was trained: `version` was fitted on the same rows with the same spec."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "report": str(self.report)}
 
+    @classmethod
+    def equal_to(cls, root: Path, found: ModelVersion, seconds: float) -> TrainResult:
+        """The result of a training that found `found` fitted on the same inputs."""
+        meta = found.metadata
+        return cls(
+            model=found.model,
+            version=found.version,
+            alias=None,
+            estimator=meta["estimator"],
+            task=meta["task"],
+            split=meta["split"]["kind"],
+            rows=meta["rows"],
+            train_rows=meta["train_rows"],
+            test_rows=meta["test_rows"],
+            features=meta["features"],
+            left_out=meta["left_out"],
+            metrics=meta["metrics"],
+            summary=[tuple(row) for row in meta["summary"]],  # type: ignore[misc]
+            report=report_path(root, found.model, found.version),
+            seconds=seconds,
+            fit_seconds=0.0,
+            notes=[
+                f"Unchanged: the training rows and the spec equal those of version"
+                f" {found.version}; nothing registered (--force trains anyway)."
+            ],
+            unchanged=True,
+        )
 
-def train_model(project: Project, name: str) -> TrainResult:
+
+def train_model(project: Project, name: str, force: bool = False) -> TrainResult:
+    """Train `name` and register the version, unless a version was fitted on the same
+    rows with the same spec (then nothing is registered, unless `force`)."""
     from gristmill.train.data import load_training_data
     from gristmill.train.discover import find_model, load_models
     from gristmill.train.fit import fit
@@ -57,6 +95,11 @@ def train_model(project: Project, name: str) -> TrainResult:
     started = time.perf_counter()
     model = find_model(load_models(project.root), name)
     data = load_training_data(project, model)
+    fingerprint = training_fingerprint(model, data)
+    if not force:
+        same = _version_with(project, model.name, fingerprint)
+        if same is not None:
+            return TrainResult.equal_to(project.root, same, time.perf_counter() - started)
     fitted = fit(model, data, project.executor)
     evaluation = evaluate(model, fitted)
     comparison = compare_baseline(model, data, fitted) if model.baseline else None
@@ -77,6 +120,7 @@ def train_model(project: Project, name: str) -> TrainResult:
         notes.append(f"{data.unlabelled:,} rows without a {model.target} were left out.")
     metadata = _metadata(project, model, data, fitted, evaluation, comparison, importance)
     metadata["notes"] = notes
+    metadata["fingerprint"] = fingerprint
     metadata["permutation_importance"] = permutation.to_dict() if permutation else None
     registry = project.registry
     version = registry.register_estimator(model.name, fitted.fitted, metadata)
@@ -104,6 +148,46 @@ def train_model(project: Project, name: str) -> TrainResult:
         fit_seconds=fitted.fit_seconds,
         notes=notes,
     )
+
+
+def training_fingerprint(model: Model, data: TrainingData) -> str:
+    """What decides a fit, as one hash: the rows as a multiset (each row's hash summed in
+    DuckDB, so the order the warehouse returned them in does not count), the columns and
+    their types, the spec's training fields (not its policy, alerts or labels), and
+    gristmill's version."""
+    import duckdb
+
+    from gristmill import __version__
+    from gristmill.values import content_hash
+
+    with duckdb.connect() as db:
+        db.register("training_rows", data.table)
+        [(rows, total)] = db.execute(
+            "SELECT count(*), CAST(coalesce(sum(hash(r)::HUGEINT), 0) AS VARCHAR)"
+            " FROM (SELECT training_rows AS r FROM training_rows)"
+        ).fetchall()
+    columns = [(f.name, str(f.type)) for f in data.table.schema]
+    return content_hash(
+        {
+            "rows": rows,
+            "row_hashes": total,
+            "columns": columns,
+            "spec": model.version,
+            "features": data.features,
+            "gristmill": __version__,
+        },
+        length=32,
+    )
+
+
+def _version_with(project: Project, model: str, fingerprint: str) -> ModelVersion | None:
+    """The newest version of `model` fitted on `fingerprint`'s inputs, if any."""
+    if model not in project.registry.list_models():
+        return None
+    for version in reversed(project.registry.list_versions(model)):
+        if version.metadata.get("fingerprint") == fingerprint:
+            return version
+    return None
 
 
 def evaluate(model: Model, fitted: Fitted) -> Evaluation:
