@@ -159,7 +159,7 @@ def test_a_promotion_reaches_a_running_server(
     with client(project) as api:
         assert api.post("/v1/models/fraud/predict", json=TRANSACTION).json()["version"] == 1
         with Project.load(project) as p:
-            assert train_model(p, "fraud").alias == "challenger"
+            assert train_model(p, "fraud", force=True).alias == "challenger"
             p.registry.promote("fraud", 2)
         assert api.post("/v1/models/fraud/predict", json=TRANSACTION).json()["version"] == 2
 
@@ -266,7 +266,7 @@ def test_a_model_without_contributions_still_decides(project: Path) -> None:
         )
     )
     with Project.load(project) as p:
-        version = train_model(p, "fraud").version
+        version = train_model(p, "fraud", force=True).version
         p.registry.promote("fraud", version)
     with client(project) as api:
         answer = api.post("/v1/models/fraud/predict", json=TRANSACTION)
@@ -288,7 +288,7 @@ def test_a_model_whose_reasons_cannot_be_computed_still_decides(project: Path) -
         spec.read_text().replace('"num_leaves": 15}', '"num_leaves": 15, "linear_tree": True}')
     )
     with Project.load(project) as p:
-        version = train_model(p, "fraud").version
+        version = train_model(p, "fraud", force=True).version
         p.registry.promote("fraud", version)
     for method in ("paths", "shap"):
         with client(project, reasons=method) as api:

@@ -42,7 +42,7 @@ def test_lightgbm_on_dask_is_close_to_local_and_registered_alike(
     shutil.copytree(quickstart, root)
     on_dask(root, dask_scheduler)
     with Project.load(root) as p:
-        result = train_model(p.use_engine("dask"), "fraud")
+        result = train_model(p.use_engine("dask"), "fraud", force=True)
         assert (result.version, result.alias) == (2, "challenger")
         local, dask = (p.registry.get("fraud", v) for v in (1, 2))
         # Bins cut by each worker from its rows, histograms merged across workers: close,
@@ -95,7 +95,7 @@ def loans(tmp_path: Path, dask_scheduler: str) -> Path:
 def test_lightgbm_on_dask_evaluates_within_a_hundredth_of_local(loans: Path) -> None:
     with Project.load(loans) as p:
         train_model(p.use_engine("local"), "default")
-        train_model(p.use_engine("dask"), "default")
+        train_model(p.use_engine("dask"), "default", force=True)
         auc = [p.registry.get("default", v).metadata["metrics"]["roc_auc"] for v in (1, 2)]
         assert auc[0] > 0.8 and abs(auc[0] - auc[1]) < 0.01, auc
 
@@ -116,7 +116,7 @@ def test_scikit_learn_through_joblib_on_dask_equals_local(loans: Path) -> None:
         train_model(p.use_engine("local"), "forest")
         executor = p.use_engine("dask").executor
         with get_task_stream(executor.client) as stream:  # type: ignore[attr-defined]
-            train_model(p, "forest")
+            train_model(p, "forest", force=True)
         built = [t for t in stream.data if "build_trees" in str(t["key"])]
         assert len(built) >= 24, "the trees were not built on the workers"
         local, dask = (p.registry.load_estimator("forest", v) for v in (1, 2))

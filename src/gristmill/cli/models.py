@@ -224,15 +224,22 @@ def promote(
     name: str = typer.Argument(..., help="A registered model."),
     ref: str = typer.Argument(..., help="The version to promote (a number or an alias)."),
     alias: str = typer.Option("champion", "--alias", help="The alias to move."),
+    share: float | None = typer.Option(
+        None, "--share", help="With --alias canary: the percentage of entities it decides for."
+    ),
     project_dir: Path = PROJECT,
 ) -> None:
-    """Point an alias (champion by default) at a version, atomically."""
+    """Point an alias (champion by default) at a version, atomically.
+
+    `--alias shadow`: a running server also scores every request with this version, after answering, and logs it beside the champion's. `--alias canary --share 10`: 10% of entities (by a hash of the model's first entity key, so each one always meets the same version) get this version's decision.
+    """
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
-        moved = project.registry.promote(name, ref, alias=alias)
+        moved = project.registry.promote(name, ref, alias=alias, share=share)
     before = f" (was v{moved.previous})" if moved.previous is not None else ""
-    console.print(f"{name}: {alias} → v{moved.version}{before}", highlight=False)
+    of = f" for {share:g}% of entities" if share is not None else ""
+    console.print(f"{name}: {alias} → v{moved.version}{of}{before}", highlight=False)
 
 
 @models_app.command("rollback")

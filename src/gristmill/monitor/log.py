@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gristmill.errors import NotFoundError
+from gristmill.registry.api import SHADOW
 
 if TYPE_CHECKING:
     from gristmill.profile.stats import Column
@@ -79,9 +80,11 @@ class LoggedPredictions:
         log = warehouse.qualified(raw, "predictions")
         dialect = warehouse.dialect
         moment = dialect.column_type(pa.timestamp("us", tz="UTC"))
+        # A shadow's scores decided nothing: `models compare` reads them, not the monitor.
         where = (
             f"model = {dialect.literal(model)} AND CAST(logged_at AS {moment})"
             f" >= {dialect.timestamp_literal(cutoff)}"
+            f" AND COALESCE(alias, '') <> {dialect.literal(SHADOW)}"
         )
         versions = {
             int(v): int(n)

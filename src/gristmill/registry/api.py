@@ -177,14 +177,26 @@ class Registry:
             return []
         return [AliasEvent(**event) for event in json.loads(document)["history"]]
 
-    def set_alias(self, model: str, alias: str, version: Ref) -> AliasMove:
-        """Point `alias` at `version` (a number or any ref), recording the move."""
+    def set_alias(
+        self, model: str, alias: str, version: Ref, share: float | None = None
+    ) -> AliasMove:
+        """Point `alias` at `version` (a number or any ref), recording the move. The
+        `canary` alias takes the `share` (a percentage) of entities it decides for."""
         _check_name("alias", alias)
         if alias == "latest" or alias.isdigit():
             raise ConfigError(
                 f"'{alias}' cannot be an alias name: it reads as a version reference. "
                 "Choose a name such as 'champion' or 'challenger'."
             )
+        if (alias == CANARY) != (share is not None):
+            raise ConfigError(
+                f"The {CANARY} alias needs --share, the percentage of entities it decides for"
+                f" (--alias {CANARY} --share 10)."
+                if alias == CANARY
+                else f"--share is for the {CANARY} alias; '{alias}' takes none."
+            )
+        if share is not None and not 0 < share <= 100:
+            raise ConfigError(f"--share {share:g}: give a percentage above 0, at most 100.")
         number = self.resolve(model, version)
         # Refused here, not by the server that would load it after the alias moved.
         self._verify_target(model, alias, number)
@@ -194,17 +206,27 @@ class Registry:
             state = _alias_state(model, alias, document)
             previous = state["version"]
             moves[:] = [AliasMove(model, alias, previous, number)]
-            if previous != number:
+            if previous != number or state.get("share") != share:
                 state["version"] = number
                 state["history"].append(_event("promote", number, previous))
+                if share is not None:
+                    state["share"] = share
             return _dump(state)
 
         self.storage.update_alias(model, alias, promote)
         return moves[0]
 
-    def promote(self, model: str, version: Ref, alias: str = "champion") -> AliasMove:
+    def promote(
+        self, model: str, version: Ref, alias: str = "champion", share: float | None = None
+    ) -> AliasMove:
         """Point `alias` (by default 'champion') at `version`; `rollback` undoes it."""
-        return self.set_alias(model, alias, version)
+        return self.set_alias(model, alias, version, share)
+
+    def alias_share(self, model: str, alias: str) -> float | None:
+        """The share (a percentage) of entities `alias` decides for; None: not a canary."""
+        document = self.storage.read_alias(model, alias)
+        share = json.loads(document).get("share") if document is not None else None
+        return None if share is None else float(share)
 
     def rollback(self, model: str, alias: str = "champion") -> AliasMove:
         """Move `alias` back to the version it pointed at before its latest promotion that
@@ -301,6 +323,12 @@ def recorded_environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": packages,
     }
+
+
+CANARY = "canary"
+"""The alias that decides for a share of entities (sticky by entity) beside the champion."""
+SHADOW = "shadow"
+"""The alias that scores every request after its answer, logged beside the champion."""
 
 
 def _alias_state(model: str, alias: str, document: bytes | None) -> dict[str, Any]:

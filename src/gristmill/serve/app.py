@@ -17,6 +17,7 @@ the registry run on worker threads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import logging
 import threading
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from starlette.responses import HTMLResponse, JSONResponse, Response
 
     from gristmill.project import Project
+    from gristmill.serve.scoring import LoadedModel, Scored
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +83,16 @@ def create_app(project: Project) -> Starlette:
     import anyio
     import anyio.to_thread
     from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     from gristmill.features.api import Pusher
+    from gristmill.registry.api import CANARY
     from gristmill.serve.log import PredictionLog
     from gristmill.serve.metrics import ServerMetrics
     from gristmill.serve.openapi import docs_page, openapi_document
+    from gristmill.serve.releases import Releases, ShadowWorker, record
 
     config = project.config.serve
     deadline = parse_duration(config.request_timeout).total_seconds()
@@ -99,6 +104,8 @@ def create_app(project: Project) -> Starlette:
     pushing = threading.Lock()
     log = PredictionLog(project.root)
     metrics = ServerMetrics(project.root)
+    releases = Releases(scorer)
+    shadows = ShadowWorker(scorer, log, metrics.shadow_dropped)
     keys = [k.encode() for k in config.api_keys]
     limiter = anyio.CapacityLimiter(WORKER_THREADS)
     models = {name: _model_state(scorer, name) for name in sorted(scorer.models)}
@@ -186,38 +193,46 @@ def create_app(project: Project) -> Starlette:
                 )
             if name not in scorer.models or scorer.current(name) is None:
                 await offload(lambda: scorer.model(name))  # loaded (or not found) on a thread
-            if len(rows) <= INLINE_ROWS:
-                loaded, scored = await within_deadline(scorer.score_async(name, rows))
-            else:
-                loaded, scored = await offload(lambda: scorer.score(name, rows))
+            canary = releases.canary(name)
+            picks = canary.picks(rows) if canary is not None else [False] * len(rows)
+            deciders: list[LoadedModel] = [None] * len(rows)  # type: ignore[list-item]
+            scored: list[Scored] = [None] * len(rows)  # type: ignore[list-item]
+            for alias in (None, CANARY) if any(picks) else (None,):
+                at = [i for i, pick in enumerate(picks) if pick == (alias is not None)]
+                group = [rows[i] for i in at]
+                if not group:
+                    continue
+                if len(group) <= INLINE_ROWS:
+                    work = scorer.score_async(name, group, alias=alias)
+                    loaded, got = await within_deadline(work)
+                else:
+                    loaded, got = await offload(
+                        functools.partial(scorer.score, name, group, alias=alias)
+                    )
+                for i, s in zip(at, got, strict=True):
+                    deciders[i], scored[i] = loaded, s
             latency = (time.perf_counter() - started) * 1000
             metrics.predicted(name, latency / 1000, scored)
-            version = loaded.version.version
-            policy = loaded.policy_version
-            log.write(
-                [
-                    {
-                        "model": name,
-                        "version": version,
-                        "alias": loaded.alias,
-                        "policy_version": policy,
-                        "request": row,
-                        "features": s.features,
-                        "score": s.headline,
-                        "scores": s.score if isinstance(s.score, list) else None,
-                        "decision": s.decision,
-                        "stale_features": s.stale,
-                        "latency_ms": round(latency, 3),
-                    }
-                    for row, s in zip(rows, scored, strict=True)
-                ]
-            )
-            results = [s.response() for s in scored]
-            head = {"model": name, "version": version, "alias": loaded.alias}
-            head["policy_version"] = policy
+            records = [
+                record(name, loaded, row, s, latency)
+                for loaded, row, s in zip(deciders, rows, scored, strict=True)
+            ]
+            log.write(records)
+            results = [
+                {**s.response(), "version": d.version.version, "alias": d.alias}
+                for d, s in zip(deciders, scored, strict=True)
+            ]
+            champion = deciders[0] if not picks[0] else scorer.model(name)
+            head = {"model": name, "version": champion.version.version, "alias": champion.alias}
+            head["policy_version"] = champion.policy_version
+            # Scored by the shadow after this answer is sent; queued, never waited for.
+            later = None
+            if releases.shadow(name) is not None:
+                ids = [r["prediction_id"] for r in records]
+                later = BackgroundTask(shadows.submit, name, rows, ids)
             if isinstance(body, dict) and "rows" in body:
-                return JSONResponse({**head, "predictions": results})
-            return JSONResponse({**head, **results[0]})
+                return JSONResponse({**head, "predictions": results}, background=later)
+            return JSONResponse({**head, **results[0]}, background=later)
 
         return await guarded(request, handle)
 
@@ -296,6 +311,7 @@ def create_app(project: Project) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        shadows.close()
         log.close()
         # A push past its deadline may still be running on its thread: it finishes first.
         with pushing:

@@ -52,7 +52,12 @@ class ServerMetrics:
             ["model", "decision"],
             registry=self.registry,
         )
-
+        self.shadow_dropped = Counter(
+            "gristmill_shadow_dropped",
+            "Requests the shadow alias did not score because its queue was full.",
+            ["model"],
+            registry=self.registry,
+        )
         self.refused_pushes = Counter(
             "gristmill_refused_pushes",
             "Pushes refused (nothing of them stored), by feature view: a value out of range or"

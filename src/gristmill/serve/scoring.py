@@ -213,48 +213,50 @@ class Scorer:
         self.definitions = load_definitions(project.root)
         self.models = load_models(project.root)
         self.reader = OnlineReader(project, self.definitions)
-        self._loaded: dict[str, LoadedModel] = {}
-        self._checked: dict[str, float] = {}
+        self._loaded: dict[tuple[str, str], LoadedModel] = {}
+        self._checked: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
-    def current(self, name: str) -> LoadedModel | None:
+    def current(self, name: str, alias: str | None = None) -> LoadedModel | None:
         """The model from memory while it is the version at its alias (the registry asked
         at most every RELOAD_SECONDS, a small file read); None when a version must be
         loaded, which `model` does."""
-        current = self._loaded.get(name)
+        slot = (name, alias or self.alias)
+        current = self._loaded.get(slot)
         if current is None:
             return None
         now = time.monotonic()
-        if now - self._checked.get(name, 0.0) < RELOAD_SECONDS:
+        if now - self._checked.get(slot, 0.0) < RELOAD_SECONDS:
             return current
-        if self.project.registry.resolve(name, self.alias) != current.version.version:
+        if self.project.registry.resolve(name, slot[1]) != current.version.version:
             return None
-        self._checked[name] = now
+        self._checked[slot] = now
         return current
 
-    def model(self, name: str) -> LoadedModel:
-        """The model at its alias, loaded when it is not in memory or another version was
-        promoted."""
+    def model(self, name: str, alias: str | None = None) -> LoadedModel:
+        """The model at `alias` (the server's, champion by default), loaded when it is not
+        in memory or another version was promoted."""
         from gristmill.train.discover import find_model
 
         spec = find_model(self.models, name)
-        current = self.current(name)
+        current = self.current(name, alias)
         if current is not None:
             return current
+        slot = (name, alias or self.alias)
         with self._lock:
-            number = self.project.registry.resolve(name, self.alias)
-            current = self._loaded.get(name)
+            number = self.project.registry.resolve(name, slot[1])
+            current = self._loaded.get(slot)
             if current is None or current.version.version != number:
-                current = load_model(self.project, self.definitions, spec, number, self.alias)
+                current = load_model(self.project, self.definitions, spec, number, slot[1])
                 current.explain = explainer(current, self.project.config.serve.reasons)
-                self._loaded[name] = current  # requests holding the old one finish with it
-            self._checked[name] = time.monotonic()
+                self._loaded[slot] = current  # requests holding the old one finish with it
+            self._checked[slot] = time.monotonic()
             return current
 
     def score(
-        self, name: str, requests: list[dict[str, Any]], top: int = 3
+        self, name: str, requests: list[dict[str, Any]], top: int = 3, alias: str | None = None
     ) -> tuple[LoadedModel, list[Scored]]:
-        loaded = self.model(name)
+        loaded = self.model(name, alias)
         rows = loaded.check(requests)
         try:
             found = self.reader.read(loaded.views, requests) if loaded.views else []
@@ -263,11 +265,11 @@ class Scorer:
         return loaded, self._scored(loaded, requests, loaded.features_of(rows, found), top)
 
     async def score_async(
-        self, name: str, requests: list[dict[str, Any]], top: int = 3
+        self, name: str, requests: list[dict[str, Any]], top: int = 3, alias: str | None = None
     ) -> tuple[LoadedModel, list[Scored]]:
         """`score` for an event loop: the online store's answer is awaited (the loop stays
         free while a store stalls); the scoring itself is a few hundred microseconds a row."""
-        loaded = self.model(name)
+        loaded = self.model(name, alias)
         rows = loaded.check(requests)
         try:
             found = await self.reader.read_async(loaded.views, requests) if loaded.views else []
