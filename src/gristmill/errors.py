@@ -26,6 +26,8 @@ The tree::
     ├── UnsupportedEstimatorError  a fitted estimator the registry cannot store safely
     ├── EvaluationError            labels, scores or predictions handed to an evaluation are
     │                              unusable (empty, NaN, mismatched lengths, unknown classes)
+    ├── PromotionRefusedError      a version failed its model's promote_if checks on the
+    │                              shadow log (the message gives the figures; --force promotes)
     └── BackendError               a database or driver rejected an operation
 
 Driver exceptions are translated into this tree at the edge of each backend, so the
@@ -207,3 +209,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' Did you mean ...?' suffix naming the closest candidate, or ''."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+class PromotionRefusedError(GristmillError):
+    """A version failed its model's promote_if checks on the shadow log."""

@@ -227,19 +227,62 @@ def promote(
     share: float | None = typer.Option(
         None, "--share", help="With --alias canary: the percentage of entities it decides for."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Make it champion even when the spec's promote_if checks fail."
+    ),
     project_dir: Path = PROJECT,
 ) -> None:
     """Point an alias (champion by default) at a version, atomically.
 
-    `--alias shadow`: a running server also scores every request with this version, after answering, and logs it beside the champion's. `--alias canary --share 10`: 10% of entities (by a hash of the model's first entity key, so each one always meets the same version) get this version's decision.
+    `--alias shadow`: a running server also scores every request with this version, after answering, and logs it beside the champion's. `--alias canary --share 10`: 10% of entities (by a hash of the model's first entity key, so each one always meets the same version) get this version's decision. A model whose spec sets promote_if becomes champion only when those checks pass on the version's shadow log (--force overrides).
     """
+    from gristmill.monitor.compare import promote as checked_promote
     from gristmill.project import Project
 
     with Project.load(project_dir) as project:
-        moved = project.registry.promote(name, ref, alias=alias, share=share)
+        moved = checked_promote(project, name, ref, alias=alias, share=share, force=force)
     before = f" (was v{moved.previous})" if moved.previous is not None else ""
     of = f" for {share:g}% of entities" if share is not None else ""
     console.print(f"{name}: {alias} → v{moved.version}{of}{before}", highlight=False)
+
+
+@models_app.command("compare")
+def compare_command(
+    name: str = typer.Argument(..., help="A registered model."),
+    champion: str = typer.Argument("champion", help="The version that decided (or its alias)."),
+    challenger: str = typer.Argument("shadow", help="The version that scored in shadow."),
+    since: str = typer.Option("90d", "--since", help="How far back: 7d, 30d, 90d..."),
+    json_output: bool = JSON,
+    project_dir: Path = PROJECT,
+) -> None:
+    """Two versions on the same live requests: agreement, score correlation, decision flips and, with matured labels, the realized AUC and KS of both.
+
+    The champion's logged decisions are paired with the challenger's shadow scores of the same requests (promote the challenger with --alias shadow first).
+    """
+    from gristmill.monitor.compare import compare
+    from gristmill.project import Project
+
+    with Project.load(project_dir) as project:
+        found = compare(project, name, champion, challenger, since)
+    if json_output:
+        print(json.dumps(found.to_dict(), indent=2, default=str))
+        return
+    console.print(
+        f"[bold]{name}[/] v{found.champion} (deciding) and v{found.challenger} (shadow):"
+        f" {found.pairs:,} requests scored by both since {since}",
+        highlight=False,
+    )
+    if not found.pairs:
+        console.print(
+            f"  Nothing to compare: promote v{found.challenger} with --alias shadow and serve.",
+            highlight=False,
+        )
+        return
+    for label, value in found.metrics().items():
+        if label != "pairs":
+            console.print(f"  {label}: {'-' if value is None else f'{value:.4f}'}", highlight=False)
+    for flip, count in found.flips.items():
+        console.print(f"  flips {flip}: {count:,}", highlight=False)
 
 
 @models_app.command("rollback")

@@ -33,6 +33,25 @@ AT = "_gm_at"
 """When the prediction was logged (a timestamp with time zone)."""
 
 
+def synced_log(project: Project, model: str) -> str:
+    """The prediction log's warehouse table, synced from .gristmill/predictions/ first."""
+    from gristmill.ingest import ingest
+    from gristmill.project import PREDICTIONS_SOURCE
+
+    if PREDICTIONS_SOURCE in project.config.sources:
+        synced = ingest(project, f"{PREDICTIONS_SOURCE}.predictions")
+        if not synced.ok:
+            logger.warning("The prediction log did not sync: %s", synced.tables[0].error)
+    warehouse = project.warehouse
+    raw = project.config.warehouse.raw_schema
+    if not warehouse.table_exists(raw, "predictions"):
+        raise NotFoundError(
+            f"No prediction of {model} is logged: `gristmill serve` logs each one"
+            " under .gristmill/predictions/, and monitor reads them from there."
+        )
+    return warehouse.qualified(raw, "predictions")
+
+
 @dataclass
 class LoggedPredictions:
     project: Project
@@ -63,21 +82,8 @@ class LoggedPredictions:
     ) -> Iterator[LoggedPredictions]:
         import pyarrow as pa
 
-        from gristmill.ingest import ingest
-        from gristmill.project import PREDICTIONS_SOURCE
-
-        if PREDICTIONS_SOURCE in project.config.sources:
-            synced = ingest(project, f"{PREDICTIONS_SOURCE}.predictions")
-            if not synced.ok:
-                logger.warning("The prediction log did not sync: %s", synced.tables[0].error)
+        log = synced_log(project, model)
         warehouse = project.warehouse
-        raw = project.config.warehouse.raw_schema
-        if not warehouse.table_exists(raw, "predictions"):
-            raise NotFoundError(
-                f"No prediction of {model} is logged: `gristmill serve` logs each one"
-                " under .gristmill/predictions/, and monitor reads them from there."
-            )
-        log = warehouse.qualified(raw, "predictions")
         dialect = warehouse.dialect
         moment = dialect.column_type(pa.timestamp("us", tz="UTC"))
         # A shadow's scores decided nothing: `models compare` reads them, not the monitor.

@@ -10,6 +10,8 @@ only the bad and the good.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from gristmill.monitor.log import AT, DAY, KEY
 if TYPE_CHECKING:
     from gristmill.monitor.log import LoggedPredictions
     from gristmill.profile.bins import Bins
+    from gristmill.project import Project
     from gristmill.train.spec import Model
 
 ALL = "all"
@@ -71,33 +74,8 @@ class Realized:
 def realized(
     logged: LoggedPredictions, spec: Model, now: datetime, scores: Bins | None
 ) -> Realized:
-    import pyarrow as pa
-
-    from gristmill.durations import parse_duration
-    from gristmill.profile import resolve_table
-
-    assert spec.labels is not None
-    warehouse = logged.warehouse
-    dialect = warehouse.dialect
-    labels = warehouse.qualified(*resolve_table(logged.project, spec.labels))
-    keys = [dialect.quote(k) for k in spec.label_key]
-    text = dialect.column_type(pa.string())
-    outcome_keys = ", ".join(f"CAST({k} AS {text}) AS {KEY}{i}" for i, k in enumerate(keys))
-    matches = " AND ".join(f"o.{KEY}{i} = p.{KEY}{i}" for i in range(len(keys)))
-    maturity = parse_duration(spec.label_maturity) if spec.label_maturity else None
-    matured = f"p.{AT} <= {dialect.timestamp_literal(now - maturity)}" if maturity else "TRUE"
-    target = dialect.quote(spec.target)
-    outcomes = warehouse.quote(logged.relation.strip('"') + "_outcomes")
-    warehouse.execute(
-        f"CREATE TEMPORARY TABLE {outcomes} AS SELECT p.{DAY} AS day, p.score, p.decision,"
-        f" CASE WHEN o.y = 1 THEN 1 WHEN {matured} THEN 0 END AS y"
-        f" FROM {logged.relation} AS p LEFT JOIN (SELECT {outcome_keys},"
-        f" max(CASE WHEN CAST({target} AS INTEGER) = 1 THEN 1 ELSE 0 END) AS y"
-        f" FROM {labels} GROUP BY {', '.join(f'{KEY}{i}' for i in range(len(keys)))}) AS o"
-        f" ON {matches}"
-    )
-    try:
-        by_group = _outcomes(warehouse, outcomes)
+    with outcomes_table(logged.project, spec, logged.relation, now) as (outcomes, by_group):
+        warehouse = logged.warehouse
         found = Realized(
             overall=by_group.pop(ALL, Outcomes(ALL, 0, 0, 0)),
             by_day=[by_group[d] for d in sorted(by_group)],
@@ -131,6 +109,42 @@ def realized(
             order = {label: i for i, label in enumerate(scores.labels)}
             found.calibration.sort(key=lambda c: order.get(c["bin"], len(order)))
         return found
+
+
+@contextmanager
+def outcomes_table(
+    project: Project, spec: Model, relation: str, now: datetime
+) -> Iterator[tuple[str, dict[str, Outcomes]]]:
+    """A temporary table of `relation`'s predictions (day, score, decision and label key
+    columns) with their outcome y: 1 bad, 0 good (matured without a bad label), NULL
+    pending; and its figures per day and over all."""
+    import pyarrow as pa
+
+    from gristmill.durations import parse_duration
+    from gristmill.profile import resolve_table
+
+    assert spec.labels is not None
+    warehouse = project.warehouse
+    dialect = warehouse.dialect
+    labels = warehouse.qualified(*resolve_table(project, spec.labels))
+    keys = [dialect.quote(k) for k in spec.label_key]
+    text = dialect.column_type(pa.string())
+    outcome_keys = ", ".join(f"CAST({k} AS {text}) AS {KEY}{i}" for i, k in enumerate(keys))
+    matches = " AND ".join(f"o.{KEY}{i} = p.{KEY}{i}" for i in range(len(keys)))
+    maturity = parse_duration(spec.label_maturity) if spec.label_maturity else None
+    matured = f"p.{AT} <= {dialect.timestamp_literal(now - maturity)}" if maturity else "TRUE"
+    target = dialect.quote(spec.target)
+    outcomes = warehouse.quote(relation.strip('"') + "_outcomes")
+    warehouse.execute(
+        f"CREATE TEMPORARY TABLE {outcomes} AS SELECT p.{DAY} AS day, p.score, p.decision,"
+        f" CASE WHEN o.y = 1 THEN 1 WHEN {matured} THEN 0 END AS y"
+        f" FROM {relation} AS p LEFT JOIN (SELECT {outcome_keys},"
+        f" max(CASE WHEN CAST({target} AS INTEGER) = 1 THEN 1 ELSE 0 END) AS y"
+        f" FROM {labels} GROUP BY {', '.join(f'{KEY}{i}' for i in range(len(keys)))}) AS o"
+        f" ON {matches}"
+    )
+    try:
+        yield outcomes, _outcomes(warehouse, outcomes)
     finally:
         warehouse.execute(f"DROP TABLE IF EXISTS {outcomes}")
 

@@ -124,6 +124,10 @@ class Model:
     label_maturity: str | None = None
     """How long an outcome takes to be final (chargebacks: "30d"): a prediction younger
     than this without a bad label is pending, not good."""
+    promote_if: list[str] = field(default_factory=list)
+    """Checks a version must pass on the shadow log before `models promote` makes it
+    champion, as ["auc >= champion.auc - 0.005", "flip_rate < 0.02"] (see
+    gristmill.monitor.compare)."""
     description: str = ""
     where: str = field(default="", compare=False)
     """The file that defines the model, for messages."""
@@ -163,6 +167,10 @@ class Model:
                     f"Model {self.name}: labels={self.labels!r} needs label_key, the request"
                     ' fields that find a prediction\'s outcome (label_key=["transaction_id"]).'
                 )
+        if self.promote_if:
+            from gristmill.monitor.compare import check_promote_if
+
+            check_promote_if(self.name, self.promote_if)
         if self.label_maturity is not None:
             from gristmill.durations import parse_duration
 
