@@ -25,6 +25,12 @@ Ref = int | str
 """A version number, 'latest', or an alias name."""
 
 RECORDED_PACKAGES = ("lightgbm", "scikit-learn", "skops", "numpy")
+CANARY = "canary"
+"""The alias that decides for a share of entities (sticky by entity) beside the champion."""
+SHADOW = "shadow"
+"""The alias that scores every request after its answer, logged beside the champion."""
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -323,12 +329,6 @@ def recorded_environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": packages,
     }
-
-
-CANARY = "canary"
-"""The alias that decides for a share of entities (sticky by entity) beside the champion."""
-SHADOW = "shadow"
-"""The alias that scores every request after its answer, logged beside the champion."""
 
 
 def _alias_state(model: str, alias: str, document: bytes | None) -> dict[str, Any]:
